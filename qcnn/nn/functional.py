@@ -1,0 +1,485 @@
+"""Stateless array functions of the classical engine: convolution and pooling, forward and backward.
+
+Everything is built on one data movement, *im2col*: the receptive field of every output pixel
+becomes one column of a matrix, so a convolution is one matrix product (model §1: ``Y = A F``).
+
+Layout conventions
+------------------
+- Images: ``(N, C, H, W)``. Kernels: ``(O, C, kh, kw)`` (cross-correlation, no flip, as every
+  framework does).
+- ``cols`` from :func:`im2col` has shape ``(C * kh * kw, N * H' * W')``: row index
+  ``(c, i, j)`` (channel-major, like ``weight.reshape(O, -1)``), column index ``(n, h', w')``.
+  Column ``(n, p)`` is the transposed patch ``A_p`` of image ``n`` in the model's notation.
+
+Sizes
+-----
+``stride`` is an int or a pair. ``padding`` is an int, a pair, ``'same'`` or ``'valid'``:
+
+- integer padding ``P``: ``H' = (H + 2P - kh) / s + 1``; a non-integer ``H'`` raises ValueError
+  (no silent rounding);
+- ``'valid'``: no padding, ``H' = ceil((H - kh + 1) / s)`` (TensorFlow's rule);
+- ``'same'``: ``H' = ceil(H / s)``, with ``max((H' - 1) s + kh - H, 0)`` padding split as
+  TensorFlow does (the extra row/column at the bottom/right).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
+
+__all__ = [
+    "Geometry",
+    "Workspace",
+    "pair",
+    "conv_geometry",
+    "im2col",
+    "col2im",
+    "conv2d",
+    "conv2d_forward",
+    "conv2d_backward",
+    "patch_sq_norms",
+    "max_pool2d",
+    "max_pool2d_forward",
+    "max_pool2d_backward",
+    "avg_pool2d",
+    "avg_pool2d_backward",
+]
+
+Padding = int | tuple[int, int] | str
+
+
+def pair(value: int | tuple[int, int] | list[int], name: str) -> tuple[int, int]:
+    """Return ``value`` as a pair of ints; an int ``v`` becomes ``(v, v)``."""
+    if isinstance(value, (int, np.integer)) and not isinstance(value, bool):
+        return int(value), int(value)
+    if (
+        isinstance(value, (tuple, list))
+        and len(value) == 2
+        and all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) for v in value)
+    ):
+        return int(value[0]), int(value[1])
+    raise TypeError(f"{name} must be an int or a pair of ints, got {value!r}")
+
+
+@dataclass(frozen=True)
+class Geometry:
+    """Sizes of one sliding-window operation on a ``(N, C, H, W)`` input.
+
+    ``pads`` is ``(top, bottom, left, right)``; ``out`` is ``(H', W')``.
+    """
+
+    in_hw: tuple[int, int]
+    kernel: tuple[int, int]
+    stride: tuple[int, int]
+    pads: tuple[int, int, int, int]
+    out: tuple[int, int]
+
+    @property
+    def padded_hw(self) -> tuple[int, int]:
+        top, bottom, left, right = self.pads
+        return self.in_hw[0] + top + bottom, self.in_hw[1] + left + right
+
+    @property
+    def has_padding(self) -> bool:
+        return any(self.pads)
+
+
+def conv_geometry(
+    in_hw: tuple[int, int],
+    kernel: int | tuple[int, int],
+    stride: int | tuple[int, int] = 1,
+    padding: Padding = 0,
+    *,
+    what: str = "conv2d",
+) -> Geometry:
+    """Output size and padding of a window of size ``kernel`` sliding over ``in_hw``.
+
+    Raises ValueError naming the shapes when integer padding gives a non-integer output size,
+    or when the window does not fit.
+    """
+    kh, kw = pair(kernel, "kernel_size")
+    sh, sw = pair(stride, "stride")
+    h, w = in_hw
+    if kh < 1 or kw < 1:
+        raise ValueError(f"{what}: kernel size must be positive, got {(kh, kw)}")
+    if sh < 1 or sw < 1:
+        raise ValueError(f"{what}: stride must be positive, got {(sh, sw)}")
+    if isinstance(padding, str):
+        mode = padding.lower()
+        if mode == "valid":
+            if h < kh or w < kw:
+                raise ValueError(f"{what}: kernel {(kh, kw)} larger than input {(h, w)}")
+            out = (math.ceil((h - kh + 1) / sh), math.ceil((w - kw + 1) / sw))
+            pads = (0, 0, 0, 0)
+        elif mode == "same":
+            out = (math.ceil(h / sh), math.ceil(w / sw))
+            ph = max((out[0] - 1) * sh + kh - h, 0)
+            pw = max((out[1] - 1) * sw + kw - w, 0)
+            pads = (ph // 2, ph - ph // 2, pw // 2, pw - pw // 2)
+        else:
+            raise ValueError(
+                f"{what}: padding must be an int, a pair, 'same' or 'valid', got {padding!r}"
+            )
+    else:
+        ph, pw = pair(padding, "padding")
+        if ph < 0 or pw < 0:
+            raise ValueError(f"{what}: padding must be non-negative, got {(ph, pw)}")
+        out_dims = []
+        for size, k, s, p, axis in ((h, kh, sh, ph, "height"), (w, kw, sw, pw, "width")):
+            span = size + 2 * p - k
+            if span < 0:
+                raise ValueError(
+                    f"{what}: kernel {(kh, kw)} larger than padded input "
+                    f"{(h + 2 * ph, w + 2 * pw)} (input {(h, w)}, padding {(ph, pw)})"
+                )
+            if span % s:
+                raise ValueError(
+                    f"{what}: input {(h, w)} with kernel {(kh, kw)}, stride {(sh, sw)} and "
+                    f"padding {(ph, pw)} gives a non-integer output {axis} "
+                    f"({size} + 2*{p} - {k})/{s} + 1 = {span / s + 1:g}; "
+                    "adjust padding or use padding='valid' / 'same'"
+                )
+            out_dims.append(span // s + 1)
+        out = (out_dims[0], out_dims[1])
+        pads = (ph, ph, pw, pw)
+    return Geometry(in_hw=(h, w), kernel=(kh, kw), stride=(sh, sw), pads=pads, out=out)
+
+
+def _check_4d(x: np.ndarray, name: str = "x") -> None:
+    if not isinstance(x, np.ndarray) or x.ndim != 4:
+        shape = getattr(x, "shape", None)
+        raise ValueError(f"{name} must be a 4-D array (N, C, H, W), got shape {shape}")
+
+
+def _pad(x: np.ndarray, geom: Geometry, value: float = 0.0) -> np.ndarray:
+    if not geom.has_padding:
+        return x
+    top, bottom, left, right = geom.pads
+    return np.pad(x, ((0, 0), (0, 0), (top, bottom), (left, right)), constant_values=value)
+
+
+def _windows(xp: np.ndarray, geom: Geometry) -> np.ndarray:
+    """Strided view ``(N, C, H', W', kh, kw)`` of all windows of the padded input (no copy)."""
+    (kh, kw), (sh, sw), (ho, wo) = geom.kernel, geom.stride, geom.out
+    view = sliding_window_view(xp, (kh, kw), axis=(2, 3))
+    return view[:, :, : (ho - 1) * sh + 1 : sh, : (wo - 1) * sw + 1 : sw]
+
+
+def im2col(x: np.ndarray, geom: Geometry, out: np.ndarray | None = None) -> np.ndarray:
+    """Patches of ``x`` ``(N, C, H, W)`` as columns: ``(C * kh * kw, N * H' * W')``.
+
+    Row order ``(c, i, j)`` matches ``weight.reshape(O, -1)``; column order is ``(n, h', w')``.
+    ``out`` may be a reusable buffer with ``C * kh * kw * N * H' * W'`` elements of x's dtype.
+    """
+    xp = _pad(x, geom)
+    n, c = x.shape[:2]
+    (kh, kw), (ho, wo) = geom.kernel, geom.out
+    shape6 = (c, kh, kw, n, ho, wo)
+    cols = np.empty(shape6, dtype=x.dtype) if out is None else out.reshape(shape6)
+    # One strided copy into a C-contiguous target, so the GEMM that follows streams it.
+    cols[...] = _windows(xp, geom).transpose(1, 4, 5, 0, 2, 3)
+    return cols.reshape(c * kh * kw, n * ho * wo)
+
+
+def col2im(cols: np.ndarray, x_shape: tuple[int, ...], geom: Geometry) -> np.ndarray:
+    """Adjoint of :func:`im2col`: scatter-add columns back to an image ``x_shape`` = (N, C, H, W)."""
+    n, c, h, w = x_shape
+    (kh, kw), (sh, sw), (ho, wo) = geom.kernel, geom.stride, geom.out
+    hp, wp = geom.padded_hw
+    cols6 = cols.reshape(c, kh, kw, n, ho, wo)
+    # Accumulate in (C, N, H, W) so each slice add reads a contiguous (C, N, H', W') block.
+    dxp = np.zeros((c, n, hp, wp), dtype=cols.dtype)
+    for i in range(kh):
+        for j in range(kw):
+            dxp[:, :, i : i + sh * ho : sh, j : j + sw * wo : sw] += cols6[:, i, j]
+    top, _, left, _ = geom.pads
+    return dxp[:, :, top : top + h, left : left + w].transpose(1, 0, 2, 3)
+
+
+class Workspace:
+    """Scratch buffers reused across calls, keyed by name.
+
+    Large temporaries (the im2col matrix above all) cost more to allocate than to fill: every
+    fresh multi-megabyte array is page-faulted in by the kernel. A layer keeps one Workspace and
+    gets the same buffer back on every batch of the same shape. Never return a workspace buffer
+    to a caller that may keep it: the next call overwrites it.
+    """
+
+    def __init__(self) -> None:
+        self._buffers: dict[str, np.ndarray] = {}
+
+    def get(self, name: str, size: int, dtype: np.dtype) -> np.ndarray:
+        """A 1-D buffer of ``size`` elements of ``dtype`` (contents undefined)."""
+        buf = self._buffers.get(name)
+        if buf is None or buf.size < size or buf.dtype != dtype:
+            buf = np.empty(size, dtype=dtype)
+            self._buffers[name] = buf
+        return buf[:size]
+
+    def clear(self) -> None:
+        self._buffers.clear()
+
+
+def conv2d_forward(
+    x: np.ndarray,
+    weight: np.ndarray,
+    bias: np.ndarray | None = None,
+    stride: int | tuple[int, int] = 1,
+    padding: Padding = 0,
+    *,
+    workspace: Workspace | None = None,
+    workspace_key: str = "cols",
+) -> tuple[np.ndarray, tuple]:
+    """Convolution (cross-correlation) that also returns the cache :func:`conv2d_backward` needs.
+
+    x ``(N, C, H, W)``, weight ``(O, C, kh, kw)``, bias ``(O,)`` -> out ``(N, O, H', W')``.
+    The output is a transposed view of a channel-major ``(O, N, H', W')`` buffer, which is the
+    layout the next convolution's im2col reads fastest.
+    """
+    _check_4d(x)
+    _check_4d(weight, "weight")
+    if weight.shape[1] != x.shape[1]:
+        raise ValueError(
+            f"conv2d: input {x.shape} has {x.shape[1]} channels but weight {weight.shape} "
+            f"expects {weight.shape[1]}"
+        )
+    o = weight.shape[0]
+    if bias is not None and bias.shape != (o,):
+        raise ValueError(f"conv2d: bias shape {bias.shape} does not match {o} output channels")
+    geom = conv_geometry(x.shape[2:], weight.shape[2:], stride, padding)
+    n, (ho, wo) = x.shape[0], geom.out
+    dtype = np.result_type(x.dtype, weight.dtype)
+    buf = None
+    if workspace is not None:
+        buf = workspace.get(workspace_key, weight[0].size * n * ho * wo, x.dtype)
+    cols = im2col(x, geom, buf)
+    out2d = weight.reshape(o, -1).astype(dtype, copy=False) @ cols  # (O, N*H'*W'): one GEMM
+    if bias is not None:
+        out2d += bias.astype(dtype, copy=False)[:, None]
+    out = out2d.reshape(o, n, ho, wo).transpose(1, 0, 2, 3)
+    return out, (x.shape, cols, weight, geom, bias is not None)
+
+
+def conv2d(
+    x: np.ndarray,
+    weight: np.ndarray,
+    bias: np.ndarray | None = None,
+    stride: int | tuple[int, int] = 1,
+    padding: Padding = 0,
+) -> np.ndarray:
+    """2-D convolution: x ``(N, C, H, W)``, weight ``(O, C, kh, kw)`` -> ``(N, O, H', W')``."""
+    return conv2d_forward(x, weight, bias, stride, padding)[0]
+
+
+def conv2d_backward(
+    dout: np.ndarray,
+    cache: tuple,
+    need_input_grad: bool = True,
+    *,
+    workspace: Workspace | None = None,
+) -> tuple[np.ndarray | None, np.ndarray, np.ndarray | None]:
+    """Gradients of :func:`conv2d_forward`: returns ``(dx, dweight, dbias)``.
+
+    ``dx`` is skipped (None) when ``need_input_grad`` is False, e.g. for a network's first layer,
+    which saves the largest data movement of the backward pass.
+    """
+    x_shape, cols, weight, geom, has_bias = cache
+    o = weight.shape[0]
+    dout2d = dout.transpose(1, 0, 2, 3).reshape(o, -1)  # (O, N*H'*W')
+    # cols @ dout2d.T streams cols row by row: faster than dout2d @ cols.T for skinny O.
+    dweight = (cols @ dout2d.T).T.reshape(weight.shape).astype(weight.dtype, copy=False)
+    dbias = dout2d.sum(axis=1) if has_bias else None
+    dx = None
+    if need_input_grad:
+        w2d_t = weight.reshape(o, -1).T.astype(dout2d.dtype, copy=False)
+        if geom.stride == (1, 1):
+            dx = _conv_input_grad_stride1(dout, w2d_t, x_shape, geom, workspace)
+        else:
+            dx = col2im(w2d_t @ dout2d, x_shape, geom)
+    return dx, dweight, dbias
+
+
+def _conv_input_grad_stride1(
+    dout: np.ndarray,
+    w2d_t: np.ndarray,
+    x_shape: tuple[int, ...],
+    geom: Geometry,
+    workspace: Workspace | None,
+) -> np.ndarray:
+    """``dx`` of a stride-1 convolution with contiguous shifted adds instead of col2im.
+
+    With stride 1, output pixel ``(n, h, w)`` touches padded input pixel
+    ``(n, h + i, w + j)``. Laying ``dout`` out on the padded input grid (zeros elsewhere) and
+    flattening it, that is one *uniform* shift by ``i * Wp + j`` for every pixel, so each kernel
+    offset becomes a single contiguous slice add over the whole batch. The zeros at the
+    off-grid positions make the wrap-around across rows and images harmless. This moves more
+    bytes than col2im but in long contiguous runs, which is what numpy does fast.
+    """
+    n, c, h, w = x_shape
+    o = dout.shape[1]
+    (kh, kw), (ho, wo) = geom.kernel, geom.out
+    hp, wp = geom.padded_hw
+    length = n * hp * wp
+    dtype = w2d_t.dtype
+    dgrid = np.zeros((o, n, hp, wp), dtype=dtype)
+    dgrid[:, :, :ho, :wo] = dout.transpose(1, 0, 2, 3)
+    size = c * kh * kw * length
+    buf = np.empty(size, dtype) if workspace is None else workspace.get("dcols", size, dtype)
+    dcols = np.matmul(w2d_t, dgrid.reshape(o, length), out=buf.reshape(c * kh * kw, length))
+    dcols = dcols.reshape(c, kh, kw, length)
+    acc = np.zeros((c, length + (kh - 1) * wp + kw - 1), dtype=dtype)
+    for i in range(kh):
+        for j in range(kw):
+            shift = i * wp + j
+            acc[:, shift : shift + length] += dcols[:, i, j]
+    dxp = acc[:, :length].reshape(c, n, hp, wp)
+    top, _, left, _ = geom.pads
+    return dxp[:, :, top : top + h, left : left + w].transpose(1, 0, 2, 3)
+
+
+def patch_sq_norms(
+    x: np.ndarray,
+    kernel: int | tuple[int, int],
+    stride: int | tuple[int, int] = 1,
+    padding: Padding = 0,
+) -> np.ndarray:
+    """Squared norms ``||A_p||^2`` of every receptive field over all channels: ``(N, H', W')``.
+
+    Computed as a box filter of ``sum_c x^2`` through an integral image, so it costs O(N H W)
+    instead of the O(N H' W' C kh kw) of summing the im2col rows.
+    """
+    _check_4d(x)
+    geom = conv_geometry(x.shape[2:], kernel, stride, padding)
+    # float64 accumulation: the integral image subtracts large partial sums.
+    sq = _pad(np.einsum("nchw,nchw->nhw", x, x, dtype=np.float64)[:, None], geom)[:, 0]
+    n, hp, wp = sq.shape
+    integral = np.zeros((n, hp + 1, wp + 1))
+    np.cumsum(np.cumsum(sq, axis=1), axis=2, out=integral[:, 1:, 1:])
+    (kh, kw), (sh, sw), (ho, wo) = geom.kernel, geom.stride, geom.out
+    r0 = np.arange(ho) * sh
+    c0 = np.arange(wo) * sw
+    box = (
+        integral[:, r0[:, None] + kh, c0[None, :] + kw]
+        - integral[:, r0[:, None], c0[None, :] + kw]
+        - integral[:, r0[:, None] + kh, c0[None, :]]
+        + integral[:, r0[:, None], c0[None, :]]
+    )
+    return np.maximum(box, 0.0).astype(x.dtype, copy=False)
+
+
+# ----------------------------------------------------------------------------------------------
+# Pooling
+# ----------------------------------------------------------------------------------------------
+
+
+def _pool_geometry(x, kernel_size, stride, padding, what) -> Geometry:
+    _check_4d(x)
+    return conv_geometry(
+        x.shape[2:], kernel_size, kernel_size if stride is None else stride, padding, what=what
+    )
+
+
+def _is_tiling(geom: Geometry) -> bool:
+    """Non-overlapping windows that cover the input exactly (the common 2x2/2 case)."""
+    return (
+        geom.kernel == geom.stride
+        and not geom.has_padding
+        and geom.out[0] * geom.kernel[0] == geom.in_hw[0]
+        and geom.out[1] * geom.kernel[1] == geom.in_hw[1]
+    )
+
+
+def max_pool2d_forward(
+    x: np.ndarray,
+    kernel_size: int | tuple[int, int],
+    stride: int | tuple[int, int] | None = None,
+    padding: Padding = 0,
+) -> tuple[np.ndarray, tuple]:
+    """Max pooling ``(N, C, H, W) -> (N, C, H', W')`` and the cache for the backward pass.
+
+    ``stride`` defaults to ``kernel_size``. Padding is with -inf (it never wins the max).
+    The cache holds the flat arg-max of every window, so the gradient goes to exactly one input
+    (the first maximum on ties, like PyTorch).
+    """
+    geom = _pool_geometry(x, kernel_size, stride, padding, "max_pool2d")
+    n, c = x.shape[:2]
+    (kh, kw), (ho, wo) = geom.kernel, geom.out
+    if _is_tiling(geom):
+        blocks = x.reshape(n, c, ho, kh, wo, kw).transpose(0, 1, 2, 4, 3, 5)
+    else:
+        fill = -np.inf if np.issubdtype(x.dtype, np.floating) else np.iinfo(x.dtype).min
+        blocks = _windows(_pad(x, geom, fill), geom)
+    blocks = blocks.reshape(n, c, ho, wo, kh * kw)
+    arg = blocks.argmax(axis=-1)
+    out = np.take_along_axis(blocks, arg[..., None], axis=-1)[..., 0]
+    return out, (x.shape, geom, arg)
+
+
+def max_pool2d(
+    x: np.ndarray,
+    kernel_size: int | tuple[int, int],
+    stride: int | tuple[int, int] | None = None,
+    padding: Padding = 0,
+) -> np.ndarray:
+    """Max pooling ``(N, C, H, W) -> (N, C, H', W')``; ``stride`` defaults to ``kernel_size``."""
+    return max_pool2d_forward(x, kernel_size, stride, padding)[0]
+
+
+def max_pool2d_backward(dout: np.ndarray, cache: tuple) -> np.ndarray:
+    """Route ``dout`` ``(N, C, H', W')`` to the arg-max of each window: ``(N, C, H, W)``."""
+    x_shape, geom, arg = cache
+    n, c, h, w = x_shape
+    kw, (sh, sw), (ho, wo) = geom.kernel[1], geom.stride, geom.out
+    hp, wp = geom.padded_hw
+    # Flat index of each window's arg-max in the padded plane; bincount sums overlapping hits.
+    di, dj = np.divmod(arg, kw)
+    rows = (np.arange(ho) * sh)[:, None] + di
+    colsj = (np.arange(wo) * sw)[None, :] + dj
+    plane = (np.arange(n * c) * (hp * wp)).reshape(n, c, 1, 1)
+    flat = plane + rows * wp + colsj
+    dxp = np.bincount(flat.ravel(), weights=dout.ravel(), minlength=n * c * hp * wp)
+    dxp = dxp.astype(dout.dtype, copy=False).reshape(n, c, hp, wp)
+    top, _, left, _ = geom.pads
+    return dxp[:, :, top : top + h, left : left + w]
+
+
+def avg_pool2d(
+    x: np.ndarray,
+    kernel_size: int | tuple[int, int],
+    stride: int | tuple[int, int] | None = None,
+    padding: Padding = 0,
+) -> np.ndarray:
+    """Average pooling ``(N, C, H, W) -> (N, C, H', W')``; zero padding counts in the mean."""
+    geom = _pool_geometry(x, kernel_size, stride, padding, "avg_pool2d")
+    n, c = x.shape[:2]
+    (kh, kw), (ho, wo) = geom.kernel, geom.out
+    if _is_tiling(geom):
+        return x.reshape(n, c, ho, kh, wo, kw).mean(axis=(3, 5))
+    return _windows(_pad(x, geom), geom).mean(axis=(4, 5))
+
+
+def avg_pool2d_backward(
+    dout: np.ndarray,
+    x_shape: tuple[int, ...],
+    kernel_size: int | tuple[int, int],
+    stride: int | tuple[int, int] | None = None,
+    padding: Padding = 0,
+) -> np.ndarray:
+    """Spread ``dout`` ``(N, C, H', W')`` evenly over each window: ``(N, C, H, W)``."""
+    n, c, h, w = x_shape
+    geom = conv_geometry((h, w), kernel_size, kernel_size if stride is None else stride, padding)
+    (kh, kw), (sh, sw), (ho, wo) = geom.kernel, geom.stride, geom.out
+    share = dout / (kh * kw)
+    if _is_tiling(geom):
+        dx = np.broadcast_to(share[:, :, :, None, :, None], (n, c, ho, kh, wo, kw))
+        return dx.reshape(n, c, h, w)
+    hp, wp = geom.padded_hw
+    dxp = np.zeros((n, c, hp, wp), dtype=dout.dtype)
+    for i in range(kh):
+        for j in range(kw):
+            dxp[:, :, i : i + sh * ho : sh, j : j + sw * wo : sw] += share
+    top, _, left, _ = geom.pads
+    return dxp[:, :, top : top + h, left : left + w]

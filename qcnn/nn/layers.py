@@ -1,0 +1,360 @@
+"""Layers with one protocol, each backward next to its forward.
+
+- ``forward(x, training=True)`` computes the output and caches what ``backward`` needs;
+- ``backward(dout)`` returns ``dx`` (or None when ``need_input_grad`` is False, which the
+  :class:`~qcnn.nn.model.Sequential` sets on its first layer) and stores each parameter's
+  gradient in ``param.grad``.
+
+Parameters are :class:`Parameter` objects (``.data``, ``.grad``, ``.name``) so optimizers and
+gradient transforms (the quantum backprop noise) can treat every layer alike.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from qcnn.nn import functional as F
+from qcnn.nn.init import kaiming_uniform, uniform_bias
+
+__all__ = [
+    "Parameter",
+    "Layer",
+    "Conv2D",
+    "Dense",
+    "Flatten",
+    "ReLU",
+    "CapReLU",
+    "Sigmoid",
+    "Tanh",
+    "Dropout",
+    "MaxPool2D",
+    "AvgPool2D",
+]
+
+
+def _default_rng(rng: np.random.Generator | int | None) -> np.random.Generator:
+    if isinstance(rng, np.random.Generator):
+        return rng
+    return np.random.default_rng(rng)
+
+
+class Parameter:
+    """A trainable array and its gradient.
+
+    ``quantum`` marks kernels whose gradient a quantum computer would estimate (used by the
+    quantum backprop noise when it is restricted to quantum layers).
+    """
+
+    __slots__ = ("data", "grad", "name", "quantum")
+
+    def __init__(self, data: np.ndarray, name: str = "", quantum: bool = False) -> None:
+        self.data = data
+        self.grad: np.ndarray | None = None
+        self.name = name
+        self.quantum = quantum
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return self.data.shape
+
+    def __repr__(self) -> str:
+        return f"Parameter({self.name!r}, shape={self.data.shape}, dtype={self.data.dtype})"
+
+
+class Layer:
+    """Base class: a layer without parameters that passes gradients straight through."""
+
+    need_input_grad: bool = True
+
+    def __init__(self) -> None:
+        self.params: dict[str, Parameter] = {}
+
+    def forward(self, x: np.ndarray, training: bool = True) -> np.ndarray:
+        raise NotImplementedError
+
+    def backward(self, dout: np.ndarray) -> np.ndarray | None:
+        raise NotImplementedError
+
+    def __call__(self, x: np.ndarray, training: bool = True) -> np.ndarray:
+        return self.forward(x, training)
+
+    def output_shape(self, input_shape: tuple[int, ...]) -> tuple[int, ...]:
+        """Shape of one sample's output for one sample's ``input_shape`` (no batch axis)."""
+        return input_shape
+
+    def extra_repr(self) -> str:
+        return ""
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.extra_repr()})"
+
+
+class Conv2D(Layer):
+    """2-D convolution ``(N, C, H, W) -> (N, O, H', W')`` (cross-correlation, PyTorch init).
+
+    ``padding`` is an int, a pair, ``'same'`` or ``'valid'``; see :mod:`qcnn.nn.functional`.
+    """
+
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        kernel_size: int | tuple[int, int],
+        stride: int | tuple[int, int] = 1,
+        padding: F.Padding = 0,
+        bias: bool = True,
+        *,
+        rng: np.random.Generator | int | None = None,
+        dtype: np.dtype = np.float32,
+    ) -> None:
+        super().__init__()
+        if in_channels < 1 or out_channels < 1:
+            raise ValueError(
+                f"Conv2D: channels must be positive, got in={in_channels}, out={out_channels}"
+            )
+        rng = _default_rng(rng)
+        kh, kw = F.pair(kernel_size, "kernel_size")
+        F.conv_geometry((kh, kw), (kh, kw), stride, padding)  # validates stride/padding early
+        self.in_channels, self.out_channels = in_channels, out_channels
+        self.kernel_size, self.stride, self.padding = (kh, kw), stride, padding
+        shape = (out_channels, in_channels, kh, kw)
+        self.weight = Parameter(kaiming_uniform(shape, rng, dtype=dtype), "weight")
+        self.params["weight"] = self.weight
+        self.bias = None
+        if bias:
+            self.bias = Parameter(uniform_bias(out_channels, shape, rng, dtype), "bias")
+            self.params["bias"] = self.bias
+        self._ws = F.Workspace()
+        self._cache = None
+
+    def _conv(self, x: np.ndarray, training: bool) -> np.ndarray:
+        if x.ndim != 4 or x.shape[1] != self.in_channels:
+            raise ValueError(
+                f"{self!r} expects input (N, {self.in_channels}, H, W), got shape {x.shape}"
+            )
+        bias = None if self.bias is None else self.bias.data
+        # Inference gets its own buffer so it never clobbers the cache a backward still needs.
+        out, cache = F.conv2d_forward(
+            x, self.weight.data, bias, self.stride, self.padding,
+            workspace=self._ws, workspace_key="cols" if training else "cols_eval",
+        )  # fmt: skip
+        self._cache = cache if training else None
+        return out
+
+    def forward(self, x: np.ndarray, training: bool = True) -> np.ndarray:
+        return self._conv(x, training)
+
+    def _conv_backward(self, dout: np.ndarray) -> np.ndarray | None:
+        if self._cache is None:
+            raise RuntimeError(f"{self!r}: backward called without a training forward pass")
+        dx, dw, db = F.conv2d_backward(dout, self._cache, self.need_input_grad, workspace=self._ws)
+        self.weight.grad = dw
+        if self.bias is not None:
+            self.bias.grad = db.astype(self.bias.data.dtype, copy=False)
+        return dx
+
+    def backward(self, dout: np.ndarray) -> np.ndarray | None:
+        return self._conv_backward(dout)
+
+    def output_shape(self, input_shape: tuple[int, ...]) -> tuple[int, ...]:
+        geom = F.conv_geometry(input_shape[1:], self.kernel_size, self.stride, self.padding)
+        return (self.out_channels, *geom.out)
+
+    def extra_repr(self) -> str:
+        return (
+            f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, "
+            f"stride={self.stride}, padding={self.padding!r}, bias={self.bias is not None}"
+        )
+
+
+class Dense(Layer):
+    """Fully connected layer ``(N, in) -> (N, out)``; weight ``(out, in)`` as in PyTorch."""
+
+    def __init__(
+        self,
+        in_features: int,
+        out_features: int,
+        bias: bool = True,
+        *,
+        rng: np.random.Generator | int | None = None,
+        dtype: np.dtype = np.float32,
+    ) -> None:
+        super().__init__()
+        if in_features < 1 or out_features < 1:
+            raise ValueError(f"Dense: sizes must be positive, got {in_features} -> {out_features}")
+        rng = _default_rng(rng)
+        self.in_features, self.out_features = in_features, out_features
+        shape = (out_features, in_features)
+        self.weight = Parameter(kaiming_uniform(shape, rng, dtype=dtype), "weight")
+        self.params["weight"] = self.weight
+        self.bias = None
+        if bias:
+            self.bias = Parameter(uniform_bias(out_features, shape, rng, dtype), "bias")
+            self.params["bias"] = self.bias
+        self._x: np.ndarray | None = None
+
+    def forward(self, x: np.ndarray, training: bool = True) -> np.ndarray:
+        if x.ndim != 2 or x.shape[1] != self.in_features:
+            raise ValueError(f"{self!r} expects input (N, {self.in_features}), got {x.shape}")
+        self._x = x if training else None
+        out = x @ self.weight.data.T
+        if self.bias is not None:
+            out += self.bias.data
+        return out
+
+    def backward(self, dout: np.ndarray) -> np.ndarray | None:
+        if self._x is None:
+            raise RuntimeError(f"{self!r}: backward called without a training forward pass")
+        self.weight.grad = (dout.T @ self._x).astype(self.weight.data.dtype, copy=False)
+        if self.bias is not None:
+            self.bias.grad = dout.sum(axis=0).astype(self.bias.data.dtype, copy=False)
+        return dout @ self.weight.data if self.need_input_grad else None
+
+    def output_shape(self, input_shape: tuple[int, ...]) -> tuple[int, ...]:
+        return (self.out_features,)
+
+    def extra_repr(self) -> str:
+        return f"{self.in_features}, {self.out_features}, bias={self.bias is not None}"
+
+
+class Flatten(Layer):
+    """``(N, ...) -> (N, prod(...))``."""
+
+    def forward(self, x: np.ndarray, training: bool = True) -> np.ndarray:
+        self._shape = x.shape
+        return x.reshape(x.shape[0], -1)
+
+    def backward(self, dout: np.ndarray) -> np.ndarray:
+        return dout.reshape(self._shape)
+
+    def output_shape(self, input_shape: tuple[int, ...]) -> tuple[int, ...]:
+        return (int(np.prod(input_shape)),)
+
+
+class ReLU(Layer):
+    """``max(x, 0)``; derivative 1 where x > 0."""
+
+    def forward(self, x: np.ndarray, training: bool = True) -> np.ndarray:
+        out = np.maximum(x, 0)
+        self._mask = out > 0 if training else None
+        return out
+
+    def backward(self, dout: np.ndarray) -> np.ndarray:
+        return dout * self._mask
+
+
+class CapReLU(Layer):
+    """Capped ReLU ``min(max(x, 0), cap)``: the quantum layer's non-linearity (model §2.3).
+
+    Derivative 1 on ``(0, cap)`` and 0 elsewhere.
+    """
+
+    def __init__(self, cap: float) -> None:
+        super().__init__()
+        if not np.isfinite(cap) or cap <= 0:
+            raise ValueError(f"CapReLU: cap must be a finite number > 0, got {cap!r}")
+        self.cap = float(cap)
+
+    def forward(self, x: np.ndarray, training: bool = True) -> np.ndarray:
+        out = np.clip(x, 0, self.cap)
+        self._mask = ((x > 0) & (x < self.cap)) if training else None
+        return out
+
+    def backward(self, dout: np.ndarray) -> np.ndarray:
+        return dout * self._mask
+
+    def extra_repr(self) -> str:
+        return f"cap={self.cap:g}"
+
+
+class Sigmoid(Layer):
+    """``1 / (1 + exp(-x))``, computed without overflow."""
+
+    def forward(self, x: np.ndarray, training: bool = True) -> np.ndarray:
+        # exp of a non-positive number only: no overflow for large |x|
+        e = np.exp(-np.abs(x))
+        out = np.where(x >= 0, 1.0 / (1.0 + e), e / (1.0 + e)).astype(x.dtype, copy=False)
+        self._out = out
+        return out
+
+    def backward(self, dout: np.ndarray) -> np.ndarray:
+        return dout * self._out * (1 - self._out)
+
+
+class Tanh(Layer):
+    """``tanh(x)``."""
+
+    def forward(self, x: np.ndarray, training: bool = True) -> np.ndarray:
+        self._out = np.tanh(x)
+        return self._out
+
+    def backward(self, dout: np.ndarray) -> np.ndarray:
+        return dout * (1 - self._out * self._out)
+
+
+class Dropout(Layer):
+    """Inverted dropout: zero each unit with probability ``p`` in training, scale by 1/(1-p)."""
+
+    def __init__(self, p: float = 0.5, *, rng: np.random.Generator | int | None = None) -> None:
+        super().__init__()
+        if not 0 <= p < 1:
+            raise ValueError(f"Dropout: p must be in [0, 1), got {p!r}")
+        self.p = float(p)
+        self.rng = _default_rng(rng)
+
+    def forward(self, x: np.ndarray, training: bool = True) -> np.ndarray:
+        if not training or self.p == 0:
+            self._mask = None
+            return x
+        keep = self.rng.random(x.shape, dtype=np.float32) >= self.p
+        self._mask = keep.astype(x.dtype) / (1 - self.p)
+        return x * self._mask
+
+    def backward(self, dout: np.ndarray) -> np.ndarray:
+        return dout if self._mask is None else dout * self._mask
+
+    def extra_repr(self) -> str:
+        return f"p={self.p:g}"
+
+
+class MaxPool2D(Layer):
+    """Max pooling; the gradient goes to the arg-max of each window."""
+
+    def __init__(
+        self,
+        kernel_size: int | tuple[int, int] = 2,
+        stride: int | tuple[int, int] | None = None,
+        padding: F.Padding = 0,
+    ) -> None:
+        super().__init__()
+        self.kernel_size, self.stride, self.padding = kernel_size, stride, padding
+        F.pair(kernel_size, "kernel_size")
+
+    def forward(self, x: np.ndarray, training: bool = True) -> np.ndarray:
+        out, cache = F.max_pool2d_forward(x, self.kernel_size, self.stride, self.padding)
+        self._cache = cache if training else None
+        return out
+
+    def backward(self, dout: np.ndarray) -> np.ndarray:
+        return F.max_pool2d_backward(dout, self._cache)
+
+    def output_shape(self, input_shape: tuple[int, ...]) -> tuple[int, ...]:
+        stride = self.kernel_size if self.stride is None else self.stride
+        geom = F.conv_geometry(input_shape[1:], self.kernel_size, stride, self.padding)
+        return (input_shape[0], *geom.out)
+
+    def extra_repr(self) -> str:
+        return f"kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding!r}"
+
+
+class AvgPool2D(MaxPool2D):
+    """Average pooling; the gradient is spread evenly over each window."""
+
+    def forward(self, x: np.ndarray, training: bool = True) -> np.ndarray:
+        self._x_shape = x.shape
+        return F.avg_pool2d(x, self.kernel_size, self.stride, self.padding)
+
+    def backward(self, dout: np.ndarray) -> np.ndarray:
+        return F.avg_pool2d_backward(
+            dout, self._x_shape, self.kernel_size, self.stride, self.padding
+        )

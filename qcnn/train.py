@@ -30,6 +30,7 @@ from qcnn.io import atomic_savez, atomic_write_json, atomic_write_text
 from qcnn.nn.losses import softmax_cross_entropy
 from qcnn.nn.model import Sequential, load_npz_strict
 from qcnn.nn.optim import Optimizer
+from qcnn.seeding import seed_stream
 
 __all__ = [
     "StepLog",
@@ -250,7 +251,7 @@ def fit(
             f"train x and y must be non-empty and match, got {len(x_train)} and {len(y_train)}"
         )
 
-    shuffle_rng = np.random.default_rng(np.random.SeedSequence(seed).spawn(1)[0])
+    shuffle_rng = np.random.default_rng(seed_stream(seed, "shuffle"))
     history = History()
     start_epoch = 0
     run_meta = {"batch_size": batch_size, "seed": seed, "train_size": len(x_train)}

@@ -1,0 +1,55 @@
+"""Emulator of the KLP19 quantum CNN at dataset scale (numpy only; never imports Qiskit).
+
+- :class:`QuantumConfig`: every knob of model §2-3, validated.
+- :class:`QuantumConv2D`: the quantum convolution layer (IPE error model, capped ReLU,
+  l-infinity tomography sampling, pooling on write), a drop-in for :class:`qcnn.nn.Conv2D`.
+- :class:`QuantumGradientNoise`: quantum backprop as an optimizer gradient hook.
+- sub-routines: :mod:`qcnn.quantum.ipe`, :mod:`qcnn.quantum.sampling`,
+  :mod:`qcnn.quantum.nonlinearity`; running-time model: :mod:`qcnn.quantum.resources`.
+"""
+
+from qcnn.quantum.config import QuantumConfig
+from qcnn.quantum.executor import ConvProblem, EmulatorExecutor, Executor, make_executor
+from qcnn.quantum.gradient_noise import QuantumGradientNoise
+from qcnn.quantum.ipe import (
+    ae_estimate,
+    ae_outcome_probabilities,
+    amplitude_estimation_ipe,
+    estimate_inner_products,
+    gaussian_ipe,
+    sample_ae_outcomes,
+)
+from qcnn.quantum.layer import QuantumConv2D, layer_shots
+from qcnn.quantum.nonlinearity import noisy_cap_relu
+from qcnn.quantum.sampling import (
+    expected_distinct_fraction,
+    implied_eta,
+    sample_pixels,
+    sampled_values,
+    shots_from_sigma,
+    tomography_shots,
+)
+
+__all__ = [
+    "QuantumConfig",
+    "QuantumConv2D",
+    "QuantumGradientNoise",
+    "ConvProblem",
+    "Executor",
+    "EmulatorExecutor",
+    "make_executor",
+    "layer_shots",
+    "gaussian_ipe",
+    "ae_outcome_probabilities",
+    "sample_ae_outcomes",
+    "ae_estimate",
+    "amplitude_estimation_ipe",
+    "estimate_inner_products",
+    "noisy_cap_relu",
+    "sample_pixels",
+    "sampled_values",
+    "expected_distinct_fraction",
+    "tomography_shots",
+    "shots_from_sigma",
+    "implied_eta",
+]

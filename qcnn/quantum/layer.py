@@ -1,0 +1,234 @@
+"""``QuantumConv2D``: the KLP19 quantum convolution layer, emulated over a whole batch at once.
+
+Forward pass, in the order of model §2 (one batch, no Python loop over images or pixels):
+
+1. the exact products ``Y = A F`` (im2col + one GEMM) and, when the error model needs them, the
+   norms ``||A_p||`` (all channels of the patch, per image) and ``||F_q||``;
+2. inner-product estimation ``Ybar`` by the executor (Gaussian / AE error model, or circuits);
+3. the capped ReLU in the configured order (:func:`~qcnn.quantum.nonlinearity.noisy_cap_relu`);
+4. l-infinity tomography: per image, ``N`` shots over all channels and positions jointly with
+   probability proportional to ``f`` (with replacement); undrawn pixels become 0;
+5. pooling (optional) while writing to the next layer's storage.
+
+Backward (model §3): zero gradient where a pixel was not drawn, the cap's derivative, pooling
+routing; the estimation noise is a constant. The bias is added classically after the estimate.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from qcnn.nn import functional as F
+from qcnn.nn.layers import Conv2D
+from qcnn.quantum.config import QuantumConfig
+from qcnn.quantum.executor import ConvProblem, Executor, make_executor
+from qcnn.quantum.nonlinearity import noisy_cap_relu
+from qcnn.quantum.sampling import implied_eta, sampled_values, shots_from_sigma, tomography_shots
+
+__all__ = ["QuantumConv2D", "layer_shots"]
+
+
+def layer_shots(config: QuantumConfig, d: int) -> int | None:
+    """Shots per image for a layer output of ``d = D'H'W'`` pixels (None: no sampling)."""
+    if config.sigma is not None:
+        return shots_from_sigma(d, config.sigma)
+    if config.eta is not None:
+        return tomography_shots(d, config.eta)
+    return None
+
+
+class QuantumConv2D(Conv2D):
+    """Quantum convolution + capped ReLU + sampling (+ pooling): ``(N, C, H, W) -> (N, O, H'', W'')``.
+
+    Same constructor as :class:`~qcnn.nn.Conv2D` (so a network swaps one for the other, and the
+    weights load either way) plus:
+
+    Args:
+        config: the :class:`QuantumConfig` (error models, cap, sigma/eta, ...).
+        pool: ``None``, ``'max'`` or ``'avg'``: pooling during the write to the next layer.
+        pool_size: pooling window (and stride), default 2.
+        executor: ``'emulator'`` (default), ``'circuits'`` (Qiskit; small inputs only) or an
+            :class:`~qcnn.quantum.executor.Executor`.
+        executor_options: keyword arguments for the circuits executor (e.g. ``backend``).
+        rng: generator for the layer's randomness (estimation noise and sampling).
+        detailed_stats: also compute ``mu(A)`` (an SVD of the first image's patch matrix).
+
+    After each forward pass ``stats`` holds the measurements the resource report needs
+    (``M``, ``E[f]``, kept fraction, shots, ``mu``); ``stats_mean()`` averages them over the
+    passes since ``reset_stats()``.
+    """
+
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        kernel_size: int | tuple[int, int],
+        stride: int | tuple[int, int] = 1,
+        padding: F.Padding = 0,
+        bias: bool = True,
+        *,
+        config: QuantumConfig,
+        pool: str | None = None,
+        pool_size: int | tuple[int, int] = 2,
+        executor: str | Executor = "emulator",
+        executor_options: dict[str, Any] | None = None,
+        rng: np.random.Generator | int | None = None,
+        dtype: np.dtype = np.float32,
+        detailed_stats: bool = False,
+    ) -> None:
+        if not isinstance(config, QuantumConfig):
+            raise TypeError(f"config must be a QuantumConfig, got {type(config).__name__}")
+        if pool not in (None, "max", "avg"):
+            raise ValueError(f"pool must be None, 'max' or 'avg', got {pool!r}")
+        gen = rng if isinstance(rng, np.random.Generator) else np.random.default_rng(rng)
+        # The weights come from ``gen`` exactly as in Conv2D (same seed, same initial weights as
+        # the classical twin); the runtime noise from an independent child stream of its seed.
+        (noise_seq,) = gen.bit_generator.seed_seq.spawn(1)
+        super().__init__(
+            in_channels, out_channels, kernel_size, stride, padding, bias, rng=gen, dtype=dtype
+        )
+        self.weight.quantum = True
+        self.config = config
+        self.pool, self.pool_size = pool, pool_size
+        self.executor = make_executor(executor, **(executor_options or {}))
+        self.rng = np.random.default_rng(noise_seq)
+        self.detailed_stats = detailed_stats
+        self.stats: dict[str, float] = {}
+        self._stats_sum: dict[str, float] = {}
+        self._stats_count = 0
+        self._qcache: tuple | None = None
+
+    # ------------------------------------------------------------------------------------------
+    def _norm_products(
+        self, x: np.ndarray, y_shape: tuple[int, ...]
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """``(patch norms (N or 1, H', W'), kernel norms (O,))``."""
+        cfg = self.config
+        if cfg.norms == "first_image":
+            # The notebook's shortcut: image 0, channel 0 stands for every image and channel.
+            sq = F.patch_sq_norms(x[:1, :1], self.kernel_size, self.stride, self.padding)
+        else:
+            sq = F.patch_sq_norms(x, self.kernel_size, self.stride, self.padding)
+        w2d = self.weight.data.reshape(self.out_channels, -1)
+        return np.sqrt(sq), np.sqrt(np.einsum("ok,ok->o", w2d, w2d))
+
+    def forward(self, x: np.ndarray, training: bool = True) -> np.ndarray:
+        if x.ndim != 4 or x.shape[1] != self.in_channels:
+            raise ValueError(
+                f"{self!r} expects input (N, {self.in_channels}, H, W), got shape {x.shape}"
+            )
+        cfg = self.config
+        y_nb, cache = F.conv2d_forward(
+            x, self.weight.data, None, self.stride, self.padding,
+            workspace=self._ws, workspace_key="cols" if training else "cols_eval",
+        )  # fmt: skip
+        y_nb = np.ascontiguousarray(y_nb)  # (N, O, H', W'); rows per image for the sampling
+        n = x.shape[0]
+        a_norm, f_norm = self._norm_products(x, y_nb.shape)
+        scale = a_norm[:, None, :, :] * f_norm[None, :, None, None]
+
+        if cfg.ipe == "exact":
+            y_bar_nb = y_nb
+        else:
+            problem = ConvProblem(
+                cache[1], self.weight.data.reshape(self.out_channels, -1), y_nb, scale
+            )
+            y_bar_nb = self.executor.inner_products(problem, cfg, self.rng)
+        if self.bias is not None:
+            b = self.bias.data.reshape(1, -1, 1, 1)
+            y, y_bar = y_nb + b, y_bar_nb + b
+        else:
+            y, y_bar = y_nb, y_bar_nb
+        f, df = noisy_cap_relu(y, y_bar, cfg.cap, cfg.noise_order)
+
+        values = f.reshape(n, -1)
+        d = values.shape[1]
+        shots = layer_shots(cfg, d)
+        if shots is None:
+            out, kept = f, None
+        else:
+            counts = self.executor.sample(values, shots, cfg, self.rng)
+            kept = counts > 0
+            out = sampled_values(values, counts, cfg.sampled_value, cfg.sampling_power).reshape(
+                f.shape
+            )
+            df &= kept.reshape(df.shape)
+
+        pool_cache = None
+        if self.pool == "max":
+            out, pool_cache = F.max_pool2d_forward(out, self.pool_size)
+        elif self.pool == "avg":
+            pool_cache = out.shape
+            out = F.avg_pool2d(out, self.pool_size)
+
+        self._record_stats(x, values, kept, shots, d, a_norm, f_norm, y_bar - y)
+        self._qcache = (cache, df, pool_cache) if training else None
+        return out
+
+    def backward(self, dout: np.ndarray) -> np.ndarray | None:
+        if self._qcache is None:
+            raise RuntimeError(f"{self!r}: backward called without a training forward pass")
+        cache, df, pool_cache = self._qcache
+        if self.pool == "max":
+            dout = F.max_pool2d_backward(dout, pool_cache)
+        elif self.pool == "avg":
+            dout = F.avg_pool2d_backward(dout, pool_cache, self.pool_size)
+        dpre = dout * df  # unsampled pixels and capped pixels get no gradient
+        dx, dw, _ = F.conv2d_backward(dpre, cache, self.need_input_grad, workspace=self._ws)
+        self.weight.grad = dw
+        if self.bias is not None:
+            self.bias.grad = dpre.sum(axis=(0, 2, 3)).astype(self.bias.data.dtype, copy=False)
+        return dx
+
+    def output_shape(self, input_shape: tuple[int, ...]) -> tuple[int, ...]:
+        shape = super().output_shape(input_shape)
+        if self.pool is None:
+            return shape
+        geom = F.conv_geometry(
+            shape[1:], self.pool_size, self.pool_size, 0, what=f"{self.pool} pool"
+        )
+        return (shape[0], *geom.out)
+
+    # ------------------------------------------------------------------------------------------
+    def _record_stats(self, x, values, kept, shots, d, a_norm, f_norm, err) -> None:
+        m_per_image = a_norm.reshape(a_norm.shape[0], -1).max(axis=1) * f_norm.max()
+        w2d = self.weight.data.reshape(self.out_channels, -1).astype(np.float64)
+        spectral_f = np.linalg.norm(w2d, 2)
+        stats = {
+            "M": float(m_per_image.mean()),
+            "M_max": float(m_per_image.max()),
+            "mean_f": float(values.mean(dtype=np.float64)),
+            "pixels": float(d),
+            "shots": float(shots) if shots is not None else float("nan"),
+            "implied_eta": implied_eta(d, shots) if shots is not None else float("nan"),
+            "kept_fraction": float(kept.mean()) if kept is not None else 1.0,
+            "zero_images": float((values.max(axis=1) <= 0).sum()),
+            "ipe_error_rms": float(np.sqrt(np.mean(np.square(err, dtype=np.float64)))),
+            "mu_F": float(np.linalg.norm(w2d) / spectral_f) if spectral_f > 0 else float("nan"),
+        }
+        if self.detailed_stats:
+            geom = F.conv_geometry(x.shape[2:], self.kernel_size, self.stride, self.padding)
+            a0 = F.im2col(x[:1].astype(np.float64), geom).T  # (H'W', C kh kw) of the first image
+            spectral_a = np.linalg.norm(a0, 2)
+            stats["mu_A"] = (
+                float(np.linalg.norm(a0) / spectral_a) if spectral_a > 0 else float("nan")
+            )
+        self.stats = stats
+        for k, v in stats.items():
+            self._stats_sum[k] = self._stats_sum.get(k, 0.0) + v
+        self._stats_count += 1
+
+    def reset_stats(self) -> None:
+        self._stats_sum, self._stats_count = {}, 0
+
+    def stats_mean(self) -> dict[str, float]:
+        """Mean of each statistic over the forward passes since :meth:`reset_stats`."""
+        if not self._stats_count:
+            return {}
+        return {k: v / self._stats_count for k, v in self._stats_sum.items()}
+
+    def extra_repr(self) -> str:
+        pool = f", pool={self.pool!r}" if self.pool else ""
+        return f"{super().extra_repr()}{pool}, config={self.config}"

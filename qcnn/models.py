@@ -7,8 +7,8 @@
 - :func:`transfer_weights`: load a CNN's weights into its QCNN twin (the paper's "CNN weights
   with the quantum forward pass"), or back.
 
-The classical and quantum versions of a network have the same parameter names and shapes, and
-with the same seed they start from the same weights.
+The classical and quantum versions of a network have the same parameters in the same order
+(the quantum layer absorbs the ReLU), and with the same seed they start from the same weights.
 """
 
 from __future__ import annotations
@@ -138,5 +138,16 @@ def make_optimizer(
 
 
 def transfer_weights(source: Sequential, target: Sequential) -> None:
-    """Copy every parameter of ``source`` into ``target`` (same names and shapes required)."""
-    target.load_state_dict(source.state_dict(), strict=True)
+    """Copy every parameter of ``source`` into ``target``, matched in order.
+
+    A CNN and its QCNN twin list the same parameters in the same order (the quantum layer
+    absorbs the ReLU, so layer indices and hence names differ); shapes must match one to one.
+    """
+    src, dst = source.parameters(), target.parameters()
+    if len(src) != len(dst) or any(a.shape != b.shape for a, b in zip(src, dst, strict=False)):
+        raise ValueError(
+            "cannot transfer weights: parameter shapes differ: "
+            f"{[p.shape for p in src]} vs {[p.shape for p in dst]}"
+        )
+    for a, b in zip(src, dst, strict=True):
+        b.data = a.data.astype(b.data.dtype, copy=True)

@@ -69,7 +69,8 @@ class EpochLog:
     train_accuracy: float
     test_loss: float | None
     test_accuracy: float | None
-    seconds: float
+    seconds: float  # training time of the epoch (evaluation excluded)
+    eval_seconds: float = 0.0
 
 
 @dataclass
@@ -104,7 +105,7 @@ class History:
 
     CSV_COLUMNS = (
         "kind", "epoch", "batch", "images_seen", "loss", "loss_avg", "train_loss",
-        "train_accuracy", "test_loss", "test_accuracy", "seconds",
+        "train_accuracy", "test_loss", "test_accuracy", "seconds", "eval_seconds",
     )  # fmt: skip
 
     def csv_rows(self, **extra: Any) -> list[dict[str, Any]]:
@@ -305,7 +306,11 @@ def fit(
             bar.close()
         train_seconds = time.perf_counter() - t0
         test_loss = test_acc = None
+        t_eval = time.perf_counter()
         if test is not None:
+            for layer in model.layers:  # layer statistics then describe the test evaluation
+                if hasattr(layer, "reset_stats"):
+                    layer.reset_stats()
             test_loss, test_acc = evaluate(model, *test)
         log = EpochLog(
             epoch + 1,
@@ -315,6 +320,7 @@ def fit(
             test_loss,
             test_acc,
             train_seconds,
+            time.perf_counter() - t_eval,
         )
         history.epochs.append(log)
         if on_epoch_end is not None:

@@ -115,6 +115,17 @@ class QuantumConv2D(Conv2D):
         return np.sqrt(sq), np.sqrt(np.einsum("ok,ok->o", w2d, w2d))
 
     def forward(self, x: np.ndarray, training: bool = True) -> np.ndarray:
+        return self._forward(x, training, None)
+
+    def forward_stages(self, x: np.ndarray) -> dict[str, np.ndarray]:
+        """Inference pass that also returns every intermediate map, each ``(N, O, H', W')``:
+        ``exact`` (Y + bias), ``estimated`` (Ybar + bias), ``activated`` (after the cap),
+        ``sampled`` (after tomography), and ``output`` (after pooling)."""
+        stages: dict[str, np.ndarray] = {}
+        stages["output"] = self._forward(x, False, stages)
+        return stages
+
+    def _forward(self, x: np.ndarray, training: bool, stages: dict | None) -> np.ndarray:
         if x.ndim != 4 or x.shape[1] != self.in_channels:
             raise ValueError(
                 f"{self!r} expects input (N, {self.in_channels}, H, W), got shape {x.shape}"
@@ -155,6 +166,8 @@ class QuantumConv2D(Conv2D):
                 f.shape
             )
             df &= kept.reshape(df.shape)
+        if stages is not None:
+            stages.update(exact=y, estimated=y_bar, activated=f, sampled=out)
 
         pool_cache = None
         if self.pool == "max":

@@ -1,0 +1,219 @@
+"""One training run, shared by the ``mnist`` command and the ``sweep``: spec, data, train, record.
+
+A run record is a plain dict (the ``runs[*]`` entries of ``results.json``)::
+
+    {"model": "cnn" | "qcnn" | "cnn-weights-quantum-forward", "arch", "quantum": null | {...},
+     "seed", "epochs", "batch_size", "lr", "momentum", "test_accuracy", "test_loss",
+     "final_train_loss", "train_seconds", "history": [epoch records], "loss_log": [step logs]}
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import platform
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from qcnn import __version__
+from qcnn.data import load_mnist_dataset, preprocess
+from qcnn.io import atomic_write_json
+from qcnn.models import build_model, make_optimizer, quantum_layers, transfer_weights
+from qcnn.nn import Sequential
+from qcnn.quantum import QuantumConfig
+from qcnn.train import History, evaluate, fit
+
+__all__ = ["Data", "RunSpec", "load_data", "train_run", "quantum_forward_run", "environment_info"]
+
+
+@dataclass(frozen=True, eq=False)
+class Data:
+    """Preprocessed MNIST: x ``(N, 1, 28, 28)`` float32, y ``(N,)`` int64, and its provenance."""
+
+    x_train: np.ndarray
+    y_train: np.ndarray
+    x_test: np.ndarray
+    y_test: np.ndarray
+    info: dict[str, Any]
+
+
+def load_data(
+    data_dir: str | None = None, train_size: int | None = None, test_size: int | None = None
+) -> Data:
+    """Load MNIST (see :func:`qcnn.data.load_mnist_dataset`) and keep the first ``*_size`` images."""
+    ds = load_mnist_dataset(data_dir)
+    n_train = len(ds.train_labels) if train_size is None else min(train_size, len(ds.train_labels))
+    n_test = len(ds.test_labels) if test_size is None else min(test_size, len(ds.test_labels))
+    info = {"name": ds.name, "source": ds.source, "train_size": n_train, "test_size": n_test}
+    return Data(
+        preprocess(ds.train_images[:n_train]),
+        ds.train_labels[:n_train],
+        preprocess(ds.test_images[:n_test]),
+        ds.test_labels[:n_test],
+        info,
+    )
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """What to train: a classical (``config`` None) or quantum network and its optimisation."""
+
+    arch: str = "paper"
+    config: QuantumConfig | None = None
+    epochs: int = 2
+    batch_size: int = 64
+    lr: float = 0.01
+    momentum: float = 0.0
+    seed: int = 1
+    log_every: int = 10
+    tags: dict[str, Any] = field(default_factory=dict, compare=False)
+
+    @property
+    def model(self) -> str:
+        return "cnn" if self.config is None else "qcnn"
+
+    @property
+    def run_id(self) -> str:
+        """A file-system friendly name that identifies the run's settings."""
+        parts = [self.model, self.arch]
+        if self.config is not None:
+            c = self.config
+            samp = (
+                f"sigma{c.sigma:g}"
+                if c.sigma is not None
+                else (f"eta{c.eta:g}" if c.eta else "nosample")
+            )
+            parts += [f"eps{c.eps:g}", f"C{c.cap:g}", samp, f"delta{c.delta:g}"]
+            if c.ipe != "gaussian":
+                parts.append(c.ipe if c.ipe == "exact" else f"ae{c.resolved_ae_bits}")
+        parts.append(f"seed{self.seed}")
+        return "-".join(parts)
+
+    def to_dict(self) -> dict[str, Any]:
+        d = dataclasses.asdict(self)
+        d["config"] = None if self.config is None else self.config.to_dict()
+        return d
+
+
+def _layer_stats(model: Sequential) -> list[dict[str, Any]]:
+    return [
+        {"layer": i, "name": repr(layer).split("(")[0], "stats": layer.stats_mean()}
+        for i, layer in enumerate(model.layers)
+        if layer in quantum_layers(model)
+    ]
+
+
+def _evaluate_with_stats(
+    model: Sequential, data: Data
+) -> tuple[float, float, list[dict[str, Any]]]:
+    for layer in quantum_layers(model):
+        layer.reset_stats()
+    loss, acc = evaluate(model, data.x_test, data.y_test)
+    return loss, acc, _layer_stats(model)
+
+
+def train_run(
+    spec: RunSpec,
+    data: Data,
+    run_dir: str | Path | None = None,
+    *,
+    resume: bool = False,
+    progress: bool = False,
+) -> tuple[dict[str, Any], Sequential]:
+    """Train ``spec`` on ``data``; checkpoints and ``model.npz`` go into ``run_dir``.
+
+    Returns the run record and the trained model.
+    """
+    model = build_model(spec.arch, spec.config, seed=spec.seed)
+    optimizer = make_optimizer(model, spec.lr, spec.momentum, spec.config, seed=spec.seed)
+    history: History = fit(
+        model,
+        optimizer,
+        (data.x_train, data.y_train),
+        (data.x_test, data.y_test),
+        epochs=spec.epochs,
+        batch_size=spec.batch_size,
+        seed=spec.seed,
+        log_every=spec.log_every,
+        checkpoint_dir=run_dir,
+        resume=resume,
+        progress=progress,
+        desc=spec.model,
+    )
+    t0 = time.perf_counter()
+    eval_seconds = sum(e.eval_seconds for e in history.epochs)
+    stats = _layer_stats(model)
+    if not history.epochs or any(not s["stats"] for s in stats):
+        # e.g. a finished run restored from its checkpoint: evaluate again (same fixed seed)
+        test_loss, test_acc, stats = _evaluate_with_stats(model, data)
+    else:
+        test_loss, test_acc = history.epochs[-1].test_loss, history.epochs[-1].test_accuracy
+    eval_seconds += time.perf_counter() - t0
+    if run_dir is not None:
+        model.save(Path(run_dir) / "model.npz")
+    record = {
+        "model": spec.model,
+        "arch": spec.arch,
+        "quantum": None
+        if spec.config is None
+        else {"config": spec.config.to_dict(), "layers": stats},
+        "seed": spec.seed,
+        "epochs": spec.epochs,
+        "batch_size": spec.batch_size,
+        "lr": spec.lr,
+        "momentum": spec.momentum,
+        "test_accuracy": test_acc,
+        "test_loss": test_loss,
+        "final_train_loss": history.final_loss(12),
+        "train_seconds": history.train_seconds,
+        "eval_seconds": eval_seconds,
+        "history": [dataclasses.asdict(e) for e in history.epochs],
+        "loss_log": [dataclasses.asdict(s) for s in history.steps],
+        **({"tags": spec.tags} if spec.tags else {}),
+    }
+    if run_dir is not None:
+        atomic_write_json(Path(run_dir) / "run.json", record)
+    return record, model
+
+
+def quantum_forward_run(
+    cnn: Sequential,
+    cnn_record: dict[str, Any],
+    config: QuantumConfig,
+    data: Data,
+    arch: str = "paper",
+) -> dict[str, Any]:
+    """Evaluate a trained CNN's weights under the quantum forward pass (no training)."""
+    qcnn = build_model(arch, config, seed=cnn_record["seed"])
+    transfer_weights(cnn, qcnn)
+    t0 = time.perf_counter()
+    test_loss, test_acc, stats = _evaluate_with_stats(qcnn, data)
+    return {
+        "model": "cnn-weights-quantum-forward",
+        "arch": arch,
+        "quantum": {"config": config.to_dict(), "layers": stats},
+        "seed": cnn_record["seed"],
+        "epochs": cnn_record["epochs"],
+        "test_accuracy": test_acc,
+        "test_loss": test_loss,
+        "final_train_loss": None,
+        "train_seconds": 0.0,
+        "eval_seconds": time.perf_counter() - t0,
+        "history": [],
+        "loss_log": [],
+    }
+
+
+def environment_info() -> dict[str, Any]:
+    """Versions and machine, recorded next to every result."""
+    return {
+        "qcnn": __version__,
+        "python": sys.version.split()[0],
+        "numpy": np.__version__,
+        "platform": platform.platform(),
+        "command": " ".join([Path(sys.argv[0]).name, *sys.argv[1:]]),
+    }

@@ -1,0 +1,158 @@
+"""Figures (PNG). matplotlib is imported inside the functions, through the object-oriented API
+(``Figure`` + Agg canvas), so importing qcnn never loads it and no global pyplot state is used.
+Every figure is written atomically.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from qcnn.io import atomic_open
+
+__all__ = [
+    "smooth",
+    "plot_training_curves",
+    "plot_feature_maps",
+    "plot_sigma_curves",
+    "save_figure",
+]
+
+
+def smooth(values: Sequence[float], window: int = 12) -> np.ndarray:
+    """Trailing moving average over ``window`` points (shorter at the start): the paper's
+    curves average the last logs the same way."""
+    v = np.asarray(values, dtype=float)
+    if v.size == 0 or window <= 1:
+        return v
+    c = np.cumsum(np.insert(v, 0, 0.0))
+    idx = np.arange(1, v.size + 1)
+    lo = np.maximum(idx - window, 0)
+    return (c[idx] - c[lo]) / (idx - lo)
+
+
+def save_figure(fig: Any, path: str | os.PathLike, dpi: int = 120) -> None:
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    FigureCanvasAgg(fig)
+    with atomic_open(path, "wb") as fh:
+        fig.savefig(fh, format="png", dpi=dpi, bbox_inches="tight")
+
+
+def _new_figure(width: float, height: float):
+    from matplotlib.figure import Figure
+
+    return Figure(figsize=(width, height))
+
+
+def plot_training_curves(
+    runs: Sequence[dict[str, Any]], path: str | os.PathLike, window: int = 12
+) -> None:
+    """Training loss against images seen (smoothed) and test accuracy per epoch, runs overlaid.
+
+    Each run is a ``results.json`` run record: ``label`` (or ``model``), ``loss_log`` (list of
+    ``{"images_seen", "loss"}``) and ``history`` (list of epoch records).
+    """
+    fig = _new_figure(11, 4)
+    ax_loss, ax_acc = fig.subplots(1, 2)
+    for run in runs:
+        label = run.get("label") or run["model"]
+        log = run.get("loss_log") or []
+        if log:
+            seen = [s["images_seen"] for s in log]
+            ax_loss.plot(seen, smooth([s["loss"] for s in log], window), label=label, lw=1.4)
+        hist = [h for h in run.get("history") or [] if h.get("test_accuracy") is not None]
+        if hist:
+            ax_acc.plot(
+                [h["epoch"] for h in hist],
+                [100 * h["test_accuracy"] for h in hist],
+                "o-",
+                label=label,
+            )
+        elif run.get("test_accuracy") is not None:
+            ax_acc.axhline(100 * run["test_accuracy"], ls="--", lw=1, label=f"{label} (eval only)")
+    ax_loss.set(
+        xlabel="training images seen", ylabel=f"training loss (moving average of {window} logs)"
+    )
+    ax_loss.set_yscale("log")
+    ax_loss.grid(alpha=0.3)
+    ax_loss.legend()
+    ax_acc.set(xlabel="epoch", ylabel="test accuracy (%)")
+    ax_acc.grid(alpha=0.3)
+    ax_acc.legend()
+    save_figure(fig, path)
+
+
+def plot_feature_maps(
+    image: np.ndarray,
+    stages: dict[str, np.ndarray],
+    path: str | os.PathLike,
+    channels: Sequence[int] = (0, 1, 2),
+    title: str = "",
+) -> None:
+    """The paper's "quantum effects on an image": for one image (H, W) and the stages of
+    :meth:`qcnn.quantum.QuantumConv2D.forward_stages` (each ``(1, O, H', W')``), one row per
+    output channel: exact conv, with IPE noise, after the cap, after sampling."""
+    order = [("exact", "exact convolution"), ("estimated", "with IPE noise"),
+             ("activated", "capped ReLU"), ("sampled", "after sampling")]  # fmt: skip
+    channels = [c for c in channels if c < stages["exact"].shape[1]]
+    fig = _new_figure(2.4 * (len(order) + 1), 2.4 * len(channels) + 0.4)
+    axes = np.atleast_2d(fig.subplots(len(channels), len(order) + 1))
+    for row, c in enumerate(channels):
+        axes[row, 0].imshow(image, cmap="gray")
+        axes[row, 0].set_title("input" if row == 0 else "")
+        vmax = max(float(np.abs(stages[k][0, c]).max()) for k, _ in order) or 1.0
+        for col, (key, name) in enumerate(order, start=1):
+            ax = axes[row, col]
+            ax.imshow(stages[key][0, c], cmap="RdBu_r", vmin=-vmax, vmax=vmax)
+            ax.set_title(name if row == 0 else "")
+        axes[row, 1].set_ylabel(f"channel {c}")
+    for ax in axes.ravel():
+        ax.set_xticks([])
+        ax.set_yticks([])
+    if title:
+        fig.suptitle(title)
+    save_figure(fig, path)
+
+
+def plot_sigma_curves(
+    cnn_run: dict[str, Any] | None,
+    qcnn_runs: Sequence[dict[str, Any]],
+    path: str | os.PathLike,
+    title: str,
+    window: int = 12,
+) -> None:
+    """One panel like the paper's: smoothed training loss of the CNN and of the QCNN for each
+    sigma of one (eps, C, delta) group."""
+    fig = _new_figure(6.5, 4.2)
+    ax = fig.subplots()
+    if cnn_run is not None and cnn_run.get("loss_log"):
+        log = cnn_run["loss_log"]
+        ax.plot(
+            [s["images_seen"] for s in log],
+            smooth([s["loss"] for s in log], window),
+            "k-",
+            lw=1.6,
+            label="CNN",
+        )
+    cmap = _new_colormap(len(qcnn_runs))
+    for i, run in enumerate(sorted(qcnn_runs, key=lambda r: r["quantum"]["config"]["sigma"])):
+        log = run.get("loss_log") or []
+        sigma = run["quantum"]["config"]["sigma"]
+        ax.plot([s["images_seen"] for s in log], smooth([s["loss"] for s in log], window),
+                color=cmap[i], lw=1.2, label=f"QCNN sigma={sigma:g}")  # fmt: skip
+    ax.set(xlabel="training images seen", ylabel="training loss", title=title)
+    ax.set_yscale("log")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    save_figure(fig, path)
+
+
+def _new_colormap(n: int) -> list:
+    from matplotlib import colormaps
+
+    cmap = colormaps["viridis"]
+    return [cmap(x) for x in np.linspace(0.0, 0.9, max(n, 1))]

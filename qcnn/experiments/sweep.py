@@ -1,0 +1,312 @@
+"""``python -m qcnn.experiments.sweep``: the paper's grid of QCNN runs next to the CNN.
+
+``--grid paper``: eps {0.01, 0.1} x C {2, 10} x sigma {0.1, ..., 0.5} x delta {0.01, 0.1}
+(40 QCNN runs) + the CNN, plus the CNN's weights under the quantum forward pass for each eps
+(C 10, sigma 0.5), as in the authors' table (model §5).
+
+Each run writes ``runs/<run id>/run.json`` (and a checkpoint while it trains), so a rerun skips
+finished runs and resumes interrupted ones. ``--workers N`` trains N runs at once in separate
+processes (one BLAS thread each). At the end: ``summary.md`` and ``summary.csv`` (test accuracy,
+final training loss, time), ``paper_comparison.md`` (our numbers next to the authors'), and one
+figure per (eps, C, delta) with the CNN and the five sigma curves, like the paper's.
+"""
+
+from __future__ import annotations
+
+import argparse
+import concurrent.futures as cf
+import itertools
+import json
+import multiprocessing
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from qcnn.experiments.mnist import _nonneg_int, _pos_int, check_output_dir
+from qcnn.experiments.runner import (
+    RunSpec,
+    environment_info,
+    load_data,
+    quantum_forward_run,
+    train_run,
+)
+from qcnn.io import atomic_write_json, atomic_write_text
+from qcnn.quantum import QuantumConfig
+from qcnn.train import rows_to_csv
+
+__all__ = ["GRIDS", "grid_specs", "main", "PAPER_TABLE"]
+
+GRIDS: dict[str, dict[str, list[float]]] = {
+    "paper": {
+        "eps": [0.01, 0.1],
+        "cap": [2.0, 10.0],
+        "sigma": [0.1, 0.2, 0.3, 0.4, 0.5],
+        "delta": [0.01, 0.1],
+    },
+    "quick": {"eps": [0.01], "cap": [10.0], "sigma": [0.1, 0.5], "delta": [0.01]},
+}
+
+# The authors' numbers (model §5): test accuracy at sigma 0.5, C 10, and final training losses.
+PAPER_TABLE = [
+    {"model": "cnn", "eps": None, "delta": None, "test_accuracy": 0.9687},
+    {"model": "qcnn", "eps": 0.01, "delta": 0.01, "test_accuracy": 0.9537},
+    {"model": "qcnn", "eps": 0.01, "delta": 0.1, "test_accuracy": 0.9353},
+    {"model": "qcnn", "eps": 0.1, "delta": 0.01, "test_accuracy": 0.8922},
+    {"model": "qcnn", "eps": 0.1, "delta": 0.1, "test_accuracy": 0.5279},
+    {"model": "cnn-weights-quantum-forward", "eps": 0.01, "delta": None, "test_accuracy": 0.9589},
+    {"model": "cnn-weights-quantum-forward", "eps": 0.1, "delta": None, "test_accuracy": 0.9355},
+]
+PAPER_FINAL_LOSS = {
+    0.1: 0.707,
+    0.2: 0.296,
+    0.3: 0.251,
+    0.4: 0.189,
+    0.5: 0.157,
+}  # eps .01, C 10, delta .01
+PAPER_CNN_FINAL_LOSS = 0.090
+
+
+def grid_specs(grid: dict[str, list[float]], **common: Any) -> list[RunSpec]:
+    """The CNN first, then one QCNN run per grid point (paper preset otherwise)."""
+    specs = [RunSpec(config=None, **common)]
+    for eps, cap, delta, sigma in itertools.product(
+        grid["eps"], grid["cap"], grid["delta"], grid["sigma"]
+    ):
+        specs.append(
+            RunSpec(
+                config=QuantumConfig.paper(eps=eps, cap=cap, sigma=sigma, delta=delta), **common
+            )
+        )
+    return specs
+
+
+def _worker_run(spec: RunSpec, data_args: dict[str, Any], run_dir: str) -> dict[str, Any]:
+    data = load_data(**data_args)
+    record, _ = train_run(spec, data, run_dir, resume=True, progress=False)
+    return record
+
+
+def _load_finished(run_dir: Path, spec: RunSpec) -> dict[str, Any] | None:
+    path = run_dir / "run.json"
+    if not path.exists():
+        return None
+    record = json.loads(path.read_text())
+    same = record.get("seed") == spec.seed and record.get("epochs") == spec.epochs
+    if spec.config is not None:
+        same = same and (record.get("quantum") or {}).get("config") == spec.config.to_dict()
+    return record if same else None
+
+
+def _row(r: dict[str, Any]) -> dict[str, Any]:
+    cfg = (r.get("quantum") or {}).get("config") or {}
+    return {
+        "model": r["model"],
+        "eps": cfg.get("eps"),
+        "cap": cfg.get("cap"),
+        "sigma": cfg.get("sigma"),
+        "delta": cfg.get("delta") if r["model"] == "qcnn" else None,
+        "seed": r["seed"],
+        "test_accuracy": round(r["test_accuracy"], 4),
+        "final_train_loss": None
+        if r.get("final_train_loss") is None
+        else round(r["final_train_loss"], 4),
+        "train_seconds": round(r["train_seconds"], 1),
+    }
+
+
+def _markdown(rows: list[dict[str, Any]], columns: list[str]) -> str:
+    def cell(v: Any) -> str:
+        return "-" if v is None else (f"{v:g}" if isinstance(v, float) else str(v))
+
+    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+    lines += ["| " + " | ".join(cell(r.get(c)) for c in columns) + " |" for r in rows]
+    return "\n".join(lines) + "\n"
+
+
+def paper_comparison(records: list[dict[str, Any]]) -> str:
+    """Markdown: our accuracy next to the authors' for each entry of their table."""
+    out = ["| model | eps | delta | authors | ours |", "|---|---|---|---|---|"]
+    for ref in PAPER_TABLE:
+        ours = [
+            r for r in records
+            if r["model"] == ref["model"]
+            and (ref["eps"] is None or r["quantum"]["config"]["eps"] == ref["eps"])
+            and (r["model"] != "qcnn" or (r["quantum"]["config"]["delta"] == ref["delta"]
+                                          and r["quantum"]["config"]["cap"] == 10.0
+                                          and r["quantum"]["config"]["sigma"] == 0.5))
+        ]  # fmt: skip
+        val = f"{100 * ours[0]['test_accuracy']:.2f} %" if ours else "not run"
+        eps = "-" if ref["eps"] is None else f"{ref['eps']:g}"
+        delta = "-" if ref["delta"] is None else f"{ref['delta']:g}"
+        out.append(
+            f"| {ref['model']} | {eps} | {delta} | {100 * ref['test_accuracy']:.2f} % | {val} |"
+        )
+    out += ["", "Final training loss (mean of the last 12 logs), eps 0.01, C 10, delta 0.01:", "",
+            "| sigma | authors | ours |", "|---|---|---|"]  # fmt: skip
+    for sigma, ref in PAPER_FINAL_LOSS.items():
+        ours = [r for r in records if r["model"] == "qcnn" and r["quantum"]["config"] == QuantumConfig.paper(
+            eps=0.01, cap=10.0, sigma=sigma, delta=0.01).to_dict()]  # fmt: skip
+        out.append(
+            f"| {sigma:g} | {ref:.3f} | {ours[0]['final_train_loss']:.3f} |"
+            if ours
+            else f"| {sigma:g} | {ref:.3f} | not run |"
+        )
+    cnn = [r for r in records if r["model"] == "cnn"]
+    if cnn:
+        out.append(f"| CNN | {PAPER_CNN_FINAL_LOSS:.3f} | {cnn[0]['final_train_loss']:.3f} |")
+    return "\n".join(out) + "\n"
+
+
+def write_summary(
+    out: Path, records: list[dict[str, Any]], data_info: dict[str, Any], meta: dict[str, Any]
+) -> None:
+    from qcnn.plotting import plot_sigma_curves
+
+    rows = sorted((_row(r) for r in records), key=lambda r: (r["model"], r["eps"] or 0, r["cap"] or 0,
+                                                             r["delta"] or 0, r["sigma"] or 0))  # fmt: skip
+    cols = list(rows[0]) if rows else []
+    atomic_write_text(out / "summary.csv", rows_to_csv(rows, cols))
+    header = (
+        f"# Sweep summary\n\nDataset: {data_info['name']} ({data_info['train_size']} train / "
+        f"{data_info['test_size']} test), source `{data_info['source']}`.\n\nCommand: `{meta['command']}`\n\n"
+    )
+    atomic_write_text(out / "summary.md", header + _markdown(rows, cols))
+    atomic_write_text(out / "paper_comparison.md", paper_comparison(records))
+    atomic_write_json(
+        out / "results.json", {"dataset": data_info, "environment": meta, "runs": records}
+    )
+    cnn = next((r for r in records if r["model"] == "cnn"), None)
+    groups: dict[tuple, list] = {}
+    for r in records:
+        if r["model"] == "qcnn":
+            c = r["quantum"]["config"]
+            groups.setdefault((c["eps"], c["cap"], c["delta"]), []).append(r)
+    (out / "figures").mkdir(exist_ok=True)
+    for (eps, cap, delta), runs in sorted(groups.items()):
+        name = f"loss-eps{eps:g}-C{cap:g}-delta{delta:g}.png"
+        plot_sigma_curves(
+            cnn, runs, out / "figures" / name, f"eps={eps:g}, C={cap:g}, delta={delta:g}"
+        )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="python -m qcnn.experiments.sweep",
+        description="Run the paper's grid of QCNN trainings (and the CNN), resumably, and summarise it.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    p.add_argument("--grid", choices=sorted(GRIDS), default="paper",
+                   help="paper: 40 QCNN runs + CNN; quick: 2 QCNN runs + CNN")  # fmt: skip
+    p.add_argument("--epochs", type=_nonneg_int, default=2)
+    p.add_argument("--batch-size", type=_pos_int, default=64)
+    p.add_argument("--lr", type=float, default=0.01)
+    p.add_argument("--seed", type=_nonneg_int, default=1)
+    p.add_argument(
+        "--workers", type=_pos_int, default=1, help="runs trained at once, in separate processes"
+    )
+    p.add_argument("--train-size", type=_pos_int, default=None)
+    p.add_argument("--test-size", type=_pos_int, default=None)
+    p.add_argument("--data-dir", default=None)
+    p.add_argument(
+        "--out", default="runs/sweep", help="output folder; rerunning with it skips finished runs"
+    )
+    p.add_argument(
+        "--no-quantum-forward",
+        action="store_true",
+        help="skip the CNN-weights quantum-forward evals",
+    )
+    p.add_argument("--quiet", action="store_true")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    out = Path(args.out)
+    try:
+        check_output_dir(out, resume=False)
+    except ValueError as exc:
+        parser.error(str(exc))
+    common = dict(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, seed=args.seed)
+    specs = grid_specs(GRIDS[args.grid], **common)
+    data_args = {
+        "data_dir": args.data_dir,
+        "train_size": args.train_size,
+        "test_size": args.test_size,
+    }
+    data = load_data(**data_args)  # fail fast on missing data, and the parent needs it for evals
+    meta = environment_info()
+
+    records: dict[str, dict[str, Any]] = {}
+    todo = []
+    for spec in specs:
+        run_dir = out / "runs" / spec.run_id
+        done = _load_finished(run_dir, spec)
+        if done is not None:
+            records[spec.run_id] = done
+        else:
+            todo.append((spec, run_dir))
+    if not args.quiet:
+        print(f"{len(specs)} runs: {len(records)} finished, {len(todo)} to run with {args.workers} worker(s)",
+              file=sys.stderr)  # fmt: skip
+
+    t0 = time.perf_counter()
+    bar = None
+    if not args.quiet:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=len(todo), desc="sweep", unit="run", disable=not sys.stderr.isatty())
+    if args.workers == 1:
+        for spec, run_dir in todo:
+            records[spec.run_id], _ = train_run(spec, data, run_dir, resume=True, progress=False)
+            if bar is not None:
+                bar.update(1)
+    else:
+        # One BLAS thread per worker process: N single-threaded runs beat N runs fighting for cores.
+        env_backup = {
+            k: os.environ.get(k)
+            for k in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
+        }
+        os.environ.update({k: "1" for k in env_backup})
+        try:
+            ctx = multiprocessing.get_context("spawn")
+            with cf.ProcessPoolExecutor(max_workers=args.workers, mp_context=ctx) as pool:
+                futures = {
+                    pool.submit(_worker_run, spec, data_args, str(rd)): spec for spec, rd in todo
+                }
+                for fut in cf.as_completed(futures):
+                    spec = futures[fut]
+                    records[spec.run_id] = fut.result()
+                    if bar is not None:
+                        bar.update(1)
+        finally:
+            for k, v in env_backup.items():
+                if v is None:
+                    os.environ.pop(k, None)
+                else:
+                    os.environ[k] = v
+    if bar is not None:
+        bar.close()
+
+    ordered = [records[s.run_id] for s in specs]
+    if not args.no_quantum_forward:
+        from qcnn.models import build_model
+
+        cnn = build_model("paper", None, seed=args.seed)
+        cnn.load(out / "runs" / specs[0].run_id / "model.npz")
+        for eps in GRIDS[args.grid]["eps"]:
+            cfg = QuantumConfig.paper(eps=eps, cap=10.0, sigma=0.5, delta=0.0)
+            ordered.append(quantum_forward_run(cnn, ordered[0], cfg, data))
+    meta["sweep_seconds"] = time.perf_counter() - t0
+    meta["workers"] = args.workers
+    write_summary(out, ordered, data.info, meta)
+    print((out / "summary.md").read_text())
+    print(paper_comparison(ordered))
+    print(f"sweep written to {out}/ in {meta['sweep_seconds']:.0f} s")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

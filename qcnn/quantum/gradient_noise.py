@@ -15,6 +15,7 @@ from __future__ import annotations
 import numpy as np
 
 from qcnn.nn.layers import Parameter
+from qcnn.quantum.noise import standard_normal
 
 __all__ = ["QuantumGradientNoise"]
 
@@ -49,7 +50,7 @@ class QuantumGradientNoise:
         if norm == 0:
             return grad
         dtype = grad.dtype if grad.dtype in (np.float32, np.float64) else np.float64
-        noise = self.rng.standard_normal(grad.shape, dtype=dtype)
+        noise = standard_normal(self.rng, grad.shape, dtype=dtype)
         noise *= self.delta * norm
         noise += grad
         return noise

@@ -19,6 +19,7 @@ from __future__ import annotations
 import numpy as np
 
 from qcnn.quantum.config import QuantumConfig
+from qcnn.quantum.noise import standard_normal
 
 __all__ = [
     "gaussian_ipe",
@@ -52,7 +53,7 @@ def gaussian_ipe(
     if eps == 0:
         return y.copy()
     dtype = y.dtype if np.issubdtype(y.dtype, np.floating) else np.float64
-    noise = rng.standard_normal(np.broadcast_shapes(y.shape, np.shape(scale)), dtype=dtype)
+    noise = standard_normal(rng, np.broadcast_shapes(y.shape, np.shape(scale)), dtype=dtype)
     noise *= (2.0 * eps) * scale
     noise += y
     return noise

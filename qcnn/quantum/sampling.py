@@ -82,19 +82,38 @@ def sample_pixels(
     counts = np.zeros((b, d), dtype=np.int64)
     if shots == 0 or live.size == 0:
         return counts
-    # Inverse-CDF sampling for all rows in one searchsorted: row r's normalised CDF is shifted
-    # to [r, r + 1], so the concatenation is sorted and targets u + r fall into row r.
+    # Inverse-CDF sampling for all rows at once: row r's normalised CDF is shifted to [r, r + 1],
+    # so the concatenation is sorted and a target u + r falls into row r.
     cdf = cdf[live] / totals[live, None]
     cdf[:, -1] = 1.0  # rounding must never let a target fall past the row
     offsets = np.arange(live.size, dtype=np.float64)[:, None]
     stacked = (cdf + offsets).ravel()
     targets = rng.random((live.size, shots))
-    targets.sort(axis=1)  # sorted targets make searchsorted walk memory forward
+    targets.sort(axis=1)
     targets += offsets
-    flat = np.searchsorted(stacked, targets.ravel(), side="right")
-    np.minimum(flat, stacked.size - 1, out=flat)
+    flat = _search_sorted_targets(stacked, targets.ravel())
     counts[live] = np.bincount(flat, minlength=live.size * d).reshape(live.size, d)
     return counts
+
+
+def _search_sorted_targets(xp: np.ndarray, targets: np.ndarray) -> np.ndarray:
+    """``np.searchsorted(xp, targets, side='right')`` for sorted ``targets``, clipped to the last bin.
+
+    ``np.interp`` locates each target by first trying next to the previous answer, which for
+    sorted targets is nearly always right: about twice as fast as searchsorted's bisection. Its
+    fractional answer can round up by one ulp at a bin edge, so every result is verified and the
+    rare miss recomputed exactly.
+    """
+    n = xp.size
+    pos = np.interp(targets, xp, np.arange(n, dtype=np.float64), left=-1.0)
+    idx = np.floor(pos).astype(np.int64) + 1  # bins: idx with xp[idx - 1] <= t < xp[idx]
+    np.clip(idx, 0, n - 1, out=idx)
+    below = idx > 0
+    bad = (targets >= xp[idx]) & (idx < n - 1)
+    bad |= below & (xp[np.maximum(idx - 1, 0)] > targets)
+    if bad.any():
+        idx[bad] = np.minimum(np.searchsorted(xp, targets[bad], side="right"), n - 1)
+    return idx
 
 
 def sampled_values(

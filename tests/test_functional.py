@@ -333,7 +333,9 @@ def test_conv2d_fixed_cases(hw, k, stride, padding, dtype):
     x, w, b = make_conv_inputs(2, 3, 4, hw, (k, k) if isinstance(k, int) else k, dtype, True, 7)
     out = F.conv2d(x, w, b, stride, padding)
     assert out.dtype == dtype
-    assert_close_scaled(out, conv_ref_loop(x, w, b, stride, padding), TOL[dtype], conv_scale(x, w, b))
+    assert_close_scaled(
+        out, conv_ref_loop(x, w, b, stride, padding), TOL[dtype], conv_scale(x, w, b)
+    )
 
 
 def test_conv2d_same_padding_matches_torch_for_even_and_odd_kernels():
@@ -403,7 +405,8 @@ def test_conv2d_backward_is_the_adjoint_of_forward(case):
 
 
 @pytest.mark.parametrize(
-    ("hw", "k", "padding"), [((6, 7), (3, 2), 0), ((6, 7), (3, 3), "same"), ((5, 5), (2, 4), (2, 1))]
+    ("hw", "k", "padding"),
+    [((6, 7), (3, 2), 0), ((6, 7), (3, 3), "same"), ((5, 5), (2, 4), (2, 1))],
 )
 def test_stride1_fast_input_grad_equals_col2im(hw, k, padding):
     x, w, _ = make_conv_inputs(3, 2, 4, hw, k, np.float64, False, 11)
@@ -556,7 +559,9 @@ def test_max_pool_small_hand_examples():
 def test_avg_pool_backward_spreads_evenly():
     dout = np.arange(4.0).reshape(1, 1, 2, 2)
     dx = F.avg_pool2d_backward(dout, (1, 1, 4, 4), 2)
-    np.testing.assert_array_equal(dx[0, 0], np.kron(np.arange(4.0).reshape(2, 2), np.ones((2, 2))) / 4)
+    np.testing.assert_array_equal(
+        dx[0, 0], np.kron(np.arange(4.0).reshape(2, 2), np.ones((2, 2))) / 4
+    )
 
 
 def test_pooling_matches_torch_with_integer_padding():
@@ -614,7 +619,9 @@ def test_cross_entropy_is_stable_for_huge_logits(dtype):
     assert loss == pytest.approx(ref_loss, rel=1e-6)
     np.testing.assert_allclose(grad, ref_grad, atol=1e-6)
     assert grad[0, 0] == pytest.approx((0.5 - 1) / 5) and grad[0, 2] == pytest.approx(0.5 / 5)
-    np.testing.assert_allclose(log_softmax(-logits), scipy.special.log_softmax(-logits.astype(float), axis=1), rtol=1e-5)
+    np.testing.assert_allclose(
+        log_softmax(-logits), scipy.special.log_softmax(-logits.astype(float), axis=1), rtol=1e-5
+    )
 
 
 def test_cross_entropy_gradient_by_finite_differences():

@@ -41,7 +41,9 @@ def grad_error(f, analytic, x, max_entries=None, seed=0):
     ~1e-16 |f| / H, whatever the entry's size).
     """
     assert analytic.shape == x.shape and analytic.dtype == np.float64
-    idx, num = numerical_gradient(f, x, h=H, max_entries=max_entries, rng=np.random.default_rng(seed))
+    idx, num = numerical_gradient(
+        f, x, h=H, max_entries=max_entries, rng=np.random.default_rng(seed)
+    )
     ana = analytic.reshape(-1)[idx]
     scale = max(np.abs(ana).max(initial=0.0), np.abs(num).max(initial=0.0))
     return relative_error(ana, num, floor=0.1 * scale + 1e-12)
@@ -209,7 +211,9 @@ def test_kaiming_uniform_initialisation_bounds():
     assert np.abs(layer.weight.data).max() > 0.95 * bound  # uniform, not a narrower law
     assert abs(layer.weight.data.std() - bound / np.sqrt(3)) < 0.05 * bound
     dense = Dense(50, 400, rng=0)
-    assert np.abs(dense.weight.data).max() <= 1 / np.sqrt(50) < np.abs(dense.weight.data).max() / 0.95
+    assert (
+        np.abs(dense.weight.data).max() <= 1 / np.sqrt(50) < np.abs(dense.weight.data).max() / 0.95
+    )
     np.testing.assert_array_equal(Conv2D(4, 64, 3, rng=0).weight.data, layer.weight.data)
 
 
@@ -262,6 +266,16 @@ def test_capped_relu_gradients_and_values():
     for bad in (0.0, -1.0, np.inf, np.nan):
         with pytest.raises(ValueError, match="cap"):
             CapReLU(bad)
+
+
+def test_derivative_convention_at_the_kinks():
+    """Documented: ReLU' = 1 only for x > 0; CapReLU' = 1 only on the open interval (0, cap)."""
+    x = np.array([[-1.0, 0.0, 0.5, 1.0, 2.0]])
+    relu, cap = ReLU(), CapReLU(1.0)
+    relu.forward(x)
+    cap.forward(x)
+    np.testing.assert_array_equal(relu.backward(np.ones_like(x)), [[0, 0, 1, 1, 1]])
+    np.testing.assert_array_equal(cap.backward(np.ones_like(x)), [[0, 0, 1, 0, 0]])
 
 
 def test_sigmoid_and_tanh_gradients():

@@ -111,7 +111,9 @@ def test_save_load_round_trip_is_exact_and_atomic(tmp_path):
         assert sorted(zf.namelist()) == sorted(f"{name}.npy" for name in model.state_dict())
     other = paper_cnn(seed=4)
     other.load(path)
-    for (name, p), (name2, q) in zip(model.named_parameters(), other.named_parameters(), strict=True):
+    for (name, p), (name2, q) in zip(
+        model.named_parameters(), other.named_parameters(), strict=True
+    ):
         assert name == name2 and q.data.dtype == np.float32
         np.testing.assert_array_equal(p.data, q.data)
     # overwriting an existing file replaces it atomically, still without leftovers
@@ -132,9 +134,13 @@ def test_load_rejects_wrong_names_and_shapes(tmp_path):
         Conv2D(1, 3, 3, padding=1, rng=0, dtype=np.float64), ReLU(), MaxPool2D(2), Flatten(),
         Dense(27, 5, rng=1, dtype=np.float64), Tanh(), Dense(5, 3, rng=2, dtype=np.float64),
     )  # fmt: skip
-    with pytest.raises(ValueError, match=r"parameter 0.weight: expected shape \(3, 1, 3, 3\), got \(2, 1, 3, 3\)"):
+    with pytest.raises(
+        ValueError, match=r"parameter 0.weight: expected shape \(3, 1, 3, 3\), got \(2, 1, 3, 3\)"
+    ):
         wider.load(path)
-    deeper = Sequential(*small_model().layers[:-1], Dense(5, 3, bias=False, rng=0, dtype=np.float64))
+    deeper = Sequential(
+        *small_model().layers[:-1], Dense(5, 3, bias=False, rng=0, dtype=np.float64)
+    )
     with pytest.raises(ValueError, match=r"missing \[\], unexpected \['6.bias'\]"):
         deeper.load(path)
     shifted = Sequential(ReLU(), *small_model().layers)  # same shapes, different names
@@ -206,7 +212,9 @@ def test_paper_cnn_structure():
         shape = layer.output_shape(shape)
         shapes.append(shape)
     assert shapes[0] == (5, 22, 22) and shapes[2] == (10, 16, 16) and shapes[-1] == (10,)
-    expected = (5 * 49 + 5) + (10 * 5 * 49 + 10) + (2560 * 300 + 300) + (300 * 50 + 50) + (50 * 10 + 10)
+    expected = (
+        (5 * 49 + 5) + (10 * 5 * 49 + 10) + (2560 * 300 + 300) + (300 * 50 + 50) + (50 * 10 + 10)
+    )
     assert model.num_parameters() == expected == 786570
     out = model.forward(np.zeros((2, 1, 28, 28), np.float32))
     assert out.shape == (2, 10) and out.dtype == np.float32
@@ -216,7 +224,9 @@ def test_paper_cnn_structure():
 @pytest.mark.parametrize("builder", [paper_cnn, lenet5])
 def test_same_seed_same_weights_different_seed_different(builder):
     a, b, c = builder(seed=7), builder(seed=7), builder(seed=8)
-    for (name, p), (_, q), (_, r) in zip(a.named_parameters(), b.named_parameters(), c.named_parameters(), strict=True):
+    for (name, p), (_, q), (_, r) in zip(
+        a.named_parameters(), b.named_parameters(), c.named_parameters(), strict=True
+    ):
         np.testing.assert_array_equal(p.data, q.data, err_msg=name)
         assert not np.array_equal(p.data, r.data), name
     # every layer draws from its own stream: no two layers start with the same numbers
@@ -299,10 +309,13 @@ def test_forward_backward_and_sgd_step_equal_torch(builder):
     tparams = dict(twin.named_parameters())
     for name, p in model.named_parameters():
         tg = tparams[name].grad.numpy()
-        np.testing.assert_allclose(p.grad, tg, rtol=1e-10, atol=1e-10 * np.abs(tg).max(), err_msg=name)
+        np.testing.assert_allclose(
+            p.grad, tg, rtol=1e-10, atol=1e-10 * np.abs(tg).max(), err_msg=name
+        )
 
     SGD(model.parameters(), lr=0.1, momentum=0.9, weight_decay=1e-3).step()
     torch.optim.SGD(twin.parameters(), lr=0.1, momentum=0.9, weight_decay=1e-3).step()
     for name, p in model.named_parameters():
-        np.testing.assert_allclose(p.data, tparams[name].detach().numpy(), rtol=1e-10, atol=1e-12, err_msg=name)
-
+        np.testing.assert_allclose(
+            p.data, tparams[name].detach().numpy(), rtol=1e-10, atol=1e-12, err_msg=name
+        )

@@ -132,7 +132,9 @@ def test_adam_matches_torch(config):
 
 def test_reference_formulas_distinguish_the_variants():
     """The comparisons above can fail: each variant leads somewhere else."""
-    finals = [sgd_reference(c)["a"] for c in SGD_CONFIGS] + [adam_reference(c)["a"] for c in ADAM_CONFIGS]
+    finals = [sgd_reference(c)["a"] for c in SGD_CONFIGS] + [
+        adam_reference(c)["a"] for c in ADAM_CONFIGS
+    ]
     for i in range(len(finals)):
         for j in range(i):
             assert np.abs(finals[i] - finals[j]).max() > 1e-3
@@ -188,7 +190,13 @@ def test_grad_hooks_apply_in_registration_order():
 def test_hooks_see_the_raw_gradient_before_weight_decay_and_momentum():
     captured = []
     p = Parameter(np.ones(2), "w")
-    opt = SGD([p], lr=0.1, momentum=0.9, weight_decay=0.5, grad_hooks=[lambda q, g: captured.append(g.copy()) or g])
+    opt = SGD(
+        [p],
+        lr=0.1,
+        momentum=0.9,
+        weight_decay=0.5,
+        grad_hooks=[lambda q, g: captured.append(g.copy()) or g],
+    )
     p.grad = np.array([1.0, -1.0])
     opt.step()
     np.testing.assert_array_equal(captured[0], [1.0, -1.0])

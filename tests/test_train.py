@@ -114,7 +114,9 @@ def test_fit_learns_a_separable_problem():
     assert hist.epochs[-1].train_loss < 0.5 * hist.epochs[0].train_loss
     loss1, acc1 = evaluate(model, *TEST)
     assert loss1 < 0.5 * loss0 and acc1 == 1.0
-    assert hist.epochs[-1].test_loss == pytest.approx(loss1) and hist.epochs[-1].test_accuracy == acc1
+    assert (
+        hist.epochs[-1].test_loss == pytest.approx(loss1) and hist.epochs[-1].test_accuracy == acc1
+    )
     # bookkeeping: 6 batches an epoch, a log every 2 batches
     assert len(hist.steps) == 6 * 3
     assert [s.batch for s in hist.steps[:3]] == [2, 4, 6]
@@ -194,14 +196,21 @@ def test_history_json_and_csv_round_trip(tmp_path):
     epoch_rows = [r for r in rows if r["kind"] == "epoch"]
     assert len(step_rows) == len(hist.steps) and len(epoch_rows) == len(hist.epochs)
     for r, s in zip(step_rows, hist.steps, strict=True):
-        assert (int(r["epoch"]), int(r["batch"]), int(r["images_seen"])) == (s.epoch, s.batch, s.images_seen)
+        assert (int(r["epoch"]), int(r["batch"]), int(r["images_seen"])) == (
+            s.epoch,
+            s.batch,
+            s.images_seen,
+        )
         assert float(r["loss"]) == s.loss and float(r["loss_avg"]) == s.loss_avg
         assert r["train_loss"] == "" and r["test_accuracy"] == ""
     for r, e in zip(epoch_rows, hist.epochs, strict=True):
         assert float(r["train_loss"]) == e.train_loss and float(r["seconds"]) == e.seconds
         assert (r["test_loss"] == "") == (e.test_loss is None)
         if e.test_loss is not None:
-            assert float(r["test_loss"]) == e.test_loss and float(r["test_accuracy"]) == e.test_accuracy
+            assert (
+                float(r["test_loss"]) == e.test_loss
+                and float(r["test_accuracy"]) == e.test_accuracy
+            )
     assert History.from_dict({}) == History()
 
 
@@ -220,7 +229,9 @@ def test_resume_after_a_crash_reproduces_the_uninterrupted_run_exactly(tmp_path)
 
     # crash in the middle of epoch 2: the checkpoint on disk is the one of epoch 1
     model_b, opt_b = make_run(seed=0, jitter=0.05)
-    partial = fit(model_b, opt_b, TRAIN, TEST, checkpoint_dir=tmp_path / "b", stop_after_batches=9, **kw)
+    partial = fit(
+        model_b, opt_b, TRAIN, TEST, checkpoint_dir=tmp_path / "b", stop_after_batches=9, **kw
+    )
     assert len(partial.epochs) == 1
     assert os.listdir(tmp_path / "b") == [CHECKPOINT_NAME]  # no temporary files
     assert not np.array_equal(weights(model_b)["5.weight"], reference["5.weight"])
@@ -232,7 +243,9 @@ def test_resume_after_a_crash_reproduces_the_uninterrupted_run_exactly(tmp_path)
     assert_same_weights(weights(model_c), reference)
     assert without_timing(resumed) == without_timing(full)
     assert opt_c.steps == opt.steps == EPOCHS * 6
-    for g_full, g_resumed in zip(generators_of(model, opt), generators_of(model_c, opt_c), strict=True):
+    for g_full, g_resumed in zip(
+        generators_of(model, opt), generators_of(model_c, opt_c), strict=True
+    ):
         assert g_full.bit_generator.state == g_resumed.bit_generator.state
 
 
@@ -260,13 +273,17 @@ def test_checkpoint_contents(tmp_path):
     assert meta["epoch"] == 1 and meta["run"] == {"batch_size": BATCH, "seed": 7, "train_size": 48}
     assert len(meta["rng"]) == 1 + len(generators_of(model, opt))  # shuffle + dropout + hook
     model_b, opt_b = make_run(seed=3)
-    epoch, hist = load_checkpoint(tmp_path / CHECKPOINT_NAME, model_b, opt_b, np.random.default_rng())
+    epoch, hist = load_checkpoint(
+        tmp_path / CHECKPOINT_NAME, model_b, opt_b, np.random.default_rng()
+    )
     assert epoch == 1 and len(hist.epochs) == 1
     assert_same_weights(weights(model_b), weights(model))
 
 
 @pytest.mark.parametrize(
-    "change", [dict(batch_size=16), dict(seed=8), dict(train=(TRAIN[0][:40], TRAIN[1][:40]))], ids=str
+    "change",
+    [dict(batch_size=16), dict(seed=8), dict(train=(TRAIN[0][:40], TRAIN[1][:40]))],
+    ids=str,
 )
 def test_resume_refuses_a_checkpoint_of_a_different_run(tmp_path, change):
     model, opt = make_run()
@@ -285,7 +302,16 @@ def test_resume_refuses_a_checkpoint_with_other_generators_or_no_meta(tmp_path):
     fit(model, opt, TRAIN, epochs=1, batch_size=BATCH, seed=7, checkpoint_dir=tmp_path)
     model_b, opt_b = make_run(grad_noise=0.0)  # one generator fewer
     with pytest.raises(ValueError, match="generator states"):
-        fit(model_b, opt_b, TRAIN, epochs=2, batch_size=BATCH, seed=7, checkpoint_dir=tmp_path, resume=True)
+        fit(
+            model_b,
+            opt_b,
+            TRAIN,
+            epochs=2,
+            batch_size=BATCH,
+            seed=7,
+            checkpoint_dir=tmp_path,
+            resume=True,
+        )
     model.save(tmp_path / "weights.npz")
     with pytest.raises(ValueError, match="not a qcnn checkpoint"):
         load_checkpoint(tmp_path / "weights.npz", model, opt, np.random.default_rng())

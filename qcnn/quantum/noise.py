@@ -38,7 +38,9 @@ def standard_normal(
         return rng.standard_normal(shape, dtype=dtype)
     out = np.empty(size, dtype=dtype)
     entropy = rng.integers(0, 2**63, size=_SPLIT, dtype=np.int64)
-    gens = [np.random.default_rng(s) for s in np.random.SeedSequence(entropy.tolist()).spawn(_SPLIT)]
+    gens = [
+        np.random.default_rng(s) for s in np.random.SeedSequence(entropy.tolist()).spawn(_SPLIT)
+    ]
     bounds = np.linspace(0, size, _SPLIT + 1).astype(int)
     futures = [
         _get_pool().submit(g.standard_normal, dtype=dtype, out=out[a:b])

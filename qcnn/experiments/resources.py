@@ -1,0 +1,141 @@
+"""``python -m qcnn.experiments.resources``: predicted quantum vs classical running time per layer.
+
+Runs test images through the QCNN (fresh, or with trained weights from a run of the ``mnist``
+command), measures ``M``, ``E[f]``, ``mu(A)``, ``mu(F)`` in each quantum layer, and evaluates the
+running-time model of :mod:`qcnn.quantum.resources`: classical multiply-adds against
+``sigma H'W'D' * M sqrt(C) / (eps sqrt(E[f]))``, the crossover kernel volume, and the predicted
+speed-up for larger kernels and deeper inputs. Writes ``resources.json`` and ``resources.md``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from qcnn.experiments.mnist import (
+    _pos_int,
+    add_quantum_arguments,
+    check_output_dir,
+    config_from_args,
+)
+from qcnn.experiments.runner import environment_info, load_data
+from qcnn.io import atomic_write_json, atomic_write_text
+from qcnn.models import build_model, quantum_layers, transfer_weights
+from qcnn.nn.model import load_npz_strict
+from qcnn.quantum.resources import crossover_table, layer_resources
+from qcnn.train import evaluate
+
+__all__ = ["main", "report"]
+
+
+def report(model, config, x, y) -> list[dict]:
+    """Measure each quantum layer on ``x`` and evaluate the running-time model."""
+    layers = quantum_layers(model)
+    for layer in layers:
+        layer.detailed_stats = True
+        layer.reset_stats()
+    evaluate(model, x, y, batch_size=128)
+    out, shape = [], x.shape[1:]
+    for layer in model.layers:
+        in_shape, shape = shape, layer.output_shape(shape)
+        if layer not in layers:
+            continue
+        s = layer.stats_mean()
+        conv_out = super(type(layer), layer).output_shape(in_shape)  # before pooling
+        res = layer_resources(
+            conv_out, (in_shape[0], *layer.kernel_size), sigma=config.sigma, eps=config.effective_eps,
+            cap=config.cap, M=s["M"], mean_f=s["mean_f"], implied_eta=s.get("implied_eta"),
+            mu_A=s.get("mu_A"), mu_F=s.get("mu_F"),
+        )  # fmt: skip
+        out.append(
+            {"layer": repr(layer), "resources": res.to_dict(), "crossover": crossover_table(res)}
+        )
+    return out
+
+
+def _markdown(rows: list[dict]) -> str:
+    lines = [
+        "| layer | H'W'D' | kernel volume | classical ops | M | E[f] | Q | quantum ops | speed-up | crossover volume |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for i, r in enumerate(rows):
+        s = r["resources"]
+        lines.append(
+            f"| {i} | {s['out_pixels']} | {s['kernel_volume']} | {s['classical_ops']:.3g} | {s['M']:.3g} | "
+            f"{s['mean_f']:.3g} | {s['Q']:.3g} | {s['quantum_ops']:.3g} | {s['speedup']:.3g} | "
+            f"{s['crossover_kernel_volume']:.3g} |"
+        )
+    lines += [
+        "",
+        "Predicted speed-up (classical / quantum) for larger kernels, with the last layer's Q:",
+        "",
+    ]
+    table = rows[-1]["crossover"]
+    depths = sorted({t["depth"] for t in table})
+    lines.append("| kernel \\ depth D | " + " | ".join(str(d) for d in depths) + " |")
+    lines.append("|---|" + "---|" * len(depths))
+    for k in sorted({t["kernel"] for t in table}):
+        cells = [f"{t['speedup']:.2g}" for t in table if t["kernel"] == k]
+        lines.append(f"| {k}x{k} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(
+        prog="python -m qcnn.experiments.resources",
+        description="Predicted quantum vs classical running time of each quantum layer, with measured M, E[f], mu.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    p.add_argument(
+        "--weights",
+        default=None,
+        help="model.npz of a trained QCNN or CNN (from python -m qcnn.experiments.mnist); default: fresh",
+    )
+    p.add_argument("--arch", default="paper", choices=["paper", "lenet5"])
+    p.add_argument("--images", type=_pos_int, default=512, help="test images measured")
+    p.add_argument("--seed", type=_pos_int, default=1)
+    p.add_argument("--data-dir", default=None)
+    p.add_argument("--out", default="runs/resources", help="output folder")
+    add_quantum_arguments(p)
+    args = p.parse_args(argv)
+    try:
+        config = config_from_args(args)
+        if config.sigma is None:
+            raise ValueError(
+                "the running-time model needs --sigma (the fraction of pixels sampled)"
+            )
+        if config.effective_eps <= 0:
+            raise ValueError("the running-time model needs eps > 0")
+        out = Path(args.out)
+        check_output_dir(out, resume=False)
+    except ValueError as exc:
+        p.error(str(exc))
+    data = load_data(args.data_dir, train_size=1, test_size=args.images)
+    model = build_model(args.arch, config, seed=args.seed)
+    if args.weights:
+        state = load_npz_strict(args.weights)
+        donor = build_model(args.arch, None, seed=args.seed)
+        try:
+            model.load_state_dict(state)
+        except ValueError:
+            donor.load_state_dict(state)  # CNN weights: move them into the QCNN in order
+            transfer_weights(donor, model)
+    rows = report(model, config, data.x_test, data.y_test)
+    result = {"config": config.to_dict(), "dataset": data.info, "weights": args.weights,
+              "environment": environment_info(), "layers": rows}  # fmt: skip
+    atomic_write_json(out / "resources.json", result)
+    md = _markdown(rows)
+    atomic_write_text(
+        out / "resources.md", f"# Resource report\n\nConfig: `{config.to_json()}`\n\n" + md
+    )
+    print(md)
+    print(f"written to {out}/resources.json and resources.md")
+    return 0
+
+
+if __name__ == "__main__":
+    np.seterr(all="ignore")
+    sys.exit(main())

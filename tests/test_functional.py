@@ -338,6 +338,7 @@ def test_conv2d_fixed_cases(hw, k, stride, padding, dtype):
     )
 
 
+@pytest.mark.filterwarnings("ignore:Using padding='same' with even kernel:UserWarning")
 def test_conv2d_same_padding_matches_torch_for_even_and_odd_kernels():
     torch = pytest.importorskip("torch")
     rng = np.random.default_rng(3)

@@ -16,9 +16,11 @@ import os
 import numpy as np
 import pytest
 
+from qcnn.data.batches import iterate_minibatches
 from qcnn.nn import SGD, Conv2D, Dense, Dropout, Flatten, Layer, ReLU, Sequential
 from qcnn.nn.losses import softmax_cross_entropy
 from qcnn.nn.model import load_npz_strict
+from qcnn.seeding import seed_stream
 from qcnn.train import (
     CHECKPOINT_NAME,
     EpochLog,
@@ -132,11 +134,8 @@ def test_fit_logs_the_batch_loss_and_window_mean():
     model, opt = make_run(dropout=0.0, grad_noise=0.0, momentum=0.0)
     twin, twin_opt = make_run(dropout=0.0, grad_noise=0.0, momentum=0.0)
     hist = fit(model, opt, TRAIN, epochs=1, batch_size=16, seed=5, log_every=2)
-    from qcnn.data.batches import iterate_minibatches
-    from qcnn.seeding import seed_stream
-
     losses = []
-    order = np.random.default_rng(seed_stream(5, "shuffle"))
+    order = np.random.default_rng(seed_stream(5, "shuffle"))  # fit's documented batch order
     for xb, yb in iterate_minibatches(*TRAIN, 16, rng=order):
         loss, d = softmax_cross_entropy(twin.forward(xb), yb)
         twin.backward(d)

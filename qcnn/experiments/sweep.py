@@ -24,6 +24,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from qcnn.experiments.mnist import _nonneg_int, _pos_int, check_output_dir
 from qcnn.experiments.runner import (
     RunSpec,
@@ -68,8 +70,11 @@ PAPER_FINAL_LOSS = {
 PAPER_CNN_FINAL_LOSS = 0.090
 
 
-def grid_specs(grid: dict[str, list[float]], **common: Any) -> list[RunSpec]:
-    """The CNN first, then one QCNN run per grid point (paper preset otherwise)."""
+def grid_specs(
+    grid: dict[str, list[float]], replicate_seeds: tuple[int, ...] = (), **common: Any
+) -> list[RunSpec]:
+    """The CNN first, then one QCNN run per grid point (paper preset otherwise), then the CNN and
+    the paper-preset QCNN (eps 0.01, C 10, sigma 0.5, delta 0.01) again for each replicate seed."""
     specs = [RunSpec(config=None, **common)]
     for eps, cap, delta, sigma in itertools.product(
         grid["eps"], grid["cap"], grid["delta"], grid["sigma"]
@@ -79,6 +84,11 @@ def grid_specs(grid: dict[str, list[float]], **common: Any) -> list[RunSpec]:
                 config=QuantumConfig.paper(eps=eps, cap=cap, sigma=sigma, delta=delta), **common
             )
         )
+    for seed in replicate_seeds:
+        if seed == common.get("seed"):
+            continue
+        rep = {**common, "seed": seed}
+        specs += [RunSpec(config=None, **rep), RunSpec(config=QuantumConfig.paper(), **rep)]
     return specs
 
 
@@ -125,37 +135,53 @@ def _markdown(rows: list[dict[str, Any]], columns: list[str]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _mean_std(values: list[float], scale: float = 1.0, fmt: str = ".2f", unit: str = "") -> str:
+    if not values:
+        return "not run"
+    v = np.asarray(values) * scale
+    if v.size == 1:
+        return f"{v[0]:{fmt}}{unit}"
+    return f"{v.mean():{fmt}}{unit} ± {v.std(ddof=1):{fmt}} (n={v.size})"
+
+
+def _matches(r: dict[str, Any], model: str, eps: float | None = None, delta: float | None = None,
+             cap: float = 10.0, sigma: float = 0.5) -> bool:  # fmt: skip
+    if r["model"] != model:
+        return False
+    if model == "cnn":
+        return True
+    c = r["quantum"]["config"]
+    if eps is not None and c["eps"] != eps:
+        return False
+    if model == "qcnn":
+        return c["delta"] == delta and c["cap"] == cap and c["sigma"] == sigma
+    return True
+
+
 def paper_comparison(records: list[dict[str, Any]]) -> str:
-    """Markdown: our accuracy next to the authors' for each entry of their table."""
+    """Markdown: our accuracy (mean ± std over seeds where several) next to the authors'."""
     out = ["| model | eps | delta | authors | ours |", "|---|---|---|---|---|"]
     for ref in PAPER_TABLE:
-        ours = [
-            r for r in records
-            if r["model"] == ref["model"]
-            and (ref["eps"] is None or r["quantum"]["config"]["eps"] == ref["eps"])
-            and (r["model"] != "qcnn" or (r["quantum"]["config"]["delta"] == ref["delta"]
-                                          and r["quantum"]["config"]["cap"] == 10.0
-                                          and r["quantum"]["config"]["sigma"] == 0.5))
-        ]  # fmt: skip
-        val = f"{100 * ours[0]['test_accuracy']:.2f} %" if ours else "not run"
+        accs = [
+            r["test_accuracy"]
+            for r in records
+            if _matches(r, ref["model"], ref["eps"], ref["delta"])
+        ]
         eps = "-" if ref["eps"] is None else f"{ref['eps']:g}"
         delta = "-" if ref["delta"] is None else f"{ref['delta']:g}"
+        ours = _mean_std(accs, 100, ".2f", " %")
         out.append(
-            f"| {ref['model']} | {eps} | {delta} | {100 * ref['test_accuracy']:.2f} % | {val} |"
+            f"| {ref['model']} | {eps} | {delta} | {100 * ref['test_accuracy']:.2f} % | {ours} |"
         )
     out += ["", "Final training loss (mean of the last 12 logs), eps 0.01, C 10, delta 0.01:", "",
             "| sigma | authors | ours |", "|---|---|---|"]  # fmt: skip
     for sigma, ref in PAPER_FINAL_LOSS.items():
-        ours = [r for r in records if r["model"] == "qcnn" and r["quantum"]["config"] == QuantumConfig.paper(
-            eps=0.01, cap=10.0, sigma=sigma, delta=0.01).to_dict()]  # fmt: skip
-        out.append(
-            f"| {sigma:g} | {ref:.3f} | {ours[0]['final_train_loss']:.3f} |"
-            if ours
-            else f"| {sigma:g} | {ref:.3f} | not run |"
-        )
-    cnn = [r for r in records if r["model"] == "cnn"]
-    if cnn:
-        out.append(f"| CNN | {PAPER_CNN_FINAL_LOSS:.3f} | {cnn[0]['final_train_loss']:.3f} |")
+        losses = [
+            r["final_train_loss"] for r in records if _matches(r, "qcnn", 0.01, 0.01, 10.0, sigma)
+        ]
+        out.append(f"| {sigma:g} | {ref:.3f} | {_mean_std(losses, 1, '.3f')} |")
+    cnn = [r["final_train_loss"] for r in records if r["model"] == "cnn"]
+    out.append(f"| CNN | {PAPER_CNN_FINAL_LOSS:.3f} | {_mean_std(cnn, 1, '.3f')} |")
     return "\n".join(out) + "\n"
 
 
@@ -202,7 +228,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--epochs", type=_nonneg_int, default=2)
     p.add_argument("--batch-size", type=_pos_int, default=64)
     p.add_argument("--lr", type=float, default=0.01)
-    p.add_argument("--seed", type=_nonneg_int, default=1)
+    p.add_argument("--seed", type=_nonneg_int, default=1, help="seed of the grid runs")
+    p.add_argument(
+        "--replicate-seeds",
+        type=_nonneg_int,
+        nargs="*",
+        default=[],
+        help="more seeds for the CNN and the paper-preset QCNN (mean and std in the comparison)",
+    )
     p.add_argument(
         "--workers", type=_pos_int, default=1, help="runs trained at once, in separate processes"
     )
@@ -230,7 +263,7 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError as exc:
         parser.error(str(exc))
     common = dict(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, seed=args.seed)
-    specs = grid_specs(GRIDS[args.grid], **common)
+    specs = grid_specs(GRIDS[args.grid], tuple(args.replicate_seeds), **common)
     data_args = {
         "data_dir": args.data_dir,
         "train_size": args.train_size,
@@ -294,11 +327,14 @@ def main(argv: list[str] | None = None) -> int:
     if not args.no_quantum_forward:
         from qcnn.models import build_model
 
-        cnn = build_model("paper", None, seed=args.seed)
-        cnn.load(out / "runs" / specs[0].run_id / "model.npz")
-        for eps in GRIDS[args.grid]["eps"]:
-            cfg = QuantumConfig.paper(eps=eps, cap=10.0, sigma=0.5, delta=0.0)
-            ordered.append(quantum_forward_run(cnn, ordered[0], cfg, data))
+        for spec, record in zip(specs, list(ordered), strict=True):
+            if spec.config is not None:
+                continue
+            cnn = build_model(spec.arch, None, seed=spec.seed)
+            cnn.load(out / "runs" / spec.run_id / "model.npz")
+            for eps in GRIDS[args.grid]["eps"]:
+                cfg = QuantumConfig.paper(eps=eps, cap=10.0, sigma=0.5, delta=0.0)
+                ordered.append(quantum_forward_run(cnn, record, cfg, data, spec.arch))
     meta["sweep_seconds"] = time.perf_counter() - t0
     meta["workers"] = args.workers
     write_summary(out, ordered, data.info, meta)

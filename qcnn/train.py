@@ -255,7 +255,10 @@ def fit(
     shuffle_rng = np.random.default_rng(seed_stream(seed, "shuffle"))
     history = History()
     start_epoch = 0
-    run_meta = {"batch_size": batch_size, "seed": seed, "train_size": len(x_train)}
+    run_meta = {
+        "batch_size": batch_size, "seed": seed, "train_size": len(x_train),
+        "optimizer": type(optimizer).__name__, "lr": optimizer.lr,
+    }  # fmt: skip
     ckpt_path = Path(checkpoint_dir) / CHECKPOINT_NAME if checkpoint_dir is not None else None
     if resume:
         if ckpt_path is None:
@@ -380,16 +383,25 @@ def load_checkpoint(
             f"checkpoint {os.fspath(path)!r} was written by a different run: {meta.get('run')} != {run_meta}; "
             "use a new output directory or the same settings"
         )
-    model.load_state_dict(
-        {k[len("model/") :]: v for k, v in data.items() if k.startswith("model/")}
-    )
-    optimizer.load_state_dict(
-        {k[len("optim/") :]: v for k, v in data.items() if k.startswith("optim/")}
-    )
     gens = [shuffle_rng, *generators_of(model, optimizer)]
     states = meta["rng"]
     if len(states) != len(gens):
         raise ValueError(f"checkpoint has {len(states)} generator states, the run has {len(gens)}")
+    # All or nothing: a checkpoint that fails half-way leaves model and optimizer as they were.
+    saved_model, saved_optim = model.state_dict(), optimizer.state_dict()
+    try:
+        model.load_state_dict(
+            {k[len("model/") :]: v for k, v in data.items() if k.startswith("model/")}
+        )
+        optimizer.load_state_dict(
+            {k[len("optim/") :]: v for k, v in data.items() if k.startswith("optim/")}
+        )
+    except (ValueError, KeyError) as exc:
+        model.load_state_dict(saved_model)
+        optimizer.load_state_dict(saved_optim)
+        raise ValueError(
+            f"checkpoint {os.fspath(path)!r} does not fit this model/optimizer: {exc}"
+        ) from exc
     for g, state in zip(gens, states, strict=True):
         g.bit_generator.state = state
     return int(meta["epoch"]), History.from_dict(meta["history"])

@@ -157,11 +157,6 @@ def test_load_rejects_wrong_names_and_shapes(tmp_path):
     assert np.all(model[0].weight.data == 0) and np.any(model[4].weight.data != 0)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="Sequential.load_state_dict assigns parameters one by one while validating, so a "
-    "shape/dtype error on a later parameter leaves the earlier ones already overwritten",
-)
 def test_failed_load_leaves_the_model_unchanged():
     model = small_model(seed=1)
     before = model.state_dict()

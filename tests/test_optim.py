@@ -327,11 +327,6 @@ def test_load_state_dict_rejects_mismatched_shapes():
         Adam(make_params(initial_weights()), **ADAM_CONFIGS[0]).load_state_dict(state)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="SGD/Adam.state_dict() return the live momentum/moment buffers (updated in place by "
-    "later steps), unlike Sequential.state_dict(), which returns copies",
-)
 @pytest.mark.parametrize(("cls", "config"), [(SGD, SGD_CONFIGS[1]), (Adam, ADAM_CONFIGS[0])])
 def test_state_dict_is_a_snapshot(cls, config):
     _, opt, params = run_qcnn(cls, config, steps=3)

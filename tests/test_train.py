@@ -269,7 +269,9 @@ def test_checkpoint_contents(tmp_path):
     assert {k for k in data if k.startswith("model/")} == {f"model/{k}" for k in weights(model)}
     assert "optim/momentum.5.weight" in data and int(data["optim/steps"]) == 6
     meta = json.loads(str(data["meta"]))
-    assert meta["epoch"] == 1 and meta["run"] == {"batch_size": BATCH, "seed": 7, "train_size": 48}
+    assert meta["epoch"] == 1 and meta["run"] == {
+        "batch_size": BATCH, "seed": 7, "train_size": 48, "optimizer": "SGD", "lr": opt.lr,
+    }  # fmt: skip
     assert len(meta["rng"]) == 1 + len(generators_of(model, opt))  # shuffle + dropout + hook
     model_b, opt_b = make_run(seed=3)
     epoch, hist = load_checkpoint(

@@ -31,6 +31,7 @@ import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
 __all__ = [
+    "check_window_args",
     "Geometry",
     "Workspace",
     "pair",
@@ -87,6 +88,32 @@ class Geometry:
         return any(self.pads)
 
 
+def check_window_args(
+    kernel: int | tuple[int, int],
+    stride: int | tuple[int, int] = 1,
+    padding: Padding = 0,
+    *,
+    what: str = "conv2d",
+) -> None:
+    """Validate kernel, stride and padding on their own (no input size needed), so a layer can
+    reject bad settings at construction time."""
+    kh, kw = pair(kernel, "kernel_size")
+    sh, sw = pair(stride, "stride")
+    if kh < 1 or kw < 1:
+        raise ValueError(f"{what}: kernel size must be positive, got {(kh, kw)}")
+    if sh < 1 or sw < 1:
+        raise ValueError(f"{what}: stride must be positive, got {(sh, sw)}")
+    if isinstance(padding, str):
+        if padding.lower() not in ("same", "valid"):
+            raise ValueError(
+                f"{what}: padding must be an int, a pair, 'same' or 'valid', got {padding!r}"
+            )
+    else:
+        ph, pw = pair(padding, "padding")
+        if ph < 0 or pw < 0:
+            raise ValueError(f"{what}: padding must be non-negative, got {(ph, pw)}")
+
+
 def conv_geometry(
     in_hw: tuple[int, int],
     kernel: int | tuple[int, int],
@@ -100,13 +127,10 @@ def conv_geometry(
     Raises ValueError naming the shapes when integer padding gives a non-integer output size,
     or when the window does not fit.
     """
+    check_window_args(kernel, stride, padding, what=what)
     kh, kw = pair(kernel, "kernel_size")
     sh, sw = pair(stride, "stride")
     h, w = in_hw
-    if kh < 1 or kw < 1:
-        raise ValueError(f"{what}: kernel size must be positive, got {(kh, kw)}")
-    if sh < 1 or sw < 1:
-        raise ValueError(f"{what}: stride must be positive, got {(sh, sw)}")
     if isinstance(padding, str):
         mode = padding.lower()
         if mode == "valid":
@@ -475,7 +499,7 @@ def avg_pool2d_backward(
     share = dout / (kh * kw)
     if _is_tiling(geom):
         dx = np.broadcast_to(share[:, :, :, None, :, None], (n, c, ho, kh, wo, kw))
-        return dx.reshape(n, c, h, w)
+        return dx.reshape(n, c, h, w).copy()  # a writable array, never a zero-stride view
     hp, wp = geom.padded_hw
     dxp = np.zeros((n, c, hp, wp), dtype=dout.dtype)
     for i in range(kh):

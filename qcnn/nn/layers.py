@@ -114,7 +114,7 @@ class Conv2D(Layer):
             )
         rng = _default_rng(rng)
         kh, kw = F.pair(kernel_size, "kernel_size")
-        F.conv_geometry((kh, kw), (kh, kw), stride, padding)  # validates stride/padding early
+        F.check_window_args((kh, kw), stride, padding, what="Conv2D")
         self.in_channels, self.out_channels = in_channels, out_channels
         self.kernel_size, self.stride, self.padding = (kh, kw), stride, padding
         shape = (out_channels, in_channels, kh, kw)
@@ -328,7 +328,12 @@ class MaxPool2D(Layer):
     ) -> None:
         super().__init__()
         self.kernel_size, self.stride, self.padding = kernel_size, stride, padding
-        F.pair(kernel_size, "kernel_size")
+        F.check_window_args(
+            kernel_size,
+            kernel_size if stride is None else stride,
+            padding,
+            what=type(self).__name__,
+        )
 
     def forward(self, x: np.ndarray, training: bool = True) -> np.ndarray:
         out, cache = F.max_pool2d_forward(x, self.kernel_size, self.stride, self.padding)

@@ -94,7 +94,8 @@ class Sequential:
         unexpected = sorted(set(state) - set(params))
         if strict and (missing or unexpected):
             raise ValueError(f"state_dict mismatch: missing {missing}, unexpected {unexpected}")
-        for name, p in params.items():
+        new_values = {}
+        for name, p in params.items():  # validate everything before touching any parameter
             if name not in state:
                 continue
             value = np.asarray(state[name])
@@ -106,7 +107,9 @@ class Sequential:
                 raise ValueError(
                     f"parameter {name}: expected floating point data, got {value.dtype}"
                 )
-            p.data = value.astype(p.data.dtype, copy=True)
+            new_values[name] = value.astype(p.data.dtype, copy=True)
+        for name, value in new_values.items():
+            params[name].data = value
 
     def save(self, path: str | os.PathLike) -> None:
         """Save the parameters to ``path`` (``.npz``, written atomically, no pickle)."""

@@ -121,7 +121,7 @@ class SGD(Optimizer):
 
     def state_dict(self) -> dict[str, np.ndarray]:
         state = super().state_dict()
-        state.update({f"momentum.{k}": v for k, v in self.buffers.items()})
+        state.update({f"momentum.{k}": v.copy() for k, v in self.buffers.items()})
         return state
 
     def load_state_dict(self, state: dict[str, np.ndarray]) -> None:
@@ -184,8 +184,8 @@ class Adam(Optimizer):
 
     def state_dict(self) -> dict[str, np.ndarray]:
         state = super().state_dict()
-        state.update({f"adam_m.{k}": v for k, v in self.m.items()})
-        state.update({f"adam_v.{k}": v for k, v in self.v.items()})
+        state.update({f"adam_m.{k}": v.copy() for k, v in self.m.items()})
+        state.update({f"adam_v.{k}": v.copy() for k, v in self.v.items()})
         return state
 
     def load_state_dict(self, state: dict[str, np.ndarray]) -> None:

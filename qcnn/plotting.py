@@ -80,6 +80,9 @@ def plot_training_curves(
     ax_loss.set_yscale("log")
     ax_loss.grid(alpha=0.3)
     ax_loss.legend()
+    from matplotlib.ticker import MaxNLocator
+
+    ax_acc.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax_acc.set(xlabel="epoch", ylabel="test accuracy (%)")
     ax_acc.grid(alpha=0.3)
     ax_acc.legend()

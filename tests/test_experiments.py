@@ -383,8 +383,9 @@ def test_sweep_rerun_with_other_settings_does_not_reuse_stale_runs(
 @pytest.mark.xfail(
     strict=True,
     raises=TypeError,
-    reason="BUG sweep.py paper_comparison (lines 152 and 157): formats final_train_loss with "
-    ":.3f, but it is None when a run has fewer batches than one loss log (log_every=10)",
+    reason="BUG sweep.py paper_comparison -> _mean_std: np.asarray(final_train_losses) * scale "
+    "raises TypeError when final_train_loss is None (a run shorter than one loss log, "
+    "log_every=10)",
 )
 def test_paper_comparison_with_runs_shorter_than_one_loss_log():
     cfg = QuantumConfig.paper(eps=0.01, cap=10.0, sigma=0.5, delta=0.01).to_dict()

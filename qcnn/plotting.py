@@ -79,13 +79,13 @@ def plot_training_curves(
     )
     ax_loss.set_yscale("log")
     ax_loss.grid(alpha=0.3)
-    ax_loss.legend()
+    _legend(ax_loss)
     from matplotlib.ticker import MaxNLocator
 
     ax_acc.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax_acc.set(xlabel="epoch", ylabel="test accuracy (%)")
     ax_acc.grid(alpha=0.3)
-    ax_acc.legend()
+    _legend(ax_acc)
     save_figure(fig, path)
 
 
@@ -150,8 +150,13 @@ def plot_sigma_curves(
     ax.set(xlabel="training images seen", ylabel="training loss", title=title)
     ax.set_yscale("log")
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
+    _legend(ax, fontsize=8)
     save_figure(fig, path)
+
+
+def _legend(ax, **kwargs) -> None:
+    if ax.get_legend_handles_labels()[0]:  # an empty legend only produces a warning
+        ax.legend(**kwargs)
 
 
 def _new_colormap(n: int) -> list:

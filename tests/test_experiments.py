@@ -358,11 +358,6 @@ def test_sweep_rerun_skips_finished_runs(sweep_run, tmp_path, monkeypatch):
 
 
 @needs_data
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG sweep.py _load_finished: a finished run is reused when --lr (or --batch-size, "
-    "--train-size) changed; only seed, epochs and the quantum config are compared",
-)
 def test_sweep_rerun_with_other_settings_does_not_reuse_stale_runs(
     sweep_run, tmp_path, monkeypatch
 ):
@@ -380,13 +375,6 @@ def test_sweep_rerun_with_other_settings_does_not_reuse_stale_runs(
         sweep.main([*SWEEP_ARGS, "--lr", "0.05", "--no-quantum-forward", "--out", str(copy)])
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=TypeError,
-    reason="BUG sweep.py paper_comparison -> _mean_std: np.asarray(final_train_losses) * scale "
-    "raises TypeError when final_train_loss is None (a run shorter than one loss log, "
-    "log_every=10)",
-)
 def test_paper_comparison_with_runs_shorter_than_one_loss_log():
     cfg = QuantumConfig.paper(eps=0.01, cap=10.0, sigma=0.5, delta=0.01).to_dict()
     records = [
@@ -399,12 +387,6 @@ def test_paper_comparison_with_runs_shorter_than_one_loss_log():
 
 
 @needs_data
-@pytest.mark.xfail(
-    strict=True,
-    raises=TypeError,
-    reason="BUG sweep.py paper_comparison: the documented quick invocation (200 images, batch "
-    "64: no loss log) crashes with TypeError after training",
-)
 def test_sweep_quick_grid_as_documented(tmp_path):
     out = tmp_path / "sweep"
     argv = ["--grid", "quick", "--train-size", "200", "--test-size", "100", "--epochs", "1"]

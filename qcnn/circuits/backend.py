@@ -29,6 +29,7 @@ import numpy as np
 from qiskit import QuantumCircuit, transpile
 from qiskit.circuit import Parameter
 from qiskit.providers import BackendV2
+from qiskit.transpiler import generate_preset_pass_manager
 
 __all__ = [
     "SeedLike",
@@ -62,22 +63,30 @@ AER_METHODS = (
 _ONE_QUBIT_NON_GATES = {"measure", "barrier", "reset", "delay", "save_probabilities"}
 
 
-def default_backend() -> BackendV2:
-    """``AerSimulator()`` (automatic method)."""
-    from qiskit_aer import AerSimulator
+# Our circuits are small (<= ~15 qubits) and come many per call: parallelising over experiments
+# is several times faster than Aer's default, which may split one experiment's shots over
+# threads (measured on 2 cores: 100 x 7,500-shot runs 1.6 s -> 0.6 s; 144 AE circuits
+# 1.2 s -> 1.0 s). Results do not depend on it (every experiment has its own seed).
+AER_DEFAULT_OPTIONS = {"max_parallel_experiments": 0, "max_parallel_shots": 1}
 
-    return AerSimulator()
+
+def default_backend() -> BackendV2:
+    """``AerSimulator()`` (automatic method) with :data:`AER_DEFAULT_OPTIONS`."""
+    return aer_backend()
 
 
 def aer_backend(method: str = "automatic", noise_model: Any = None, **options: Any) -> BackendV2:
-    """``AerSimulator(method=..., noise_model=..., **options)``; ``method`` is checked first."""
+    """``AerSimulator(method=..., noise_model=..., **options)``; ``method`` is checked first.
+
+    ``options`` override :data:`AER_DEFAULT_OPTIONS`.
+    """
     from qiskit_aer import AerSimulator
 
     if method not in AER_METHODS:
         raise ValueError(f"unknown Aer method {method!r}; choose one of {', '.join(AER_METHODS)}")
     if noise_model is not None:
         options["noise_model"] = noise_model
-    return AerSimulator(method=method, **options)
+    return AerSimulator(method=method, **{**AER_DEFAULT_OPTIONS, **options})
 
 
 def depolarizing_noise_model(
@@ -197,6 +206,7 @@ class CircuitRunner:
         self.max_batch = max_batch
         self.aer = is_aer(self.backend)
         self.log = RunLog()
+        self._pass_manager: Any = None
         opts = getattr(self.backend, "options", None)
         self._takes_seed = opts is not None and hasattr(opts, "seed_simulator")
 
@@ -204,8 +214,18 @@ class CircuitRunner:
         return f"CircuitRunner({self.backend.name}, max_batch={self.max_batch})"
 
     def transpile(self, circuit: QuantumCircuit) -> QuantumCircuit:
-        """Transpile for the backend at ``optimization_level=0`` (parameters survive)."""
-        return transpile(circuit, self.backend, optimization_level=0)
+        """Transpile for the backend at ``optimization_level=0`` (parameters survive).
+
+        Same passes as ``transpile(circuit, backend, optimization_level=0)``, but the pass
+        manager is built once per runner: building it costs ~80 ms, more than transpiling one
+        of our small circuits, and the sampling step transpiles one circuit per image. Circuits
+        go through it one at a time (a list would start worker processes).
+        """
+        if self._pass_manager is None:
+            self._pass_manager = generate_preset_pass_manager(
+                optimization_level=0, backend=self.backend
+            )
+        return self._pass_manager.run(circuit)
 
     # -- execution ----------------------------------------------------------------------------
     def run(

@@ -278,7 +278,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     # Everything that can be wrong is checked before any data is loaded or any epoch runs.
     try:
-        config = config_from_args(args) if args.model in ("qcnn", "both") else None
+        config = config_from_args(args)  # validated even for --model cnn: a bad flag is an error
+        if args.model == "cnn":
+            config = None
         if not 0 <= args.momentum < 1:
             raise ValueError(f"--momentum must be in [0, 1), got {args.momentum}")
         out = Path(args.out) if args.out else Path("runs") / time.strftime("mnist-%Y%m%d-%H%M%S")

@@ -158,6 +158,8 @@ def train_run(
     record = {
         "model": spec.model,
         "arch": spec.arch,
+        "spec": spec.to_dict(),
+        "dataset": data.info,
         "quantum": None
         if spec.config is None
         else {"config": spec.config.to_dict(), "layers": stats},

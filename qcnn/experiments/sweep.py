@@ -98,15 +98,17 @@ def _worker_run(spec: RunSpec, data_args: dict[str, Any], run_dir: str) -> dict[
     return record
 
 
-def _load_finished(run_dir: Path, spec: RunSpec) -> dict[str, Any] | None:
+def _load_finished(
+    run_dir: Path, spec: RunSpec, data_info: dict[str, Any]
+) -> dict[str, Any] | None:
+    """The record of a finished run with exactly these settings and data, else None."""
     path = run_dir / "run.json"
     if not path.exists():
         return None
     record = json.loads(path.read_text())
-    same = record.get("seed") == spec.seed and record.get("epochs") == spec.epochs
-    if spec.config is not None:
-        same = same and (record.get("quantum") or {}).get("config") == spec.config.to_dict()
-    return record if same else None
+    same_spec = record.get("spec") == json.loads(json.dumps(spec.to_dict()))
+    same_data = record.get("dataset") == data_info
+    return record if same_spec and same_data else None
 
 
 def _row(r: dict[str, Any]) -> dict[str, Any]:
@@ -136,9 +138,10 @@ def _markdown(rows: list[dict[str, Any]], columns: list[str]) -> str:
 
 
 def _mean_std(values: list[float], scale: float = 1.0, fmt: str = ".2f", unit: str = "") -> str:
+    values = [v for v in values if v is not None]  # e.g. a run shorter than one loss log
     if not values:
         return "not run"
-    v = np.asarray(values) * scale
+    v = np.asarray(values, dtype=float) * scale
     if v.size == 1:
         return f"{v[0]:{fmt}}{unit}"
     return f"{v.mean():{fmt}}{unit} ± {v.std(ddof=1):{fmt}} (n={v.size})"
@@ -276,7 +279,7 @@ def main(argv: list[str] | None = None) -> int:
     todo = []
     for spec in specs:
         run_dir = out / "runs" / spec.run_id
-        done = _load_finished(run_dir, spec)
+        done = _load_finished(run_dir, spec, data.info)
         if done is not None:
             records[spec.run_id] = done
         else:

@@ -25,6 +25,17 @@ _CHOICES = {
 }
 
 
+MAX_AE_BITS = 20
+
+
+def _bits_for(eps: float) -> int:
+    """The smallest m >= 1 with ``pi / 2^m <= eps`` (exact comparison, no log rounding)."""
+    m = 1
+    while math.pi / 2**m > eps and m <= 64:
+        m += 1
+    return m
+
+
 def _is_number(x: Any) -> bool:
     return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
 
@@ -100,15 +111,26 @@ class QuantumConfig:
         if self.ae_bits is not None and (
             not isinstance(self.ae_bits, int)
             or isinstance(self.ae_bits, bool)
-            or not 1 <= self.ae_bits <= 20
+            or not 1 <= self.ae_bits <= MAX_AE_BITS
         ):
-            raise bad("ae_bits", "None or an integer in [1, 20]")
-        if not isinstance(self.ae_median, int) or self.ae_median < 1 or self.ae_median % 2 == 0:
+            raise bad("ae_bits", f"None or an integer in [1, {MAX_AE_BITS}]")
+        if (
+            not isinstance(self.ae_median, int) or isinstance(self.ae_median, bool)
+            or self.ae_median < 1 or self.ae_median % 2 == 0
+        ):  # fmt: skip
             raise bad("ae_median", "an odd integer >= 1")
-        if self.sampling_power not in (1, 2):
+        if isinstance(self.sampling_power, bool) or self.sampling_power not in (1, 2):
             raise bad("sampling_power", "1 or 2")
-        if self.ipe == "amplitude_estimation" and self.ae_bits is None and self.eps == 0:
-            raise ValueError("QuantumConfig: ipe='amplitude_estimation' needs ae_bits or eps > 0")
+        if self.ipe == "amplitude_estimation" and self.ae_bits is None:
+            if self.eps == 0:
+                raise ValueError(
+                    "QuantumConfig: ipe='amplitude_estimation' needs ae_bits or eps > 0"
+                )
+            if _bits_for(self.eps) > MAX_AE_BITS:
+                raise ValueError(
+                    f"QuantumConfig.eps={self.eps!r} needs {_bits_for(self.eps)} AE bits (pi / 2^m <= eps); "
+                    f"at most {MAX_AE_BITS} are supported: raise eps or pass ae_bits"
+                )
 
     # -- derived quantities ---------------------------------------------------------------------
     @property
@@ -123,7 +145,7 @@ class QuantumConfig:
             return None
         if self.ae_bits is not None:
             return self.ae_bits
-        return max(1, math.ceil(math.log2(math.pi / self.eps)))
+        return _bits_for(self.eps)
 
     @property
     def effective_eps(self) -> float:

@@ -108,12 +108,16 @@ def _sample_fejer_offsets(frac: np.ndarray, u: np.ndarray, big_m: int) -> np.nda
     res = np.empty(f.shape, dtype=np.int64)
     inside = pick < window.size
     res[inside] = window[pick[inside]]
-    if (~inside).any():
+    outside = np.flatnonzero(~inside)
+    if outside.size:
         rest = np.arange(half + 1, big_m - half + 1)  # the other residues mod M
-        ft, st, ut = f[~inside], s2[~inside], uu[~inside]
-        cdf_rest = cdf[~inside, -1:] + np.cumsum(probs(rest, ft, st), axis=1)
-        k = np.minimum((cdf_rest <= ut[:, None]).sum(axis=1), rest.size - 1)  # rounding guard
-        res[~inside] = rest[k]
+        # Chunks keep the (pixels x 2^m) table at a few million entries whatever m is.
+        step = max(1, (1 << 22) // max(rest.size, 1))
+        for start in range(0, outside.size, step):
+            sel = outside[start : start + step]
+            cdf_rest = cdf[sel, -1:] + np.cumsum(probs(rest, f[sel], s2[sel]), axis=1)
+            k = np.minimum((cdf_rest <= uu[sel, None]).sum(axis=1), rest.size - 1)  # rounding guard
+            res[sel] = rest[k]
     out[todo] = res
     return out
 

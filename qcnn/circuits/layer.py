@@ -57,6 +57,9 @@ class CircuitExecutor:
             ``'amplitude_estimation'``, else :data:`~qcnn.circuits.inner_product.DEFAULT_AE_BITS`
             (the Gaussian model's eps is not translated: m >= 8 circuits are slow).
         median_of: k; default ``config.ae_median``.
+        sample_shots: if set, the number of measurements of each image's output state,
+            replacing the layer's N (from ``config.sigma`` / ``config.eta``); the layer's
+            ``stats`` still report its own N.
         max_batch: circuits per ``backend.run`` call.
         max_circuits: refuse a forward pass that needs more IPE circuits than this (the
             executor is meant for single images and small layers; the emulator does datasets).
@@ -72,6 +75,7 @@ class CircuitExecutor:
         method: Method = "amplitude_estimation",
         ae_bits: int | None = None,
         median_of: int | None = None,
+        sample_shots: int | None = None,
         max_batch: int = 1024,
         max_circuits: int = 50_000,
     ) -> None:
@@ -83,7 +87,10 @@ class CircuitExecutor:
             raise ValueError(f"ae_bits must be None or an integer in [1, 16], got {ae_bits!r}")
         if median_of is not None and (not isinstance(median_of, int) or median_of < 1):
             raise ValueError(f"median_of must be None or a positive integer, got {median_of!r}")
+        if sample_shots is not None and (not isinstance(sample_shots, int) or sample_shots < 0):
+            raise ValueError(f"sample_shots must be None or an integer >= 0, got {sample_shots!r}")
         self.runner = CircuitRunner(backend, max_batch=max_batch)
+        self.sample_shots = sample_shots
         self.shots = shots
         self.method = method
         self.ae_bits = ae_bits
@@ -183,7 +190,10 @@ class CircuitExecutor:
     def sample(
         self, values: np.ndarray, shots: int, config: QuantumConfig, rng: np.random.Generator
     ) -> np.ndarray:
-        """Counts ``(B, d)`` of ``shots`` measurements of each row's output state."""
+        """Counts ``(B, d)`` of ``shots`` (or ``sample_shots``) measurements of each row's
+        output state."""
+        if self.sample_shots is not None:
+            shots = self.sample_shots
         start = time.perf_counter()
         calls0 = self.runner.log.calls
         counts = sample_pixels_circuit(

@@ -1,0 +1,77 @@
+"""Smoke tests of the circuit demo (``python -m qcnn.experiments.circuits``) and benchmark."""
+
+from __future__ import annotations
+
+import csv
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+pytest.importorskip("qiskit_aer")
+
+from qcnn.experiments import circuits as demo  # noqa: E402
+
+pytestmark = pytest.mark.circuits
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_downsample_is_crop_then_block_mean():
+    img = np.zeros((28, 28), dtype=np.uint8)
+    img[2:5, 2:5] = 255  # exactly the first 3x3 block after the crop
+    img[0, 0] = 255  # in the cropped border: ignored
+    small = demo.downsample(img)
+    assert small.shape == (8, 8)
+    assert small[0, 0] == pytest.approx(1.0) and small.sum() == pytest.approx(1.0)
+    with pytest.raises(ValueError):
+        demo.downsample(np.zeros((8, 8)))
+
+
+def test_help_documents_every_flag():
+    text = demo.build_parser().format_help()
+    for flag in ("--backend", "--ae-bits", "--shots", "--kernels", "--seed", "--out", "--data-dir"):
+        assert flag in text
+
+
+def test_demo_runs_on_one_image(tmp_path):
+    """Runs on a synthetic 28x28 digit (no dataset needed) and writes every output."""
+    rng = np.random.default_rng(0)
+    img = np.zeros((28, 28), dtype=np.uint8)
+    img[6:22, 9:19] = rng.integers(100, 256, size=(16, 10))
+    args = demo.build_parser().parse_args(
+        ["--out", str(tmp_path), "--kernels", "2", "--ae-bits", "3", "--shots", "30"]
+    )
+    summary = demo.run_demo(args, img, "synthetic", 7)
+    for name in ("circuits_demo.png", "circuit_resources.csv", "circuit_resources.md",
+                 "circuits_demo.json"):  # fmt: skip
+        assert (tmp_path / name).stat().st_size > 0
+    rows = list(csv.DictReader((tmp_path / "circuit_resources.csv").open()))
+    names = [r["subroutine"] for r in rows]
+    assert any(n.startswith("IPE") for n in names) and any("tomography" in n for n in names)
+    ipe = next(r for r in rows if r["subroutine"].startswith("IPE"))
+    assert int(ipe["circuits"]) == 36 * 2 and int(ipe["qubits"]) == 3 + 1 + 4
+    saved = json.loads((tmp_path / "circuits_demo.json").read_text())
+    assert saved["sampling_shots"] == 30 == summary["sampling_shots"]
+    assert saved["kept_pixels"] <= 30
+
+
+@pytest.mark.slow
+def test_demo_cli_and_benchmark_run(tmp_path):
+    out = subprocess.run(
+        [sys.executable, "-m", "qcnn.experiments.circuits", "--out", str(tmp_path),
+         "--kernels", "1", "--ae-bits", "2", "--data-dir", str(tmp_path)],
+        capture_output=True, text=True, timeout=300, cwd=ROOT,
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    assert "circuits/s" in out.stdout
+    bench = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "bench_circuits.py"), "--ae-bits", "2",
+         "--repeats", "1", "--hadamard-shots", "0"],
+        capture_output=True, text=True, timeout=300, cwd=ROOT,
+    )  # fmt: skip
+    assert bench.returncode == 0, bench.stderr
+    assert "circuits/s" in bench.stdout

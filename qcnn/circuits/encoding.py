@@ -183,7 +183,7 @@ def ry_tree_level_angles(states: np.ndarray) -> list[np.ndarray]:
         raise ValueError(f"state length must be a power of two >= 2, got {size}")
     out = []
     for level in range(levels):
-        blocks = states.reshape(b, 1 << level, 2, -1)  # (row, prefix, bit, rest)
+        blocks = states.reshape(b, 1 << level, 2, size >> (level + 1))  # (row, prefix, bit, rest)
         if level < levels - 1:
             w0 = np.linalg.norm(blocks[:, :, 0, :], axis=-1)
             w1 = np.linalg.norm(blocks[:, :, 1, :], axis=-1)

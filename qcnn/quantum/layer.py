@@ -162,6 +162,8 @@ class QuantumConv2D(Conv2D):
         else:
             counts = self.executor.sample(values, shots, cfg, self.rng)
             kept = counts > 0
+            # an executor may override N (e.g. CircuitExecutor(sample_shots=...)): report what ran
+            shots = int(counts.sum(axis=1).max(initial=0)) or shots
             out = sampled_values(values, counts, cfg.sampled_value, cfg.sampling_power).reshape(
                 f.shape
             )

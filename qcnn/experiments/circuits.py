@@ -31,6 +31,7 @@ from typing import Any
 
 import numpy as np
 
+from qcnn.experiments.cli import nonneg_int, pos_float, pos_int, probability
 from qcnn.io import atomic_write_bytes, atomic_write_json, atomic_write_text
 
 __all__ = ["build_parser", "main", "downsample", "run_demo"]
@@ -47,46 +48,6 @@ RESOURCE_COLUMNS = (
     "wall_s",
 )
 # (the tomography rows split the measured wall time of the two steps evenly)
-
-
-def _pos_int(text: str) -> int:
-    try:
-        v = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if v < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {v}")
-    return v
-
-
-def _nonneg_int(text: str) -> int:
-    try:
-        v = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}") from None
-    if v < 0:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {v}")
-    return v
-
-
-def _pos_float(text: str) -> float:
-    try:
-        v = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-    if not math.isfinite(v) or v <= 0:
-        raise argparse.ArgumentTypeError(f"expected a finite number > 0, got {text}")
-    return v
-
-
-def _probability(text: str) -> float:
-    try:
-        v = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a probability, got {text!r}") from None
-    if not 0.0 <= v <= 1.0:
-        raise argparse.ArgumentTypeError(f"expected a probability in [0, 1], got {text}")
-    return v
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -107,14 +68,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--ae-bits",
-        type=_pos_int,
+        type=pos_int,
         default=4,
         help="m, evaluation qubits of amplitude estimation (2^m grid points); the "
         "circuits grow as 2^m",
     )
     p.add_argument(
         "--median-of",
-        type=_pos_int,
+        type=pos_int,
         default=1,
         help="k, AE runs per inner product whose median is taken (odd)",
     )
@@ -126,45 +87,45 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--ht-shots",
-        type=_pos_int,
+        type=pos_int,
         default=1024,
         help="shots per Hadamard test (--method hadamard, and the resource table)",
     )
     p.add_argument(
         "--shots",
-        type=_nonneg_int,
+        type=nonneg_int,
         default=None,
         help="N, measurements of the output state per image (l-inf tomography "
         "sampling); default int(sigma * D'H'W') from --sigma",
     )
     p.add_argument(
         "--sigma",
-        type=_probability,
+        type=probability,
         default=0.5,
         help="fraction of the layer's outputs drawn as shots when --shots is not given",
     )
-    p.add_argument("--cap", type=_pos_float, default=10.0, help="C, cap of the capped ReLU")
+    p.add_argument("--cap", type=pos_float, default=10.0, help="C, cap of the capped ReLU")
     p.add_argument(
         "--eta",
-        type=_pos_float,
+        type=pos_float,
         default=0.1,
         help="precision of the l-inf tomography run on the output state "
         "(N = ceil(36 ln d / eta^2))",
     )
-    p.add_argument("--kernels", type=_pos_int, default=4, help="number of 3x3 kernels (D')")
+    p.add_argument("--kernels", type=pos_int, default=4, help="number of 3x3 kernels (D')")
     p.add_argument(
         "--noise",
-        type=_probability,
+        type=probability,
         nargs=2,
         metavar=("P1", "P2"),
         default=None,
         help="depolarizing error after every 1- and 2-qubit gate (Aer noise model; "
         "circuits are then decomposed into u + cx)",
     )
-    p.add_argument("--index", type=_nonneg_int, default=0, help="index of the MNIST test image")
+    p.add_argument("--index", type=nonneg_int, default=0, help="index of the MNIST test image")
     p.add_argument(
         "--seed",
-        type=_nonneg_int,
+        type=nonneg_int,
         default=0,
         help="seed of the kernels (Kaiming init) and of every simulator seed",
     )

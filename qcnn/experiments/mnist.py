@@ -14,8 +14,6 @@ weights evaluated under the quantum forward pass. Writes into ``--out``:
 from __future__ import annotations
 
 import argparse
-import math
-import os
 import sys
 import time
 from pathlib import Path
@@ -23,6 +21,7 @@ from typing import Any
 
 import numpy as np
 
+from qcnn.experiments.cli import check_output_dir, nonneg_float, nonneg_int, pos_float, pos_int
 from qcnn.experiments.runner import (
     Data,
     RunSpec,
@@ -39,61 +38,24 @@ from qcnn.train import History, rows_to_csv
 __all__ = ["main", "build_parser", "config_from_args"]
 
 
-def _nonneg_int(text: str) -> int:
-    try:
-        v = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a non-negative integer, got {text!r}") from None
-    if v < 0:
-        raise argparse.ArgumentTypeError(f"expected a non-negative integer, got {v}")
-    return v
-
-
-def _pos_int(text: str) -> int:
-    v = _nonneg_int(text)
-    if v == 0:
-        raise argparse.ArgumentTypeError("expected a positive integer, got 0")
-    return v
-
-
-def _pos_float(text: str) -> float:
-    try:
-        v = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-    if not math.isfinite(v) or v <= 0:
-        raise argparse.ArgumentTypeError(f"expected a finite number > 0, got {text}")
-    return v
-
-
-def _nonneg_float(text: str) -> float:
-    try:
-        v = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-    if not math.isfinite(v) or v < 0:
-        raise argparse.ArgumentTypeError(f"expected a finite number >= 0, got {text}")
-    return v
-
-
 def add_quantum_arguments(parser: argparse.ArgumentParser) -> None:
     """The QuantumConfig flags, shared with the sweep."""
     q = parser.add_argument_group("quantum layer (model §2-3; defaults: the paper preset)")
     q.add_argument(
         "--eps",
-        type=_nonneg_float,
+        type=nonneg_float,
         default=0.01,
         help="inner-product precision eps >= 0 (default 0.01)",
     )
     q.add_argument(
-        "--cap", type=_pos_float, default=10.0, help="cap C > 0 of the capped ReLU (default 10)"
+        "--cap", type=pos_float, default=10.0, help="cap C > 0 of the capped ReLU (default 10)"
     )
     q.add_argument("--sigma", type=float, default=None,
                    help="fraction of output pixels drawn as shots, 0 < sigma <= 1 (default 0.5 unless --eta "
                         "or --no-sampling)")  # fmt: skip
     q.add_argument(
         "--eta",
-        type=_pos_float,
+        type=pos_float,
         default=None,
         help="size the sampling by the tomography precision eta: N = ceil(36 ln d / eta^2)",
     )
@@ -102,7 +64,7 @@ def add_quantum_arguments(parser: argparse.ArgumentParser) -> None:
     )
     q.add_argument(
         "--delta",
-        type=_nonneg_float,
+        type=nonneg_float,
         default=0.01,
         help="gradient precision delta >= 0 (default 0.01)",
     )
@@ -114,12 +76,12 @@ def add_quantum_arguments(parser: argparse.ArgumentParser) -> None:
     )
     q.add_argument(
         "--ae-bits",
-        type=_pos_int,
+        type=pos_int,
         default=None,
         help="AE evaluation qubits m for --ipe amplitude_estimation (default: smallest m with pi/2^m <= eps)",
     )
     q.add_argument(
-        "--ae-median", type=_pos_int, default=1, help="median of k AE runs (odd, default 1)"
+        "--ae-median", type=pos_int, default=1, help="median of k AE runs (odd, default 1)"
     )
     q.add_argument(
         "--noise-order",
@@ -185,17 +147,17 @@ def build_parser() -> argparse.ArgumentParser:
         default="paper",
         help="paper: KLP19's network (no pooling); lenet5: LeNet-style with pooling",
     )
-    p.add_argument("--epochs", type=_nonneg_int, default=2, help="training epochs")
-    p.add_argument("--batch-size", type=_pos_int, default=64, help="mini-batch size")
-    p.add_argument("--lr", type=_pos_float, default=0.01, help="SGD learning rate")
+    p.add_argument("--epochs", type=nonneg_int, default=2, help="training epochs")
+    p.add_argument("--batch-size", type=pos_int, default=64, help="mini-batch size")
+    p.add_argument("--lr", type=pos_float, default=0.01, help="SGD learning rate")
     p.add_argument("--momentum", type=float, default=0.0, help="SGD momentum in [0, 1)")
     p.add_argument(
-        "--seed", type=_nonneg_int, default=1, help="the one seed behind every random number"
+        "--seed", type=nonneg_int, default=1, help="the one seed behind every random number"
     )
     p.add_argument(
-        "--train-size", type=_pos_int, default=None, help="use the first N training images"
+        "--train-size", type=pos_int, default=None, help="use the first N training images"
     )
-    p.add_argument("--test-size", type=_pos_int, default=None, help="use the first N test images")
+    p.add_argument("--test-size", type=pos_int, default=None, help="use the first N test images")
     p.add_argument("--data-dir", default=None,
                    help="folder with the MNIST IDX files (else $QCNN_DATA_DIR, ~/.cache/qcnn/mnist, download, "
                         "then the bundled 5k subset)")  # fmt: skip
@@ -211,21 +173,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quiet", action="store_true", help="no progress bars, only the final summary")
     add_quantum_arguments(p)
     return p
-
-
-def check_output_dir(out: Path, resume: bool) -> None:
-    """Fail early (before any training) if ``out`` cannot be written."""
-    if out.exists() and not out.is_dir():
-        raise ValueError(f"--out {str(out)!r} exists and is not a directory")
-    if resume and not out.is_dir():
-        raise ValueError(f"--resume: {str(out)!r} does not exist; nothing to resume")
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-        probe = out / f".write-test-{os.getpid()}"
-        probe.write_bytes(b"")
-        probe.unlink()
-    except OSError as exc:
-        raise ValueError(f"--out {str(out)!r} is not writable: {exc.strerror or exc}") from None
 
 
 def _summary(records: list[dict[str, Any]], data_info: dict[str, Any]) -> str:

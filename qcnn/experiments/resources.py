@@ -15,10 +15,9 @@ from pathlib import Path
 
 import numpy as np
 
+from qcnn.experiments.cli import check_output_dir, nonneg_int, pos_int
 from qcnn.experiments.mnist import (
-    _pos_int,
     add_quantum_arguments,
-    check_output_dir,
     config_from_args,
 )
 from qcnn.experiments.runner import environment_info, load_data
@@ -95,8 +94,8 @@ def main(argv: list[str] | None = None) -> int:
         help="model.npz of a trained QCNN or CNN (from python -m qcnn.experiments.mnist); default: fresh",
     )
     p.add_argument("--arch", default="paper", choices=["paper", "lenet5"])
-    p.add_argument("--images", type=_pos_int, default=512, help="test images measured")
-    p.add_argument("--seed", type=_pos_int, default=1)
+    p.add_argument("--images", type=pos_int, default=512, help="test images measured")
+    p.add_argument("--seed", type=nonneg_int, default=1)
     p.add_argument("--data-dir", default=None)
     p.add_argument("--out", default="runs/resources", help="output folder")
     add_quantum_arguments(p)

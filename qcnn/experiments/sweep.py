@@ -26,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from qcnn.experiments.mnist import _nonneg_int, _pos_int, check_output_dir
+from qcnn.experiments.cli import check_output_dir, nonneg_int, pos_float, pos_int
 from qcnn.experiments.runner import (
     RunSpec,
     environment_info,
@@ -228,22 +228,22 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--grid", choices=sorted(GRIDS), default="paper",
                    help="paper: 40 QCNN runs + CNN; quick: 2 QCNN runs + CNN")  # fmt: skip
-    p.add_argument("--epochs", type=_nonneg_int, default=2)
-    p.add_argument("--batch-size", type=_pos_int, default=64)
-    p.add_argument("--lr", type=float, default=0.01)
-    p.add_argument("--seed", type=_nonneg_int, default=1, help="seed of the grid runs")
+    p.add_argument("--epochs", type=nonneg_int, default=2)
+    p.add_argument("--batch-size", type=pos_int, default=64)
+    p.add_argument("--lr", type=pos_float, default=0.01)
+    p.add_argument("--seed", type=nonneg_int, default=1, help="seed of the grid runs")
     p.add_argument(
         "--replicate-seeds",
-        type=_nonneg_int,
+        type=nonneg_int,
         nargs="*",
         default=[],
         help="more seeds for the CNN and the paper-preset QCNN (mean and std in the comparison)",
     )
     p.add_argument(
-        "--workers", type=_pos_int, default=1, help="runs trained at once, in separate processes"
+        "--workers", type=pos_int, default=1, help="runs trained at once, in separate processes"
     )
-    p.add_argument("--train-size", type=_pos_int, default=None)
-    p.add_argument("--test-size", type=_pos_int, default=None)
+    p.add_argument("--train-size", type=pos_int, default=None)
+    p.add_argument("--test-size", type=pos_int, default=None)
     p.add_argument("--data-dir", default=None)
     p.add_argument(
         "--out", default="runs/sweep", help="output folder; rerunning with it skips finished runs"

@@ -143,14 +143,10 @@ def conv_geometry(
             ph = max((out[0] - 1) * sh + kh - h, 0)
             pw = max((out[1] - 1) * sw + kw - w, 0)
             pads = (ph // 2, ph - ph // 2, pw // 2, pw - pw // 2)
-        else:
-            raise ValueError(
-                f"{what}: padding must be an int, a pair, 'same' or 'valid', got {padding!r}"
-            )
+        else:  # pragma: no cover - check_window_args accepts only 'same' and 'valid'
+            raise AssertionError(padding)
     else:
         ph, pw = pair(padding, "padding")
-        if ph < 0 or pw < 0:
-            raise ValueError(f"{what}: padding must be non-negative, got {(ph, pw)}")
         out_dims = []
         for size, k, s, p, axis in ((h, kh, sh, ph, "height"), (w, kw, sw, pw, "width")):
             span = size + 2 * p - k

@@ -91,6 +91,8 @@ def sample_pixels(
     targets = rng.random((live.size, shots))
     targets.sort(axis=1)
     targets += offsets
+    # r + u may round up to r + 1 for u within ~r ulps of 1: keep every target inside its row
+    np.minimum(targets, np.nextafter(offsets + 1.0, 0.0), out=targets)
     flat = _search_sorted_targets(stacked, targets.ravel())
     counts[live] = np.bincount(flat, minlength=live.size * d).reshape(live.size, d)
     return counts

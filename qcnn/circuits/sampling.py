@@ -19,6 +19,7 @@ from qiskit.providers import BackendV2
 
 from qcnn.circuits.backend import CircuitRunner, SeedLike
 from qcnn.circuits.encoding import initialize_circuit, num_qubits_for
+from qcnn.quantum.sampling import check_sampling_args
 
 __all__ = ["output_state_circuit", "sample_pixels_circuit"]
 
@@ -69,16 +70,8 @@ def sample_pixels_circuit(
         counts with the contract of :func:`qcnn.quantum.sampling.sample_pixels` (on a noisy
         backend, shots that land on a padding index are dropped).
     """
-    values = np.asarray(values)
-    if values.ndim != 2:
-        raise ValueError(f"values must be (B, d), got shape {values.shape}")
-    if isinstance(shots, bool) or not isinstance(shots, (int, np.integer)) or shots < 0:
-        raise ValueError(f"shots must be a non-negative integer, got {shots!r}")
-    if power not in (1, 2):
-        raise ValueError(f"power must be 1 or 2, got {power!r}")
+    values = check_sampling_args(values, shots, power)
     b, d = values.shape
-    if b and d and np.min(values) < 0:
-        raise ValueError("values must be non-negative (they are outputs of a capped ReLU)")
     counts = np.zeros((b, d), dtype=np.int64)
     weights = values.astype(np.float64) ** power if d else np.zeros((b, 0))
     live = np.flatnonzero(weights.sum(axis=1) > 0) if d else np.zeros(0, dtype=np.int64)

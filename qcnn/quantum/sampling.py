@@ -18,6 +18,7 @@ __all__ = [
     "tomography_shots",
     "shots_from_sigma",
     "implied_eta",
+    "check_sampling_args",
     "sample_pixels",
     "sampled_values",
     "expected_distinct_fraction",
@@ -48,6 +49,21 @@ def implied_eta(d: int, shots: int) -> float:
     return math.sqrt(36.0 * math.log(d) / shots)
 
 
+def check_sampling_args(values: np.ndarray, shots: int, power: int) -> np.ndarray:
+    """Validate the arguments of a pixel sampler (emulated or circuit); returns ``values`` as
+    an array ``(B, d)``."""
+    values = np.asarray(values)
+    if values.ndim != 2:
+        raise ValueError(f"values must be (B, d), got shape {values.shape}")
+    if isinstance(shots, bool) or not isinstance(shots, (int, np.integer)) or shots < 0:
+        raise ValueError(f"shots must be a non-negative integer, got {shots!r}")
+    if power not in (1, 2):
+        raise ValueError(f"power must be 1 or 2, got {power!r}")
+    if values.size and np.min(values) < 0:
+        raise ValueError("values must be non-negative (they are outputs of a capped ReLU)")
+    return values
+
+
 def sample_pixels(
     values: np.ndarray, shots: int, rng: np.random.Generator, power: int = 1
 ) -> np.ndarray:
@@ -63,16 +79,8 @@ def sample_pixels(
         counts ``(B, d)`` int64: how often each pixel was drawn; every row with a positive sum
         adds up to ``shots``. A row of zeros yields zeros (no division by zero).
     """
-    values = np.asarray(values)
-    if values.ndim != 2:
-        raise ValueError(f"values must be (B, d), got shape {values.shape}")
-    if not isinstance(shots, (int, np.integer)) or shots < 0:
-        raise ValueError(f"shots must be a non-negative integer, got {shots!r}")
-    if power not in (1, 2):
-        raise ValueError(f"power must be 1 or 2, got {power!r}")
+    values = check_sampling_args(values, shots, power)
     b, d = values.shape
-    if b and d and np.min(values) < 0:
-        raise ValueError("values must be non-negative (they are outputs of a capped ReLU)")
     weights = values.astype(np.float64)
     if power == 2:
         weights = weights * weights

@@ -59,7 +59,7 @@ class CircuitExecutor:
         median_of: k; default ``config.ae_median``.
         sample_shots: if set, the number of measurements of each image's output state,
             replacing the layer's N (from ``config.sigma`` / ``config.eta``); the layer's
-            ``stats`` still report its own N.
+            ``stats`` report the N that actually ran.
         max_batch: circuits per ``backend.run`` call.
         max_circuits: refuse a forward pass that needs more IPE circuits than this (the
             executor is meant for single images and small layers; the emulator does datasets).

@@ -194,7 +194,7 @@ def write_summary(
     from qcnn.plotting import plot_sigma_curves
 
     rows = sorted((_row(r) for r in records), key=lambda r: (r["model"], r["eps"] or 0, r["cap"] or 0,
-                                                             r["delta"] or 0, r["sigma"] or 0))  # fmt: skip
+                                                             r["delta"] or 0, r["sigma"] or 0, r["seed"]))  # fmt: skip
     cols = list(rows[0]) if rows else []
     atomic_write_text(out / "summary.csv", rows_to_csv(rows, cols))
     header = (
@@ -206,10 +206,13 @@ def write_summary(
     atomic_write_json(
         out / "results.json", {"dataset": data_info, "environment": meta, "runs": records}
     )
-    cnn = next((r for r in records if r["model"] == "cnn"), None)
+    # One figure per (eps, C, delta) with the grid's seed only (replicate seeds would repeat
+    # the sigma = 0.5 curve); the first record is the grid's CNN.
+    grid_seed = records[0]["seed"] if records else None
+    cnn = next((r for r in records if r["model"] == "cnn" and r["seed"] == grid_seed), None)
     groups: dict[tuple, list] = {}
     for r in records:
-        if r["model"] == "qcnn":
+        if r["model"] == "qcnn" and r["seed"] == grid_seed:
             c = r["quantum"]["config"]
             groups.setdefault((c["eps"], c["cap"], c["delta"]), []).append(r)
     (out / "figures").mkdir(exist_ok=True)

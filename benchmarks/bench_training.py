@@ -48,6 +48,16 @@ def mnist_or_random(n: int) -> tuple[np.ndarray, np.ndarray, str]:
         )
 
 
+def seconds_per_image(step, batches: int, batch_size: int) -> float:
+    """Time ``batches`` calls of ``step(i)`` after 3 warm-up calls; seconds per image."""
+    for i in range(3):
+        step(i)
+    t = time.perf_counter()
+    for i in range(batches):
+        step(i)
+    return (time.perf_counter() - t) / (batches * batch_size)
+
+
 def time_qcnn(model, optimizer, x, y, batches: int, batch_size: int) -> float:
     """Seconds per image for ``batches`` SGD steps (after 3 warm-up steps)."""
     n = len(x)
@@ -59,12 +69,7 @@ def time_qcnn(model, optimizer, x, y, batches: int, batch_size: int) -> float:
         model.backward(d)
         optimizer.step()
 
-    for i in range(3):
-        step(i)
-    t = time.perf_counter()
-    for i in range(batches):
-        step(i)
-    return (time.perf_counter() - t) / (batches * batch_size)
+    return seconds_per_image(step, batches, batch_size)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -144,12 +149,7 @@ def time_torch(torch, model, x, y, batches: int, batch_size: int, delta: float =
                     p.grad += delta * p.grad.norm() * torch.randn_like(p.grad)
         opt.step()
 
-    for i in range(3):
-        step(i)
-    t = time.perf_counter()
-    for i in range(batches):
-        step(i)
-    return (time.perf_counter() - t) / (batches * batch_size)
+    return seconds_per_image(step, batches, batch_size)
 
 
 def main(argv=None) -> int:

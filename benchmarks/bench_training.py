@@ -27,6 +27,7 @@ import numpy as np
 
 from qcnn.models import make_optimizer, paper_cnn, paper_qcnn
 from qcnn.nn import softmax_cross_entropy
+from qcnn.nn.parallel import DataParallel
 from qcnn.quantum import QuantumConfig
 
 EPOCH = 60_000
@@ -58,15 +59,15 @@ def seconds_per_image(step, batches: int, batch_size: int) -> float:
     return (time.perf_counter() - t) / (batches * batch_size)
 
 
-def time_qcnn(model, optimizer, x, y, batches: int, batch_size: int) -> float:
-    """Seconds per image for ``batches`` SGD steps (after 3 warm-up steps)."""
+def time_qcnn(model, optimizer, x, y, batches: int, batch_size: int, shards: int = 1) -> float:
+    """Seconds per image for ``batches`` SGD steps (after 3 warm-up steps), the batch split
+    into ``shards`` slices trained in parallel threads as ``fit(..., shards=...)`` does."""
     n = len(x)
+    parallel = DataParallel(model, shards)
 
     def step(i):
         s = (i * batch_size) % (n - batch_size)
-        xb, yb = x[s : s + batch_size], y[s : s + batch_size]
-        loss, d = softmax_cross_entropy(model.forward(xb), yb)
-        model.backward(d)
+        parallel.train_step(x[s : s + batch_size], y[s : s + batch_size], softmax_cross_entropy)
         optimizer.step()
 
     return seconds_per_image(step, batches, batch_size)
@@ -180,6 +181,10 @@ def main(argv=None) -> int:
     results["qcnn_emulator_qcnn_s_per_image"] = time_qcnn(
         q, make_optimizer(q, config=cfg), x, y, args.batches, args.batch_size
     )
+    q = paper_qcnn(cfg, 1)
+    results["qcnn_emulator_qcnn_2shards_s_per_image"] = time_qcnn(
+        q, make_optimizer(q, config=cfg), x, y, args.batches, args.batch_size, shards=2
+    )
     torch = None
     if not args.no_torch:
         try:
@@ -209,6 +214,8 @@ def main(argv=None) -> int:
         ("qcnn", "qcnn_emulator_qcnn", "torch_qcnn"),
     ):
         rows = [("qcnn (numpy)", results[f"{ours}_s_per_image"])]
+        if f"{ours}_2shards_s_per_image" in results:
+            rows.append(("qcnn, 2 shards", results[f"{ours}_2shards_s_per_image"]))
         if f"{ref}_s_per_image" in results:
             rows.append(("pytorch", results[f"{ref}_s_per_image"]))
         for name, spi in rows:
@@ -222,6 +229,10 @@ def main(argv=None) -> int:
             results[f"{net}_ratio_to_torch"] = (
                 results[f"{ours}_s_per_image"] / results[f"{ref}_s_per_image"]
             )
+            if f"{ours}_2shards_s_per_image" in results:
+                results[f"{net}_2shards_ratio_to_torch"] = (
+                    results[f"{ours}_2shards_s_per_image"] / results[f"{ref}_s_per_image"]
+                )
     if args.json:
         from qcnn.io import atomic_write_json
 

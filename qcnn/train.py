@@ -30,6 +30,7 @@ from qcnn.io import atomic_savez, atomic_write_json, atomic_write_text
 from qcnn.nn.losses import softmax_cross_entropy
 from qcnn.nn.model import Sequential, load_npz_strict
 from qcnn.nn.optim import Optimizer
+from qcnn.nn.parallel import DataParallel
 from qcnn.seeding import seed_stream
 
 __all__ = [
@@ -232,6 +233,7 @@ def fit(
     desc: str = "train",
     on_epoch_end: Callable[[EpochLog, Sequential], None] | None = None,
     stop_after_batches: int | None = None,
+    shards: int = 1,
 ) -> History:
     """Train ``model`` with ``optimizer`` on ``train = (x (N, C, H, W), y (N,))``.
 
@@ -239,6 +241,8 @@ def fit(
     and (with ``checkpoint_dir``) writes a checkpoint atomically at the end of every epoch.
     ``resume=True`` continues from that checkpoint when it exists; it refuses one written for a
     different model, batch size or seed. ``stop_after_batches`` simulates a crash (tests).
+    ``shards > 1`` runs each training step on that many slices of the batch in threads
+    (:class:`qcnn.nn.parallel.DataParallel`); results depend on ``shards``, which is recorded.
     """
     if not isinstance(epochs, int) or epochs < 0:
         raise ValueError(f"epochs must be a non-negative integer, got {epochs!r}")
@@ -257,7 +261,7 @@ def fit(
     start_epoch = 0
     run_meta = {
         "batch_size": batch_size, "seed": seed, "train_size": len(x_train),
-        "optimizer": type(optimizer).__name__, "lr": optimizer.lr,
+        "optimizer": type(optimizer).__name__, "lr": optimizer.lr, "shards": shards,
     }  # fmt: skip
     ckpt_path = Path(checkpoint_dir) / CHECKPOINT_NAME if checkpoint_dir is not None else None
     if resume:
@@ -268,6 +272,7 @@ def fit(
                 ckpt_path, model, optimizer, shuffle_rng, run_meta
             )
 
+    parallel = DataParallel(model, shards)
     per_epoch = num_batches(len(x_train), batch_size)
     images_seen = history.epochs[-1].images_seen if history.epochs else 0
     batches_done = 0
@@ -282,13 +287,11 @@ def fit(
                 if bar is not None:
                     bar.close()
                 return history
-            logits = model.forward(xb, training=True)
-            loss, dlogits = softmax_cross_entropy(logits, yb)
+            loss, logits = parallel.train_step(xb, yb, softmax_cross_entropy)
             if not np.isfinite(loss):
                 raise FloatingPointError(
                     f"training diverged: loss {loss} at epoch {epoch + 1}, batch {b + 1}"
                 )
-            model.backward(dlogits)
             optimizer.step()
             batches_done += 1
             images_seen += len(xb)

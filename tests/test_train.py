@@ -271,6 +271,7 @@ def test_checkpoint_contents(tmp_path):
     meta = json.loads(str(data["meta"]))
     assert meta["epoch"] == 1 and meta["run"] == {
         "batch_size": BATCH, "seed": 7, "train_size": 48, "optimizer": "SGD", "lr": opt.lr,
+        "shards": 1,
     }  # fmt: skip
     assert len(meta["rng"]) == 1 + len(generators_of(model, opt))  # shuffle + dropout + hook
     model_b, opt_b = make_run(seed=3)

@@ -70,6 +70,7 @@ class RunSpec:
     momentum: float = 0.0
     seed: int = 1
     log_every: int = 10
+    shards: int = 1  # batch slices trained in parallel threads (qcnn.nn.parallel); part of the run
     tags: dict[str, Any] = field(default_factory=dict, compare=False)
 
     @property
@@ -139,6 +140,7 @@ def train_run(
         batch_size=spec.batch_size,
         seed=spec.seed,
         log_every=spec.log_every,
+        shards=spec.shards,
         checkpoint_dir=run_dir,
         resume=resume,
         progress=progress,

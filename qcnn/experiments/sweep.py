@@ -106,7 +106,9 @@ def _load_finished(
     if not path.exists():
         return None
     record = json.loads(path.read_text())
-    same_spec = record.get("spec") == json.loads(json.dumps(spec.to_dict()))
+    stored = dict(record.get("spec") or {})
+    stored.setdefault("shards", 1)  # records written before sharding existed ran unsharded
+    same_spec = stored == json.loads(json.dumps(spec.to_dict()))
     same_data = record.get("dataset") == data_info
     return record if same_spec and same_data else None
 
@@ -257,6 +259,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="skip the CNN-weights quantum-forward evals",
     )
     p.add_argument("--quiet", action="store_true")
+    p.add_argument(
+        "--shards",
+        type=pos_int,
+        default=1,
+        help="batch slices per run trained in parallel threads (1 suits --workers 2 on 2 cores)",
+    )
     return p
 
 
@@ -268,7 +276,13 @@ def main(argv: list[str] | None = None) -> int:
         check_output_dir(out, resume=False)
     except ValueError as exc:
         parser.error(str(exc))
-    common = dict(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, seed=args.seed)
+    common = dict(
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        lr=args.lr,
+        seed=args.seed,
+        shards=args.shards,
+    )
     specs = grid_specs(GRIDS[args.grid], tuple(args.replicate_seeds), **common)
     data_args = {
         "data_dir": args.data_dir,

@@ -341,10 +341,6 @@ def fit(
 # ----------------------------------------------------------------------------------------------
 
 
-def _rng_state_json(gens: list[np.random.Generator]) -> str:
-    return json.dumps([g.bit_generator.state for g in gens])
-
-
 def save_checkpoint(
     path: str | os.PathLike,
     model: Sequential,
@@ -359,7 +355,7 @@ def save_checkpoint(
         "epoch": epoch,
         "run": run_meta,
         "history": history.to_dict(),
-        "rng": json.loads(_rng_state_json([shuffle_rng, *generators_of(model, optimizer)])),
+        "rng": [g.bit_generator.state for g in (shuffle_rng, *generators_of(model, optimizer))],
         "format": 1,
     }
     arrays = {f"model/{k}": v for k, v in model.state_dict().items()}

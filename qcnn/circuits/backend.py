@@ -261,8 +261,7 @@ class CircuitRunner:
         out = np.zeros((b, 1 << measured), dtype=np.float64 if shots is None else np.int64)
         if b == 0:
             return out
-        chunks = [slice(i, min(i + self.max_batch, b)) for i in range(0, b, self.max_batch)]
-        seeds = simulator_seeds(as_seed_sequence(seed), len(chunks))
+        chunks, seeds = self._chunks_and_seeds(b, seed)
         start = time.perf_counter()
         for sl, s in zip(chunks, seeds, strict=True):
             vals = values[sl]
@@ -277,6 +276,11 @@ class CircuitRunner:
         )
         return out
 
+    def _chunks_and_seeds(self, n: int, seed: SeedLike) -> tuple[list[slice], list[int]]:
+        """Slices of at most ``max_batch`` circuits, one simulator seed per ``backend.run``."""
+        chunks = [slice(i, min(i + self.max_batch, n)) for i in range(0, n, self.max_batch)]
+        return chunks, simulator_seeds(as_seed_sequence(seed), len(chunks))
+
     def run_circuits(
         self, circuits: Sequence[QuantumCircuit], measured: int, shots: int, seed: SeedLike
     ) -> np.ndarray:
@@ -287,8 +291,7 @@ class CircuitRunner:
         out = np.zeros((n, 1 << measured), dtype=np.int64)
         if n == 0:
             return out
-        chunks = [slice(i, min(i + self.max_batch, n)) for i in range(0, n, self.max_batch)]
-        seeds = simulator_seeds(as_seed_sequence(seed), len(chunks))
+        chunks, seeds = self._chunks_and_seeds(n, seed)
         start = time.perf_counter()
         for sl, s in zip(chunks, seeds, strict=True):
             result = self.backend.run(

@@ -23,6 +23,7 @@ from qcnn.experiments.mnist import (
 from qcnn.experiments.runner import environment_info, load_data
 from qcnn.io import atomic_write_json, atomic_write_text
 from qcnn.models import build_model, quantum_layers, transfer_weights
+from qcnn.nn.layers import Conv2D
 from qcnn.nn.model import load_npz_strict
 from qcnn.quantum.resources import crossover_table, layer_resources
 from qcnn.train import evaluate
@@ -43,7 +44,7 @@ def report(model, config, x, y) -> list[dict]:
         if layer not in layers:
             continue
         s = layer.stats_mean()
-        conv_out = super(type(layer), layer).output_shape(in_shape)  # before pooling
+        conv_out = Conv2D.output_shape(layer, in_shape)  # the convolution's output, before pooling
         res = layer_resources(
             conv_out, (in_shape[0], *layer.kernel_size), sigma=config.sigma, eps=config.effective_eps,
             cap=config.cap, M=s["M"], mean_f=s["mean_f"], implied_eta=s.get("implied_eta"),

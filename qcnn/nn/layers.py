@@ -127,24 +127,26 @@ class Conv2D(Layer):
         self._ws = F.Workspace()
         self._cache = None
 
-    def _conv(self, x: np.ndarray, training: bool) -> np.ndarray:
+    def _conv_forward(
+        self, x: np.ndarray, bias: np.ndarray | None, training: bool
+    ) -> tuple[np.ndarray, tuple]:
+        """Checked convolution of ``x`` ``(N, C, H, W)``: ``(out (N, O, H', W'), cache)``."""
         if x.ndim != 4 or x.shape[1] != self.in_channels:
             raise ValueError(
                 f"{self!r} expects input (N, {self.in_channels}, H, W), got shape {x.shape}"
             )
-        bias = None if self.bias is None else self.bias.data
         # Inference gets its own buffer so it never clobbers the cache a backward still needs.
-        out, cache = F.conv2d_forward(
+        return F.conv2d_forward(
             x, self.weight.data, bias, self.stride, self.padding,
             workspace=self._ws, workspace_key="cols" if training else "cols_eval",
         )  # fmt: skip
+
+    def forward(self, x: np.ndarray, training: bool = True) -> np.ndarray:
+        out, cache = self._conv_forward(x, None if self.bias is None else self.bias.data, training)
         self._cache = cache if training else None
         return out
 
-    def forward(self, x: np.ndarray, training: bool = True) -> np.ndarray:
-        return self._conv(x, training)
-
-    def _conv_backward(self, dout: np.ndarray) -> np.ndarray | None:
+    def backward(self, dout: np.ndarray) -> np.ndarray | None:
         if self._cache is None:
             raise RuntimeError(f"{self!r}: backward called without a training forward pass")
         dx, dw, db = F.conv2d_backward(dout, self._cache, self.need_input_grad, workspace=self._ws)
@@ -152,9 +154,6 @@ class Conv2D(Layer):
         if self.bias is not None:
             self.bias.grad = db.astype(self.bias.data.dtype, copy=False)
         return dx
-
-    def backward(self, dout: np.ndarray) -> np.ndarray | None:
-        return self._conv_backward(dout)
 
     def output_shape(self, input_shape: tuple[int, ...]) -> tuple[int, ...]:
         geom = F.conv_geometry(input_shape[1:], self.kernel_size, self.stride, self.padding)

@@ -101,9 +101,7 @@ class QuantumConv2D(Conv2D):
         self._qcache: tuple | None = None
 
     # ------------------------------------------------------------------------------------------
-    def _norm_products(
-        self, x: np.ndarray, y_shape: tuple[int, ...]
-    ) -> tuple[np.ndarray, np.ndarray]:
+    def _norm_products(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """``(patch norms (N or 1, H', W'), kernel norms (O,))``."""
         cfg = self.config
         if cfg.norms == "first_image":
@@ -126,18 +124,11 @@ class QuantumConv2D(Conv2D):
         return stages
 
     def _forward(self, x: np.ndarray, training: bool, stages: dict | None) -> np.ndarray:
-        if x.ndim != 4 or x.shape[1] != self.in_channels:
-            raise ValueError(
-                f"{self!r} expects input (N, {self.in_channels}, H, W), got shape {x.shape}"
-            )
         cfg = self.config
-        y_nb, cache = F.conv2d_forward(
-            x, self.weight.data, None, self.stride, self.padding,
-            workspace=self._ws, workspace_key="cols" if training else "cols_eval",
-        )  # fmt: skip
+        y_nb, cache = self._conv_forward(x, None, training)  # the bias is added after the estimate
         y_nb = np.ascontiguousarray(y_nb)  # (N, O, H', W'); rows per image for the sampling
         n = x.shape[0]
-        a_norm, f_norm = self._norm_products(x, y_nb.shape)
+        a_norm, f_norm = self._norm_products(x)
         scale = a_norm[:, None, :, :] * f_norm[None, :, None, None]
 
         if cfg.ipe == "exact":

@@ -17,7 +17,7 @@ from qcnn.experiments import circuits as demo  # noqa: E402
 
 pytestmark = pytest.mark.circuits
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_downsample_is_crop_then_block_mean():

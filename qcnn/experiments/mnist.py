@@ -21,7 +21,15 @@ from typing import Any
 
 import numpy as np
 
-from qcnn.experiments.cli import check_output_dir, nonneg_float, nonneg_int, pos_float, pos_int
+from qcnn.experiments.cli import (
+    add_common_arguments,
+    add_quantum_arguments,
+    check_output_dir,
+    config_from_args,
+    nonneg_int,
+    pos_float,
+    pos_int,
+)
 from qcnn.experiments.runner import (
     Data,
     RunSpec,
@@ -35,100 +43,7 @@ from qcnn.models import MODELS, build_model, transfer_weights
 from qcnn.quantum import QuantumConfig
 from qcnn.train import History, rows_to_csv
 
-__all__ = ["main", "build_parser", "config_from_args"]
-
-
-def add_quantum_arguments(parser: argparse.ArgumentParser) -> None:
-    """The QuantumConfig flags, shared with the sweep."""
-    q = parser.add_argument_group("quantum layer (model §2-3; defaults: the paper preset)")
-    q.add_argument(
-        "--eps",
-        type=nonneg_float,
-        default=0.01,
-        help="inner-product precision eps >= 0 (default 0.01)",
-    )
-    q.add_argument(
-        "--cap", type=pos_float, default=10.0, help="cap C > 0 of the capped ReLU (default 10)"
-    )
-    q.add_argument("--sigma", type=float, default=None,
-                   help="fraction of output pixels drawn as shots, 0 < sigma <= 1 (default 0.5 unless --eta "
-                        "or --no-sampling)")  # fmt: skip
-    q.add_argument(
-        "--eta",
-        type=pos_float,
-        default=None,
-        help="size the sampling by the tomography precision eta: N = ceil(36 ln d / eta^2)",
-    )
-    q.add_argument(
-        "--no-sampling", action="store_true", help="keep every pixel (no l-infinity tomography)"
-    )
-    q.add_argument(
-        "--delta",
-        type=nonneg_float,
-        default=0.01,
-        help="gradient precision delta >= 0 (default 0.01)",
-    )
-    q.add_argument(
-        "--ipe",
-        choices=["gaussian", "amplitude_estimation", "exact"],
-        default="gaussian",
-        help="inner-product estimation error model (default gaussian, the authors' simulation)",
-    )
-    q.add_argument(
-        "--ae-bits",
-        type=pos_int,
-        default=None,
-        help="AE evaluation qubits m for --ipe amplitude_estimation (default: smallest m with pi/2^m <= eps)",
-    )
-    q.add_argument(
-        "--ae-median", type=pos_int, default=1, help="median of k AE runs (odd, default 1)"
-    )
-    q.add_argument(
-        "--noise-order",
-        choices=["paper", "theory"],
-        default="paper",
-        help="paper: clamp(f(Y)+e, 0, C) as the authors' notebook; theory: f(Y+e)",
-    )
-    q.add_argument(
-        "--sampled-value",
-        choices=["exact", "tomography"],
-        default="exact",
-        help="value of a drawn pixel: exact f, or the tomographic estimate (n/N) sum f",
-    )
-    q.add_argument(
-        "--sampling-power",
-        type=int,
-        choices=[1, 2],
-        default=1,
-        help="draw pixels with probability proportional to f^power (1: the algorithm)",
-    )
-    q.add_argument(
-        "--gradient-noise-on",
-        choices=["all", "quantum"],
-        default="all",
-        help="parameters that get quantum-backprop noise: all (paper) or quantum kernels only",
-    )
-    q.add_argument(
-        "--norms",
-        choices=["per_image", "first_image"],
-        default="per_image",
-        help="patch norms per image (default) or the notebook's first-image shortcut",
-    )
-
-
-def config_from_args(args: argparse.Namespace) -> QuantumConfig:
-    """Build the QuantumConfig; raises ValueError with the offending field."""
-    if args.no_sampling and (args.sigma is not None or args.eta is not None):
-        raise ValueError("--no-sampling excludes --sigma and --eta")
-    sigma = args.sigma
-    if sigma is None and args.eta is None and not args.no_sampling:
-        sigma = 0.5
-    return QuantumConfig(
-        eps=args.eps, cap=args.cap, sigma=sigma, eta=args.eta, delta=args.delta, ipe=args.ipe,
-        ae_bits=args.ae_bits, ae_median=args.ae_median, noise_order=args.noise_order,
-        sampling_power=args.sampling_power, sampled_value=args.sampled_value,
-        gradient_noise_on=args.gradient_noise_on, norms=args.norms,
-    )  # fmt: skip
+__all__ = ["main", "build_parser"]
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -152,16 +67,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--lr", type=pos_float, default=0.01, help="SGD learning rate")
     p.add_argument("--momentum", type=float, default=0.0, help="SGD momentum in [0, 1)")
     p.add_argument(
-        "--seed", type=nonneg_int, default=1, help="the one seed behind every random number"
-    )
-    p.add_argument(
         "--train-size", type=pos_int, default=None, help="use the first N training images"
     )
     p.add_argument("--test-size", type=pos_int, default=None, help="use the first N test images")
-    p.add_argument("--data-dir", default=None,
-                   help="folder with the MNIST IDX files (else $QCNN_DATA_DIR, ~/.cache/qcnn/mnist, download, "
-                        "then the bundled 5k subset)")  # fmt: skip
-    p.add_argument("--out", default=None, help="output folder (default runs/mnist-<timestamp>)")
     p.add_argument(
         "--resume", action="store_true", help="continue the runs in --out from their checkpoints"
     )
@@ -170,11 +78,13 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="with --model both: skip evaluating the CNN's weights under the quantum forward pass",
     )
-    p.add_argument("--quiet", action="store_true", help="no progress bars, only the final summary")
     p.add_argument("--shards", type=pos_int, default=None,
                    help="train each batch as N slices in parallel threads (default: 2 for the QCNN, whose "
                         "numpy work gains ~1.3x on 2 cores; 1 for the CNN, which gains nothing). Part of "
                         "the run's identity: results depend on it, not on the machine")  # fmt: skip
+    add_common_arguments(
+        p, out_default=None, out_help="output folder (default runs/mnist-<timestamp>)"
+    )
     add_quantum_arguments(p)
     return p
 

@@ -15,10 +15,12 @@ from pathlib import Path
 
 import numpy as np
 
-from qcnn.experiments.cli import check_output_dir, nonneg_int, pos_int
-from qcnn.experiments.mnist import (
+from qcnn.experiments.cli import (
+    add_common_arguments,
     add_quantum_arguments,
+    check_output_dir,
     config_from_args,
+    pos_int,
 )
 from qcnn.experiments.runner import environment_info, load_data
 from qcnn.io import atomic_write_json, atomic_write_text
@@ -28,7 +30,7 @@ from qcnn.nn.model import load_npz_strict
 from qcnn.quantum.resources import crossover_table, layer_resources
 from qcnn.train import evaluate
 
-__all__ = ["main", "report"]
+__all__ = ["build_parser", "main", "report"]
 
 
 def report(model, config, x, y) -> list[dict]:
@@ -83,7 +85,7 @@ def _markdown(rows: list[dict]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def main(argv: list[str] | None = None) -> int:
+def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="python -m qcnn.experiments.resources",
         description="Predicted quantum vs classical running time of each quantum layer, with measured M, E[f], mu.",
@@ -96,10 +98,17 @@ def main(argv: list[str] | None = None) -> int:
     )
     p.add_argument("--arch", default="paper", choices=["paper", "lenet5"])
     p.add_argument("--images", type=pos_int, default=512, help="test images measured")
-    p.add_argument("--seed", type=nonneg_int, default=1)
-    p.add_argument("--data-dir", default=None)
-    p.add_argument("--out", default="runs/resources", help="output folder")
+    add_common_arguments(
+        p,
+        out_default="runs/resources",
+        seed_help="seed of the network (its weights unless --weights; its quantum layers' streams)",
+    )
     add_quantum_arguments(p)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = build_parser()
     args = p.parse_args(argv)
     try:
         config = config_from_args(args)
@@ -131,7 +140,8 @@ def main(argv: list[str] | None = None) -> int:
     atomic_write_text(
         out / "resources.md", f"# Resource report\n\nConfig: `{config.to_json()}`\n\n" + md
     )
-    print(md)
+    if not args.quiet:
+        print(md)
     print(f"written to {out}/resources.json and resources.md")
     return 0
 

@@ -26,7 +26,13 @@ from typing import Any
 
 import numpy as np
 
-from qcnn.experiments.cli import check_output_dir, nonneg_int, pos_float, pos_int
+from qcnn.experiments.cli import (
+    add_common_arguments,
+    check_output_dir,
+    nonneg_int,
+    pos_float,
+    pos_int,
+)
 from qcnn.experiments.runner import (
     RunSpec,
     environment_info,
@@ -236,7 +242,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--epochs", type=nonneg_int, default=2)
     p.add_argument("--batch-size", type=pos_int, default=64)
     p.add_argument("--lr", type=pos_float, default=0.01)
-    p.add_argument("--seed", type=nonneg_int, default=1, help="seed of the grid runs")
     p.add_argument(
         "--replicate-seeds",
         type=nonneg_int,
@@ -249,21 +254,22 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--train-size", type=pos_int, default=None)
     p.add_argument("--test-size", type=pos_int, default=None)
-    p.add_argument("--data-dir", default=None)
-    p.add_argument(
-        "--out", default="runs/sweep", help="output folder; rerunning with it skips finished runs"
-    )
     p.add_argument(
         "--no-quantum-forward",
         action="store_true",
         help="skip the CNN-weights quantum-forward evals",
     )
-    p.add_argument("--quiet", action="store_true")
     p.add_argument(
         "--shards",
         type=pos_int,
         default=1,
         help="batch slices per run trained in parallel threads (1 suits --workers 2 on 2 cores)",
+    )
+    add_common_arguments(
+        p,
+        out_default="runs/sweep",
+        out_help="output folder; rerunning with it skips finished runs",
+        seed_help="seed of the grid runs",
     )
     return p
 

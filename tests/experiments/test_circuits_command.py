@@ -75,3 +75,8 @@ def test_demo_cli_and_benchmark_run(tmp_path):
     )  # fmt: skip
     assert bench.returncode == 0, bench.stderr
     assert "circuits/s" in bench.stdout
+
+
+def test_common_flags_keep_the_demo_defaults():
+    args = demo.build_parser().parse_args([])
+    assert (args.out, args.seed, args.data_dir, args.quiet) == ("results/circuits", 0, None, False)

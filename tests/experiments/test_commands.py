@@ -26,7 +26,7 @@ import numpy as np
 import pytest
 
 import qcnn.experiments.runner as runner
-from qcnn.experiments import mnist, sweep
+from qcnn.experiments import cli, mnist, resources, sweep
 from qcnn.models import paper_cnn, paper_qcnn
 from qcnn.quantum import QuantumConfig
 from qcnn.train import evaluate
@@ -278,11 +278,31 @@ def test_mnist_resume_on_missing_dir_exits_2(forbid_work, tmp_path, capsys):
 
 def test_config_from_args_defaults_to_the_paper_preset():
     args = mnist.build_parser().parse_args([])
-    assert mnist.config_from_args(args) == QuantumConfig.paper()
+    assert cli.config_from_args(args) == QuantumConfig.paper()
     args = mnist.build_parser().parse_args(["--eta", "0.2"])
-    assert mnist.config_from_args(args) == QuantumConfig.paper().replace(sigma=None, eta=0.2)
+    assert cli.config_from_args(args) == QuantumConfig.paper().replace(sigma=None, eta=0.2)
     args = mnist.build_parser().parse_args(["--no-sampling"])
-    assert not mnist.config_from_args(args).samples
+    assert not cli.config_from_args(args).samples
+
+
+COMMANDS = {"mnist": mnist, "sweep": sweep, "resources": resources}
+COMMON_DEFAULTS = {  # command -> (--out default, --seed default), as before they were shared
+    "mnist": (None, 1),
+    "sweep": ("runs/sweep", 1),
+    "resources": ("runs/resources", 1),
+}
+
+
+@pytest.mark.parametrize("command", sorted(COMMON_DEFAULTS))
+def test_common_flags_are_declared_once_with_each_commands_defaults(command):
+    parser = COMMANDS[command].build_parser()
+    args = parser.parse_args([])
+    out, seed = COMMON_DEFAULTS[command]
+    assert (args.out, args.seed, args.data_dir, args.quiet) == (out, seed, None, False)
+    args = parser.parse_args(["--data-dir", "d", "--out", "o", "--seed", "7", "--quiet"])
+    assert (args.data_dir, args.out, args.seed, args.quiet) == ("d", "o", 7, True)
+    with pytest.raises(SystemExit):
+        parser.parse_args(["--seed", "-1"])
 
 
 # ----------------------------------------------------------------------------------------------

@@ -13,13 +13,31 @@ Layout conventions
 
 Sizes
 -----
-``stride`` is an int or a pair. ``padding`` is an int, a pair, ``'same'`` or ``'valid'``:
+``stride`` is an int or a pair. ``padding`` is an int, a pair, ``'same'``, ``'valid'`` or
+``'full'``:
 
 - integer padding ``P``: ``H' = (H + 2P - kh) / s + 1``; a non-integer ``H'`` raises ValueError
   (no silent rounding);
 - ``'valid'``: no padding, ``H' = ceil((H - kh + 1) / s)`` (TensorFlow's rule);
 - ``'same'``: ``H' = ceil(H / s)``, with ``max((H' - 1) s + kh - H, 0)`` padding split as
-  TensorFlow does (the extra row/column at the bottom/right).
+  TensorFlow does (the extra row/column at the bottom/right);
+- ``'full'``: the *wide* convolution, ``kh - 1`` / ``kw - 1`` zeros on every side, so every
+  window that overlaps the input by at least one pixel is computed:
+  ``H' = ceil((H + kh - 1) / s)`` (``H + kh - 1`` at stride 1, as ``scipy.signal``'s
+  ``mode='full'``).
+
+Convolution or cross-correlation
+--------------------------------
+What deep-learning frameworks call a convolution (:func:`conv2d`) is a *cross-correlation*:
+``out[i, j] = sum_{u, v} x[i + u, j + v] w[u, v]``, the kernel laid over the image as it is.
+The convolution of signal processing flips the kernel first:
+``out[i, j] = sum_{u, v} x[i + u, j + v] w[kh - 1 - u, kw - 1 - v]``
+(:func:`convolve2d`; with ``padding='full'`` it is ``scipy.signal.convolve2d(x, w, 'full')``).
+For a network that learns its kernels the two are the same model (the flip is absorbed into
+the learned weights); they differ when a kernel is given, e.g. a known filter.
+
+1-D convolution (:func:`conv1d`) of signals ``(N, C, L)`` runs through the same im2col as a
+``(N, C, 1, L)`` image with ``(O, C, 1, k)`` kernels.
 """
 
 from __future__ import annotations
@@ -41,13 +59,26 @@ __all__ = [
     "conv2d",
     "conv2d_forward",
     "conv2d_backward",
+    "convolve2d",
+    "convolve2d_forward",
+    "convolve2d_backward",
+    "conv1d",
+    "conv1d_forward",
+    "conv1d_backward",
     "patch_sq_norms",
     "max_pool2d",
     "max_pool2d_forward",
     "max_pool2d_backward",
     "avg_pool2d",
     "avg_pool2d_backward",
+    "global_avg_pool2d",
+    "global_avg_pool2d_backward",
+    "local_response_norm",
+    "local_response_norm_forward",
+    "local_response_norm_backward",
 ]
+
+PADDING_MODES = ("same", "valid", "full")
 
 Padding = int | tuple[int, int] | str
 
@@ -104,9 +135,10 @@ def check_window_args(
     if sh < 1 or sw < 1:
         raise ValueError(f"{what}: stride must be positive, got {(sh, sw)}")
     if isinstance(padding, str):
-        if padding.lower() not in ("same", "valid"):
+        if padding.lower() not in PADDING_MODES:
             raise ValueError(
-                f"{what}: padding must be an int, a pair, 'same' or 'valid', got {padding!r}"
+                f"{what}: padding must be an int, a pair, 'same', 'valid' or 'full', "
+                f"got {padding!r}"
             )
     else:
         ph, pw = pair(padding, "padding")
@@ -143,7 +175,10 @@ def conv_geometry(
             ph = max((out[0] - 1) * sh + kh - h, 0)
             pw = max((out[1] - 1) * sw + kw - w, 0)
             pads = (ph // 2, ph - ph // 2, pw // 2, pw - pw // 2)
-        else:  # pragma: no cover - check_window_args accepts only 'same' and 'valid'
+        elif mode == "full":
+            out = (math.ceil((h + kh - 1) / sh), math.ceil((w + kw - 1) / sw))
+            pads = (kh - 1, kh - 1, kw - 1, kw - 1)
+        else:  # pragma: no cover - check_window_args accepts only PADDING_MODES
             raise AssertionError(padding)
     else:
         ph, pw = pair(padding, "padding")
@@ -360,6 +395,121 @@ def _conv_input_grad_stride1(
     return dxp[:, :, top : top + h, left : left + w].transpose(1, 0, 2, 3)
 
 
+# ----------------------------------------------------------------------------------------------
+# True (flipped-kernel) convolution and 1-D convolution, on the same im2col machinery
+# ----------------------------------------------------------------------------------------------
+
+
+def convolve2d_forward(
+    x: np.ndarray,
+    weight: np.ndarray,
+    bias: np.ndarray | None = None,
+    stride: int | tuple[int, int] = 1,
+    padding: Padding = 0,
+) -> tuple[np.ndarray, tuple]:
+    """True 2-D convolution (kernel flipped in both spatial axes) and its backward cache.
+
+    x ``(N, C, H, W)``, weight ``(O, C, kh, kw)`` -> ``(N, O, H', W')``: the cross-correlation
+    :func:`conv2d` with ``weight[:, :, ::-1, ::-1]`` (see the module docstring).
+    """
+    _check_4d(weight, "weight")
+    return conv2d_forward(x, weight[:, :, ::-1, ::-1], bias, stride, padding)
+
+
+def convolve2d(
+    x: np.ndarray,
+    weight: np.ndarray,
+    bias: np.ndarray | None = None,
+    stride: int | tuple[int, int] = 1,
+    padding: Padding = 0,
+) -> np.ndarray:
+    """True convolution ``sum_{u,v} x[i+u, j+v] w[kh-1-u, kw-1-v]``: ``(N, O, H', W')``.
+
+    With ``padding='full'`` and one channel this is ``scipy.signal.convolve2d(x, w, 'full')``;
+    :func:`conv2d` (what every framework calls a convolution) is ``scipy.signal.correlate2d``.
+    """
+    return convolve2d_forward(x, weight, bias, stride, padding)[0]
+
+
+def convolve2d_backward(
+    dout: np.ndarray, cache: tuple, need_input_grad: bool = True
+) -> tuple[np.ndarray | None, np.ndarray, np.ndarray | None]:
+    """Gradients of :func:`convolve2d_forward`: ``(dx, dweight, dbias)`` (dweight unflipped)."""
+    dx, dw_flipped, db = conv2d_backward(dout, cache, need_input_grad)
+    return dx, np.ascontiguousarray(dw_flipped[:, :, ::-1, ::-1]), db
+
+
+def _conv1d_args(stride: int, padding: int | str) -> tuple[tuple[int, int], tuple[int, int] | str]:
+    """1-D stride and padding as the 2-D arguments of a ``(N, C, 1, L)`` image."""
+    if isinstance(stride, bool) or not isinstance(stride, (int, np.integer)):
+        raise TypeError(f"conv1d: stride must be an int, got {stride!r}")
+    if isinstance(padding, str):
+        return (1, int(stride)), padding
+    if isinstance(padding, bool) or not isinstance(padding, (int, np.integer)):
+        raise TypeError(
+            f"conv1d: padding must be an int, 'same', 'valid' or 'full', got {padding!r}"
+        )
+    return (1, int(stride)), (0, int(padding))
+
+
+def conv1d_forward(
+    x: np.ndarray,
+    weight: np.ndarray,
+    bias: np.ndarray | None = None,
+    stride: int = 1,
+    padding: int | str = 0,
+    *,
+    workspace: Workspace | None = None,
+    workspace_key: str = "cols",
+) -> tuple[np.ndarray, tuple]:
+    """1-D convolution (cross-correlation) of signals and the cache :func:`conv1d_backward` needs.
+
+    x ``(N, C, L)``, weight ``(O, C, k)``, bias ``(O,)`` -> out ``(N, O, L')`` with
+    ``L' = (L + 2P - k) / s + 1`` (integer ``padding`` P), or ``padding`` ``'same'``,
+    ``'valid'``, ``'full'`` (rules of the module docstring). Runs :func:`conv2d_forward` on
+    ``(N, C, 1, L)`` with ``(O, C, 1, k)`` kernels: one im2col, one GEMM.
+    """
+    for arr, name, shape in ((x, "x", "(N, C, L)"), (weight, "weight", "(O, C, k)")):
+        if not isinstance(arr, np.ndarray) or arr.ndim != 3:
+            raise ValueError(
+                f"conv1d: {name} must be a 3-D array {shape}, got shape {getattr(arr, 'shape', None)}"
+            )
+    stride2, padding2 = _conv1d_args(stride, padding)
+    # sizes checked here first so that errors name conv1d; the pairs are (1, L) and (1, k)
+    conv_geometry((1, x.shape[2]), (1, weight.shape[2]), stride2, padding2, what="conv1d")
+    out, cache = conv2d_forward(
+        x[:, :, None, :], weight[:, :, None, :], bias, stride2, padding2,
+        workspace=workspace, workspace_key=workspace_key,
+    )  # fmt: skip
+    return out[:, :, 0, :], cache
+
+
+def conv1d(
+    x: np.ndarray,
+    weight: np.ndarray,
+    bias: np.ndarray | None = None,
+    stride: int = 1,
+    padding: int | str = 0,
+) -> np.ndarray:
+    """1-D convolution: x ``(N, C, L)``, weight ``(O, C, k)`` -> ``(N, O, L')``.
+
+    Cross-correlation like :func:`conv2d`; ``numpy.convolve(x, w[::-1], 'valid')`` per channel pair.
+    """
+    return conv1d_forward(x, weight, bias, stride, padding)[0]
+
+
+def conv1d_backward(
+    dout: np.ndarray,
+    cache: tuple,
+    need_input_grad: bool = True,
+    *,
+    workspace: Workspace | None = None,
+) -> tuple[np.ndarray | None, np.ndarray, np.ndarray | None]:
+    """Gradients of :func:`conv1d_forward`: ``(dx (N, C, L), dweight (O, C, k), dbias)``."""
+    dx, dw, db = conv2d_backward(dout[:, :, None, :], cache, need_input_grad, workspace=workspace)
+    return (None if dx is None else dx[:, :, 0, :]), dw[:, :, 0, :], db
+
+
 def patch_sq_norms(
     x: np.ndarray,
     kernel: int | tuple[int, int],
@@ -503,3 +653,96 @@ def avg_pool2d_backward(
             dxp[:, :, i : i + sh * ho : sh, j : j + sw * wo : sw] += share
     top, _, left, _ = geom.pads
     return dxp[:, :, top : top + h, left : left + w]
+
+
+# ----------------------------------------------------------------------------------------------
+# Global average pooling
+# ----------------------------------------------------------------------------------------------
+
+
+def global_avg_pool2d(x: np.ndarray) -> np.ndarray:
+    """Mean of each channel over all positions: ``(N, C, H, W) -> (N, C)``."""
+    _check_4d(x)
+    return x.mean(axis=(2, 3))
+
+
+def global_avg_pool2d_backward(dout: np.ndarray, x_shape: tuple[int, ...]) -> np.ndarray:
+    """Spread ``dout`` ``(N, C)`` evenly over every position: ``(N, C, H, W)``."""
+    n, c, h, w = x_shape
+    share = (dout / (h * w))[:, :, None, None]
+    return np.broadcast_to(share, (n, c, h, w)).copy()
+
+
+# ----------------------------------------------------------------------------------------------
+# Local response normalisation (AlexNet), PyTorch's semantics
+# ----------------------------------------------------------------------------------------------
+
+
+def _channel_window_sum(a: np.ndarray, before: int, after: int) -> np.ndarray:
+    """``s[:, c] = sum_{c - before <= c' <= c + after} a[:, c']`` (zeros beyond the edges).
+
+    A loop over the window's few offsets (not over pixels): exact, unlike a cumsum difference.
+    """
+    c = a.shape[1]
+    pad = [(0, 0)] * a.ndim
+    pad[1] = (before, after)
+    ap = np.pad(a, pad)
+    out = ap[:, 0:c].copy()
+    for t in range(1, before + after + 1):
+        out += ap[:, t : t + c]
+    return out
+
+
+def _check_lrn_args(size: int, alpha: float, beta: float, k: float) -> None:
+    if isinstance(size, bool) or not isinstance(size, (int, np.integer)) or size < 1:
+        raise ValueError(f"local_response_norm: size must be a positive integer, got {size!r}")
+    for name, v in (("alpha", alpha), ("beta", beta), ("k", k)):
+        if not np.isfinite(v):
+            raise ValueError(f"local_response_norm: {name} must be finite, got {v!r}")
+    if k <= 0 or alpha < 0:
+        # k > 0 and alpha >= 0 keep the denominator k + alpha * mean(a^2) positive.
+        raise ValueError(
+            f"local_response_norm: need k > 0 and alpha >= 0, got k={k}, alpha={alpha}"
+        )
+
+
+def local_response_norm_forward(
+    x: np.ndarray, size: int, alpha: float = 1e-4, beta: float = 0.75, k: float = 1.0
+) -> tuple[np.ndarray, tuple]:
+    """Local response normalisation across channels, as ``torch.nn.LocalResponseNorm``.
+
+    x ``(N, C, ...)`` -> ``b`` of the same shape,
+    ``b_c = a_c / (k + alpha / size * sum_{c' = c - size//2}^{c + (size-1)//2} a_{c'}^2)^beta``,
+    channels beyond the edges counting as zeros (the sum is still divided by ``size``).
+    """
+    _check_lrn_args(size, alpha, beta, k)
+    if not isinstance(x, np.ndarray) or x.ndim < 3:
+        raise ValueError(
+            f"local_response_norm: x must be an array (N, C, ...) with at least 3 dimensions, "
+            f"got shape {getattr(x, 'shape', None)}"
+        )
+    scale = _channel_window_sum(x * x, size // 2, (size - 1) // 2)
+    scale *= alpha / size
+    scale += k
+    inv = scale ** (-beta)
+    return x * inv, (x, scale, inv, size, alpha, beta)
+
+
+def local_response_norm(
+    x: np.ndarray, size: int, alpha: float = 1e-4, beta: float = 0.75, k: float = 1.0
+) -> np.ndarray:
+    """See :func:`local_response_norm_forward`."""
+    return local_response_norm_forward(x, size, alpha, beta, k)[0]
+
+
+def local_response_norm_backward(dout: np.ndarray, cache: tuple) -> np.ndarray:
+    """Gradient of :func:`local_response_norm_forward` with respect to its input.
+
+    With ``S_c`` the denominator's base, ``db_c/da_j = [c = j] S_c^-beta
+    - 2 beta alpha / size * a_c a_j S_c^(-beta-1) [j in window(c)]``; the sum over the ``c``
+    whose window holds ``j`` is a window sum with the offsets mirrored.
+    """
+    x, scale, inv, size, alpha, beta = cache
+    t = dout * x * inv / scale
+    back = _channel_window_sum(t, (size - 1) // 2, size // 2)
+    return dout * inv - (2.0 * alpha * beta / size) * x * back

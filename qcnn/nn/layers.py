@@ -20,6 +20,7 @@ __all__ = [
     "Parameter",
     "Layer",
     "Conv2D",
+    "Conv1D",
     "Dense",
     "Flatten",
     "ReLU",
@@ -29,6 +30,9 @@ __all__ = [
     "Dropout",
     "MaxPool2D",
     "AvgPool2D",
+    "GlobalAvgPool2D",
+    "Subsampling2D",
+    "LocalResponseNorm",
 ]
 
 
@@ -92,7 +96,14 @@ class Layer:
 class Conv2D(Layer):
     """2-D convolution ``(N, C, H, W) -> (N, O, H', W')`` (cross-correlation, PyTorch init).
 
-    ``padding`` is an int, a pair, ``'same'`` or ``'valid'``; see :mod:`qcnn.nn.functional`.
+    ``padding`` is an int, a pair, ``'same'``, ``'valid'`` or ``'full'``; see
+    :mod:`qcnn.nn.functional`.
+
+    ``connections``: optional boolean ``(out_channels, in_channels)`` table; output map ``o``
+    then sees only the input maps ``c`` with ``connections[o, c]`` (LeNet-5's partial
+    connection of C3). The table masks the kernel in the forward pass and the kernel's gradient
+    in the backward pass, so the disconnected weights play no part whatever is added to them
+    (e.g. gradient noise); they are zero from initialisation on.
     """
 
     def __init__(
@@ -106,12 +117,14 @@ class Conv2D(Layer):
         *,
         rng: np.random.Generator | int | None = None,
         dtype: np.dtype = np.float32,
+        connections: np.ndarray | None = None,
     ) -> None:
         super().__init__()
         if in_channels < 1 or out_channels < 1:
             raise ValueError(
                 f"Conv2D: channels must be positive, got in={in_channels}, out={out_channels}"
             )
+        self.connections = _check_connections(connections, out_channels, in_channels)
         rng = _default_rng(rng)
         kh, kw = F.pair(kernel_size, "kernel_size")
         F.check_window_args((kh, kw), stride, padding, what="Conv2D")
@@ -124,6 +137,8 @@ class Conv2D(Layer):
         if bias:
             self.bias = Parameter(uniform_bias(out_channels, shape, rng, dtype), "bias")
             self.params["bias"] = self.bias
+        if self.connections is not None:
+            self.weight.data *= self._mask()
         self._ws = F.Workspace()
         self._cache = None
 
@@ -137,7 +152,7 @@ class Conv2D(Layer):
             )
         # Inference gets its own buffer so it never clobbers the cache a backward still needs.
         return F.conv2d_forward(
-            x, self.weight.data, bias, self.stride, self.padding,
+            x, self.kernel(), bias, self.stride, self.padding,
             workspace=self._ws, workspace_key="cols" if training else "cols_eval",
         )  # fmt: skip
 
@@ -150,14 +165,131 @@ class Conv2D(Layer):
         if self._cache is None:
             raise RuntimeError(f"{self!r}: backward called without a training forward pass")
         dx, dw, db = F.conv2d_backward(dout, self._cache, self.need_input_grad, workspace=self._ws)
+        self._set_weight_grad(dw)
+        if self.bias is not None:
+            self.bias.grad = db.astype(self.bias.data.dtype, copy=False)
+        return dx
+
+    def _mask(self) -> np.ndarray:
+        """The connection table as a ``(O, C, 1, 1)`` 0/1 array of the kernel's dtype."""
+        return self.connections[:, :, None, None].astype(self.weight.data.dtype)
+
+    def kernel(self) -> np.ndarray:
+        """The kernel the convolution uses ``(O, C, kh, kw)``: the weight, masked by the
+        connection table if there is one."""
+        if self.connections is None:
+            return self.weight.data
+        return self.weight.data * self._mask()
+
+    def _set_weight_grad(self, dw: np.ndarray) -> None:
+        self.weight.grad = dw if self.connections is None else dw * self._mask()
+
+    def kernel_volume(self) -> int:
+        """Inputs of one output pixel, ``kh kw D`` (connected input maps only, at most)."""
+        kh, kw = self.kernel_size
+        if self.connections is None:
+            return kh * kw * self.in_channels
+        return kh * kw * int(self.connections.sum(axis=1).max())
+
+    def output_shape(self, input_shape: tuple[int, ...]) -> tuple[int, ...]:
+        geom = F.conv_geometry(input_shape[1:], self.kernel_size, self.stride, self.padding)
+        return (self.out_channels, *geom.out)
+
+    def extra_repr(self) -> str:
+        table = "" if self.connections is None else ", connections=partial"
+        return (
+            f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, "
+            f"stride={self.stride}, padding={self.padding!r}, bias={self.bias is not None}{table}"
+        )
+
+
+def _check_connections(table: np.ndarray | None, out_channels: int, in_channels: int):
+    """Validate a connection table: boolean-like ``(O, C)``, every output sees some input."""
+    if table is None:
+        return None
+    arr = np.asarray(table)
+    if arr.shape != (out_channels, in_channels):
+        raise ValueError(
+            f"Conv2D: connections must have shape (out_channels, in_channels) = "
+            f"{(out_channels, in_channels)}, got {arr.shape}"
+        )
+    if arr.dtype != bool and not np.isin(arr, (0, 1)).all():
+        raise ValueError("Conv2D: connections must hold booleans or 0/1")
+    arr = arr.astype(bool)
+    if not arr.any(axis=1).all():
+        raise ValueError(
+            f"Conv2D: output maps {np.flatnonzero(~arr.any(axis=1)).tolist()} have no input"
+        )
+    return arr
+
+
+class Conv1D(Layer):
+    """1-D convolution of signals ``(N, C, L) -> (N, O, L')`` (cross-correlation, PyTorch init).
+
+    Weight ``(O, C, k)``. ``stride`` is an int; ``padding`` an int, ``'same'``, ``'valid'`` or
+    ``'full'`` (:func:`qcnn.nn.functional.conv1d`).
+    """
+
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        kernel_size: int,
+        stride: int = 1,
+        padding: int | str = 0,
+        bias: bool = True,
+        *,
+        rng: np.random.Generator | int | None = None,
+        dtype: np.dtype = np.float32,
+    ) -> None:
+        super().__init__()
+        if in_channels < 1 or out_channels < 1:
+            raise ValueError(
+                f"Conv1D: channels must be positive, got in={in_channels}, out={out_channels}"
+            )
+        if isinstance(kernel_size, bool) or not isinstance(kernel_size, (int, np.integer)):
+            raise TypeError(f"Conv1D: kernel_size must be an int, got {kernel_size!r}")
+        stride2, padding2 = F._conv1d_args(stride, padding)
+        F.check_window_args((1, int(kernel_size)), stride2, padding2, what="Conv1D")
+        rng = _default_rng(rng)
+        self.in_channels, self.out_channels = in_channels, out_channels
+        self.kernel_size, self.stride, self.padding = int(kernel_size), int(stride), padding
+        shape = (out_channels, in_channels, self.kernel_size)
+        self.weight = Parameter(kaiming_uniform(shape, rng, dtype=dtype), "weight")
+        self.params["weight"] = self.weight
+        self.bias = None
+        if bias:
+            self.bias = Parameter(uniform_bias(out_channels, shape, rng, dtype), "bias")
+            self.params["bias"] = self.bias
+        self._ws = F.Workspace()
+        self._cache = None
+
+    def forward(self, x: np.ndarray, training: bool = True) -> np.ndarray:
+        if x.ndim != 3 or x.shape[1] != self.in_channels:
+            raise ValueError(
+                f"{self!r} expects input (N, {self.in_channels}, L), got shape {x.shape}"
+            )
+        out, cache = F.conv1d_forward(
+            x, self.weight.data, None if self.bias is None else self.bias.data,
+            self.stride, self.padding,
+            workspace=self._ws, workspace_key="cols" if training else "cols_eval",
+        )  # fmt: skip
+        self._cache = cache if training else None
+        return out
+
+    def backward(self, dout: np.ndarray) -> np.ndarray | None:
+        if self._cache is None:
+            raise RuntimeError(f"{self!r}: backward called without a training forward pass")
+        dx, dw, db = F.conv1d_backward(dout, self._cache, self.need_input_grad, workspace=self._ws)
         self.weight.grad = dw
         if self.bias is not None:
             self.bias.grad = db.astype(self.bias.data.dtype, copy=False)
         return dx
 
     def output_shape(self, input_shape: tuple[int, ...]) -> tuple[int, ...]:
-        geom = F.conv_geometry(input_shape[1:], self.kernel_size, self.stride, self.padding)
-        return (self.out_channels, *geom.out)
+        stride2, padding2 = F._conv1d_args(self.stride, self.padding)
+        geom = F.conv_geometry((1, input_shape[1]), (1, self.kernel_size), stride2, padding2)
+        return (self.out_channels, geom.out[1])
 
     def extra_repr(self) -> str:
         return (
@@ -362,3 +494,91 @@ class AvgPool2D(MaxPool2D):
         return F.avg_pool2d_backward(
             dout, self._x_shape, self.kernel_size, self.stride, self.padding
         )
+
+
+class GlobalAvgPool2D(Layer):
+    """Mean of every channel over all positions: ``(N, C, H, W) -> (N, C)``."""
+
+    def forward(self, x: np.ndarray, training: bool = True) -> np.ndarray:
+        self._x_shape = x.shape
+        return F.global_avg_pool2d(x)
+
+    def backward(self, dout: np.ndarray) -> np.ndarray:
+        return F.global_avg_pool2d_backward(dout, self._x_shape)
+
+    def output_shape(self, input_shape: tuple[int, ...]) -> tuple[int, ...]:
+        return (input_shape[0],)
+
+
+class Subsampling2D(Layer):
+    """LeNet-5's trainable subsampling (S2, S4): ``y_c = weight_c * avgpool(x)_c + bias_c``.
+
+    ``(N, C, H, W) -> (N, C, H / k, W / k)`` with non-overlapping ``k x k`` windows; one
+    trainable coefficient and one bias per map (LeCun et al. 1998 sum the four inputs and
+    multiply by a coefficient: the same up to a factor 4 absorbed into it). Initialised to the
+    plain average (coefficient 1, bias 0). The squashing function (tanh or sigmoid) is the
+    next layer.
+    """
+
+    def __init__(
+        self, channels: int, kernel_size: int = 2, *, dtype: np.dtype = np.float32
+    ) -> None:
+        super().__init__()
+        if channels < 1:
+            raise ValueError(f"Subsampling2D: channels must be positive, got {channels}")
+        F.check_window_args(kernel_size, kernel_size, 0, what="Subsampling2D")
+        self.channels, self.kernel_size = channels, kernel_size
+        self.weight = Parameter(np.ones(channels, dtype=dtype), "weight")
+        self.bias = Parameter(np.zeros(channels, dtype=dtype), "bias")
+        self.params.update(weight=self.weight, bias=self.bias)
+
+    def forward(self, x: np.ndarray, training: bool = True) -> np.ndarray:
+        if x.ndim != 4 or x.shape[1] != self.channels:
+            raise ValueError(f"{self!r} expects input (N, {self.channels}, H, W), got {x.shape}")
+        pooled = F.avg_pool2d(x, self.kernel_size)
+        self._cache = (x.shape, pooled) if training else None
+        dtype = pooled.dtype
+        w = self.weight.data.astype(dtype, copy=False)[:, None, None]
+        return pooled * w + self.bias.data.astype(dtype, copy=False)[:, None, None]
+
+    def backward(self, dout: np.ndarray) -> np.ndarray | None:
+        if self._cache is None:
+            raise RuntimeError(f"{self!r}: backward called without a training forward pass")
+        x_shape, pooled = self._cache
+        pdtype = self.weight.data.dtype
+        self.weight.grad = np.einsum("nchw,nchw->c", dout, pooled).astype(pdtype, copy=False)
+        self.bias.grad = dout.sum(axis=(0, 2, 3)).astype(pdtype, copy=False)
+        if not self.need_input_grad:
+            return None
+        dpooled = dout * self.weight.data.astype(dout.dtype, copy=False)[:, None, None]
+        return F.avg_pool2d_backward(dpooled, x_shape, self.kernel_size)
+
+    def output_shape(self, input_shape: tuple[int, ...]) -> tuple[int, ...]:
+        geom = F.conv_geometry(input_shape[1:], self.kernel_size, self.kernel_size, 0)
+        return (input_shape[0], *geom.out)
+
+    def extra_repr(self) -> str:
+        return f"{self.channels}, kernel_size={self.kernel_size}"
+
+
+class LocalResponseNorm(Layer):
+    """Local response normalisation across channels (AlexNet), as ``torch.nn.LocalResponseNorm``:
+    ``b_c = a_c / (k + alpha / size * sum of a^2 over the size channels around c)^beta``."""
+
+    def __init__(self, size: int, alpha: float = 1e-4, beta: float = 0.75, k: float = 1.0) -> None:
+        super().__init__()
+        F._check_lrn_args(size, alpha, beta, k)
+        self.size, self.alpha, self.beta, self.k = int(size), float(alpha), float(beta), float(k)
+
+    def forward(self, x: np.ndarray, training: bool = True) -> np.ndarray:
+        out, cache = F.local_response_norm_forward(x, self.size, self.alpha, self.beta, self.k)
+        self._cache = cache if training else None
+        return out
+
+    def backward(self, dout: np.ndarray) -> np.ndarray:
+        if self._cache is None:
+            raise RuntimeError(f"{self!r}: backward called without a training forward pass")
+        return F.local_response_norm_backward(dout, self._cache)
+
+    def extra_repr(self) -> str:
+        return f"{self.size}, alpha={self.alpha:g}, beta={self.beta:g}, k={self.k:g}"

@@ -77,6 +77,7 @@ class QuantumConv2D(Conv2D):
         rng: np.random.Generator | int | None = None,
         dtype: np.dtype = np.float32,
         detailed_stats: bool = False,
+        connections: np.ndarray | None = None,
     ) -> None:
         if not isinstance(config, QuantumConfig):
             raise TypeError(f"config must be a QuantumConfig, got {type(config).__name__}")
@@ -87,8 +88,9 @@ class QuantumConv2D(Conv2D):
         # the classical twin); the runtime noise from an independent child stream of its seed.
         (noise_seq,) = gen.bit_generator.seed_seq.spawn(1)
         super().__init__(
-            in_channels, out_channels, kernel_size, stride, padding, bias, rng=gen, dtype=dtype
-        )
+            in_channels, out_channels, kernel_size, stride, padding, bias, rng=gen, dtype=dtype,
+            connections=connections,
+        )  # fmt: skip
         self.weight.quantum = True
         self.config = config
         self.pool, self.pool_size = pool, pool_size
@@ -109,7 +111,7 @@ class QuantumConv2D(Conv2D):
             sq = F.patch_sq_norms(x[:1, :1], self.kernel_size, self.stride, self.padding)
         else:
             sq = F.patch_sq_norms(x, self.kernel_size, self.stride, self.padding)
-        w2d = self.weight.data.reshape(self.out_channels, -1)
+        w2d = self.kernel().reshape(self.out_channels, -1)
         return np.sqrt(sq), np.sqrt(np.einsum("ok,ok->o", w2d, w2d))
 
     def forward(self, x: np.ndarray, training: bool = True) -> np.ndarray:
@@ -135,7 +137,7 @@ class QuantumConv2D(Conv2D):
             y_bar_nb = y_nb
         else:
             problem = ConvProblem(
-                cache[1], self.weight.data.reshape(self.out_channels, -1), y_nb, scale
+                cache[1], self.kernel().reshape(self.out_channels, -1), y_nb, scale
             )
             y_bar_nb = self.executor.inner_products(problem, cfg, self.rng)
         if self.bias is not None:
@@ -183,7 +185,7 @@ class QuantumConv2D(Conv2D):
             dout = F.avg_pool2d_backward(dout, pool_cache, self.pool_size)
         dpre = dout * df  # unsampled pixels and capped pixels get no gradient
         dx, dw, _ = F.conv2d_backward(dpre, cache, self.need_input_grad, workspace=self._ws)
-        self.weight.grad = dw
+        self._set_weight_grad(dw)
         if self.bias is not None:
             self.bias.grad = dpre.sum(axis=(0, 2, 3)).astype(self.bias.data.dtype, copy=False)
         return dx
@@ -204,7 +206,7 @@ class QuantumConv2D(Conv2D):
         err = (y_bar - y).ravel()
         flat = values.ravel()
         m_per_image = a_norm.reshape(a_norm.shape[0], -1).max(axis=1) * f_norm.max()
-        w2d = self.weight.data.reshape(self.out_channels, -1).astype(np.float64)
+        w2d = self.kernel().reshape(self.out_channels, -1).astype(np.float64)
         spectral_f = np.linalg.norm(w2d, 2)
         stats = {
             "M": float(m_per_image.mean()),

@@ -258,8 +258,8 @@ def test_geometry_argument_validation():
         F.conv_geometry((5, 5), (0, 3))
     with pytest.raises(ValueError, match="non-negative"):
         F.conv_geometry((5, 5), 3, 1, -1)
-    with pytest.raises(ValueError, match="'same' or 'valid'"):
-        F.conv_geometry((5, 5), 3, 1, "full")
+    with pytest.raises(ValueError, match="'same', 'valid' or 'full'"):
+        F.conv_geometry((5, 5), 3, 1, "wide")
     with pytest.raises(TypeError, match="stride"):
         F.conv_geometry((5, 5), 3, True)
     with pytest.raises(TypeError, match="kernel_size"):

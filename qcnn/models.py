@@ -16,7 +16,7 @@ from __future__ import annotations
 import numpy as np
 
 from qcnn.nn import SGD, Conv2D, Dense, Flatten, MaxPool2D, ReLU, Sequential
-from qcnn.nn.layers import Layer
+from qcnn.nn.layers import Layer, walk
 from qcnn.quantum import QuantumConfig, QuantumConv2D, QuantumGradientNoise
 from qcnn.seeding import seed_stream, spawn_generators
 
@@ -118,8 +118,9 @@ def build_model(
     return classical(seed, dtype) if config is None else quantum(config, seed, dtype)
 
 
-def quantum_layers(model: Sequential) -> list[QuantumConv2D]:
-    return [layer for layer in model.layers if isinstance(layer, QuantumConv2D)]
+def quantum_layers(model: Layer) -> list[QuantumConv2D]:
+    """The quantum layers of ``model``, nested ones included, in :func:`qcnn.nn.walk` order."""
+    return [layer for layer in walk(model) if isinstance(layer, QuantumConv2D)]
 
 
 def make_optimizer(

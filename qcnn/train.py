@@ -27,6 +27,7 @@ import numpy as np
 
 from qcnn.data.batches import iterate_minibatches, num_batches
 from qcnn.io import atomic_savez, atomic_write_json, atomic_write_text
+from qcnn.nn.layers import Layer, walk
 from qcnn.nn.losses import softmax_cross_entropy
 from qcnn.nn.model import Sequential, load_npz_strict
 from qcnn.nn.optim import Optimizer
@@ -136,18 +137,17 @@ def rows_to_csv(rows: Iterable[dict[str, Any]], columns: Iterable[str]) -> str:
 # ----------------------------------------------------------------------------------------------
 
 
+def _random_layers(model: Layer) -> list[Layer]:
+    """The layers of ``model`` that draw random numbers (``layer.rng`` set), in walk order."""
+    return [layer for layer in walk(model) if layer.rng is not None]
+
+
 def generators_of(
     model: Sequential, optimizer: Optimizer | None = None
 ) -> list[np.random.Generator]:
-    """Every generator a training step draws from, in a fixed order.
-
-    Layers and gradient hooks that are random expose it as an ``rng`` attribute.
-    """
-    gens = [
-        layer.rng
-        for layer in model.layers
-        if isinstance(getattr(layer, "rng", None), np.random.Generator)
-    ]
+    """Every generator a training step draws from, in a fixed order: the layers' ``rng``
+    (:func:`qcnn.nn.walk` order), then the random gradient hooks' ``rng``."""
+    gens = [layer.rng for layer in walk(model) if layer.rng is not None]
     if optimizer is not None:
         gens += [
             h.rng
@@ -160,12 +160,8 @@ def generators_of(
 class _EvalRandomness:
     """Context manager: reseed the model's generators for evaluation, restore them afterwards."""
 
-    def __init__(self, model: Sequential, seed: int) -> None:
-        self.layers = [
-            layer
-            for layer in model.layers
-            if isinstance(getattr(layer, "rng", None), np.random.Generator)
-        ]
+    def __init__(self, model: Layer, seed: int) -> None:
+        self.layers = _random_layers(model)
         self.seed = seed
 
     def __enter__(self) -> None:
@@ -314,9 +310,8 @@ def fit(
         test_loss = test_acc = None
         t_eval = time.perf_counter()
         if test is not None:
-            for layer in model.layers:  # layer statistics then describe the test evaluation
-                if hasattr(layer, "reset_stats"):
-                    layer.reset_stats()
+            for layer in walk(model):  # layer statistics then describe the test evaluation
+                layer.reset_stats()
             test_loss, test_acc = evaluate(model, *test)
         log = EpochLog(
             epoch + 1,

@@ -364,3 +364,67 @@ def test_evaluating_during_fit_does_not_change_training(tmp_path):
     assert_same_weights(weights(model), weights(model_b))
     assert with_test.steps == without_test.steps
     assert with_test.epochs[0].test_loss is not None and without_test.epochs[0].test_loss is None
+
+
+# ----------------------------------------------------------------------------------------------
+# Nested models: generators, evaluation, statistics and shards go through qcnn.nn.walk
+# ----------------------------------------------------------------------------------------------
+
+
+class CountingLayer(Layer):
+    """Identity that counts forward passes since ``reset_stats`` (like a layer's statistics)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.passes = 0
+
+    def forward(self, x, training=True):
+        self.passes += 1
+        return x
+
+    def backward(self, dout):
+        return dout
+
+    def reset_stats(self) -> None:
+        self.passes = 0
+
+
+def nest(model: Sequential) -> Sequential:
+    """``make_run``'s model with its layers grouped two levels deep (same layer objects)."""
+    conv, relu, jitter, flatten, dropout, dense = model.layers
+    return Sequential(
+        conv,
+        Sequential(relu, Sequential(jitter, CountingLayer())),
+        Sequential(flatten, dropout),
+        dense,
+    )
+
+
+@pytest.mark.parametrize("shards", [1, 2])
+def test_nested_model_trains_and_resumes_exactly_like_the_flat_one(tmp_path, shards):
+    kw = dict(epochs=2, batch_size=BATCH, seed=7, shards=shards)
+    flat, opt = make_run(seed=0, jitter=0.05)
+    full = fit(flat, opt, TRAIN, TEST, **kw)
+
+    def nested_run(seed):
+        model, _ = make_run(seed=seed, jitter=0.05)
+        nested = nest(model)
+        hooks = [NoisyGrad(1e-3, np.random.default_rng(np.random.SeedSequence(seed).spawn(5)[4]))]
+        return nested, SGD(nested.parameters(), lr=0.2, momentum=0.9, grad_hooks=hooks)
+
+    nested, opt_n = nested_run(0)
+    assert len(generators_of(nested, opt_n)) == len(generators_of(flat, opt)) == 3
+    history = fit(nested, opt_n, TRAIN, TEST, **kw)
+    assert without_timing(history) == without_timing(full)
+    for a, b in zip(flat.parameters(), nested.parameters(), strict=True):
+        np.testing.assert_array_equal(a.data, b.data)
+    counter = nested[1][1][1]
+    assert counter.passes == 1  # reset before the last evaluation (16 test images, one batch)
+
+    # crash and resume into a differently seeded nested model: every generator is restored
+    crashed, opt_c = nested_run(0)
+    fit(crashed, opt_c, TRAIN, TEST, checkpoint_dir=tmp_path, stop_after_batches=9, **kw)
+    resumed, opt_r = nested_run(99)
+    fit(resumed, opt_r, TRAIN, TEST, checkpoint_dir=tmp_path, resume=True, **kw)
+    for a, b in zip(flat.parameters(), resumed.parameters(), strict=True):
+        np.testing.assert_array_equal(a.data, b.data)

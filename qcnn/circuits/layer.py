@@ -68,6 +68,9 @@ class CircuitExecutor:
     and ``last_inner_products`` / ``last_counts`` hold the step's output.
     """
 
+    # one runner, report and estimator cache per executor: two shards must not share it
+    thread_safe = False
+
     def __init__(
         self,
         backend: BackendV2 | None = None,

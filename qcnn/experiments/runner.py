@@ -23,8 +23,8 @@ from qcnn import __version__
 from qcnn.data import load_mnist_dataset, preprocess
 from qcnn.io import atomic_write_json
 from qcnn.models import build_model, make_optimizer, quantum_layers, transfer_weights
-from qcnn.nn import Sequential
-from qcnn.quantum import QuantumConfig
+from qcnn.nn import Sequential, walk
+from qcnn.quantum import QuantumConfig, QuantumConv2D
 from qcnn.train import History, evaluate, fit
 
 __all__ = ["Data", "RunSpec", "load_data", "train_run", "quantum_forward_run", "environment_info"]
@@ -101,10 +101,12 @@ class RunSpec:
 
 
 def _layer_stats(model: Sequential) -> list[dict[str, Any]]:
+    """Statistics of each quantum layer; ``layer`` is its position in :func:`qcnn.nn.walk` order
+    after the model itself (for a flat model: its index in ``model.layers``)."""
     return [
-        {"layer": i, "name": repr(layer).split("(")[0], "stats": layer.stats_mean()}
-        for i, layer in enumerate(model.layers)
-        if layer in quantum_layers(model)
+        {"layer": i, "name": type(layer).__name__, "stats": layer.stats_mean()}
+        for i, layer in enumerate(list(walk(model))[1:])
+        if isinstance(layer, QuantumConv2D)
     ]
 
 

@@ -1,6 +1,8 @@
 """Classical CNN engine in numpy: functional ops, layers, losses, optimizers, ``Sequential``.
 
-This package knows nothing of quantum computing; the emulator in :mod:`qcnn.quantum` builds on it.
+The engine knows only generic layers; packages built on it (the emulator) add their layers
+through the hooks declared on :class:`Layer` (``rng``, ``thread_safe``, ``sublayers``,
+``reset_stats``, parameter ``tags``).
 """
 
 from qcnn.nn import functional
@@ -21,6 +23,7 @@ from qcnn.nn.layers import (
     Sigmoid,
     Subsampling2D,
     Tanh,
+    walk,
 )
 from qcnn.nn.losses import log_softmax, softmax, softmax_cross_entropy
 from qcnn.nn.model import Sequential
@@ -30,6 +33,7 @@ __all__ = [
     "functional",
     "Layer",
     "Parameter",
+    "walk",
     "Conv2D",
     "Conv1D",
     "Dense",

@@ -5,11 +5,25 @@
   :class:`~qcnn.nn.model.Sequential` sets on its first layer) and stores each parameter's
   gradient in ``param.grad``.
 
-Parameters are :class:`Parameter` objects (``.data``, ``.grad``, ``.name``) so optimizers and
-gradient transforms (the quantum backprop noise) can treat every layer alike.
+Parameters are :class:`Parameter` objects (``.data``, ``.grad``, ``.name``, ``.tags``) so
+optimizers and gradient hooks can treat every layer alike.
+
+The hooks a layer declares for the machinery around it (training loop, checkpoints, data
+parallelism), so that nothing needs to know what kind of layer it is:
+
+- ``rng``: the layer's :class:`numpy.random.Generator` if it draws random numbers, else None. A
+  training run checkpoints its state, evaluation reseeds it, data parallelism gives each shard
+  its own stream drawn from it;
+- ``thread_safe``: False if two replicas must not run ``forward`` at the same time in threads
+  (e.g. a layer that drives an external simulator);
+- ``sublayers()``: the layers a container holds (:func:`walk` visits them all);
+- ``reset_stats()``: forget statistics gathered by forward passes (a no-op unless a layer keeps
+  some).
 """
 
 from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
 
 import numpy as np
 
@@ -19,6 +33,7 @@ from qcnn.nn.init import kaiming_uniform, uniform_bias
 __all__ = [
     "Parameter",
     "Layer",
+    "walk",
     "Conv2D",
     "Conv1D",
     "Dense",
@@ -45,30 +60,37 @@ def _default_rng(rng: np.random.Generator | int | None) -> np.random.Generator:
 class Parameter:
     """A trainable array and its gradient.
 
-    ``quantum`` marks kernels whose gradient a quantum computer would estimate (used by the
-    quantum backprop noise when it is restricted to quantum layers).
+    ``tags`` are free-form labels that gradient hooks and optimizers may select on (a layer
+    tags the parameters it wants treated apart; the engine gives them no meaning).
     """
 
-    __slots__ = ("data", "grad", "name", "quantum")
+    __slots__ = ("data", "grad", "name", "tags")
 
-    def __init__(self, data: np.ndarray, name: str = "", quantum: bool = False) -> None:
+    def __init__(self, data: np.ndarray, name: str = "", tags: Iterable[str] = frozenset()) -> None:
         self.data = data
         self.grad: np.ndarray | None = None
         self.name = name
-        self.quantum = quantum
+        self.tags: frozenset[str] = frozenset(tags)
 
     @property
     def shape(self) -> tuple[int, ...]:
         return self.data.shape
 
     def __repr__(self) -> str:
-        return f"Parameter({self.name!r}, shape={self.data.shape}, dtype={self.data.dtype})"
+        tags = f", tags={sorted(self.tags)}" if self.tags else ""
+        return f"Parameter({self.name!r}, shape={self.data.shape}, dtype={self.data.dtype}{tags})"
 
 
 class Layer:
-    """Base class: a layer without parameters that passes gradients straight through."""
+    """Base class of every layer (and of containers such as :class:`~qcnn.nn.Sequential`).
+
+    ``params`` holds the layer's own parameters by local name; a container's are in its
+    sublayers. The class attributes below are the hooks of the module docstring.
+    """
 
     need_input_grad: bool = True
+    rng: np.random.Generator | None = None  # set by layers that draw random numbers
+    thread_safe: bool = True
 
     def __init__(self) -> None:
         self.params: dict[str, Parameter] = {}
@@ -86,11 +108,37 @@ class Layer:
         """Shape of one sample's output for one sample's ``input_shape`` (no batch axis)."""
         return input_shape
 
+    def sublayers(self) -> tuple[Layer, ...]:
+        """The layers this one contains, in order (a leaf layer contains none)."""
+        return ()
+
+    def reset_stats(self) -> None:
+        """Forget the statistics gathered by forward passes (layers that keep some override)."""
+
+    def named_parameters(self) -> Iterator[tuple[str, Parameter]]:
+        """``(name, parameter)`` pairs: own parameters by local name, then sublayer ``i``'s
+        as ``"<i>.<name>"`` (recursively, as in PyTorch)."""
+        yield from self.params.items()
+        for i, sub in enumerate(self.sublayers()):
+            for name, p in sub.named_parameters():
+                yield f"{i}.{name}", p
+
+    def parameters(self) -> list[Parameter]:
+        """Every parameter of the layer and its sublayers, in :meth:`named_parameters` order."""
+        return [p for _, p in self.named_parameters()]
+
     def extra_repr(self) -> str:
         return ""
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.extra_repr()})"
+
+
+def walk(layer: Layer) -> Iterator[Layer]:
+    """``layer`` and every layer inside it, depth first in order (pre-order)."""
+    yield layer
+    for sub in layer.sublayers():
+        yield from walk(sub)
 
 
 class Conv2D(Layer):
@@ -375,7 +423,7 @@ class ReLU(Layer):
 
 
 class CapReLU(Layer):
-    """Capped ReLU ``min(max(x, 0), cap)``: the quantum layer's non-linearity (model §2.3).
+    """Capped ReLU ``min(max(x, 0), cap)`` (model §2.3).
 
     Derivative 1 on ``(0, cap)`` and 0 elsewhere.
     """

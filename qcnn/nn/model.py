@@ -1,28 +1,33 @@
-"""``Sequential``: a list of layers with forward, backward, parameters and ``.npz`` persistence."""
+"""``Sequential``: layers in order, with forward, backward, parameters and ``.npz`` persistence."""
 
 from __future__ import annotations
 
 import os
 import zipfile
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 
 import numpy as np
 
 from qcnn.io import atomic_savez
-from qcnn.nn.layers import Layer, Parameter
+from qcnn.nn.layers import Layer
 
 __all__ = ["Sequential", "load_npz_strict"]
 
 
-class Sequential:
-    """Layers applied in order.
+class Sequential(Layer):
+    """Layers applied in order; itself a :class:`Layer`, so it can be nested in a container.
 
     Parameter names are ``"<layer index>.<param name>"`` (``"0.weight"``), as in PyTorch's
-    ``nn.Sequential``. The first layer is told not to compute its input gradient (nobody needs
-    the gradient with respect to the images), which saves the largest col2im of a CNN.
+    ``nn.Sequential``; a nested container adds its index (``"2.0.weight"``). The outermost
+    container names them: :meth:`Layer.named_parameters` and ``param.name`` agree for the model.
+
+    A network's first layer is told not to compute its input gradient (nobody needs the
+    gradient with respect to the images), which saves the largest col2im of a CNN. Setting
+    ``need_input_grad`` on a Sequential sets it on its first layer (an outer container does so).
     """
 
     def __init__(self, *layers: Layer) -> None:
+        super().__init__()
         if len(layers) == 1 and isinstance(layers[0], (list, tuple)):
             layers = tuple(layers[0])
         if not layers:
@@ -31,10 +36,21 @@ class Sequential:
             if not isinstance(layer, Layer):
                 raise TypeError(f"layer {i} is {type(layer).__name__}, not a qcnn.nn Layer")
         self.layers: list[Layer] = list(layers)
-        self.layers[0].need_input_grad = False
         for i, layer in enumerate(self.layers):
-            for name, p in layer.params.items():
-                p.name = f"{i}.{name}"
+            layer.need_input_grad = i > 0
+        for name, p in self.named_parameters():
+            p.name = name
+
+    @property  # type: ignore[override]
+    def need_input_grad(self) -> bool:
+        return self.layers[0].need_input_grad
+
+    @need_input_grad.setter
+    def need_input_grad(self, value: bool) -> None:
+        self.layers[0].need_input_grad = value
+
+    def sublayers(self) -> tuple[Layer, ...]:
+        return tuple(self.layers)
 
     def __iter__(self) -> Iterator[Layer]:
         return iter(self.layers)
@@ -51,12 +67,19 @@ class Sequential:
             x = layer.forward(x, training)
         return x
 
-    __call__ = forward
-
-    def backward(self, dout: np.ndarray) -> None:
-        """Back-propagate ``dL/d(output)``; fills ``param.grad`` of every parameter."""
+    def backward(self, dout: np.ndarray) -> np.ndarray | None:
+        """Back-propagate ``dL/d(output)``; fills ``param.grad`` of every parameter and returns
+        ``dL/d(input)`` (None when ``need_input_grad`` is False)."""
+        d: np.ndarray | None = dout
         for layer in reversed(self.layers):
-            dout = layer.backward(dout)
+            assert d is not None, "a layer after the first returned no input gradient"
+            d = layer.backward(d)
+        return d
+
+    def output_shape(self, input_shape: tuple[int, ...]) -> tuple[int, ...]:
+        for layer in self.layers:
+            input_shape = layer.output_shape(input_shape)
+        return input_shape
 
     def predict(self, x: np.ndarray, batch_size: int = 1000) -> np.ndarray:
         """Logits for ``x`` in inference mode, in batches (bounded memory)."""
@@ -65,12 +88,6 @@ class Sequential:
             for i in range(0, len(x), batch_size)
         ]
         return np.concatenate(outs)
-
-    def parameters(self) -> list[Parameter]:
-        return [p for layer in self.layers for p in layer.params.values()]
-
-    def named_parameters(self) -> Iterable[tuple[str, Parameter]]:
-        return ((p.name, p) for p in self.parameters())
 
     def num_parameters(self) -> int:
         return sum(p.data.size for p in self.parameters())
@@ -85,7 +102,7 @@ class Sequential:
     # -- persistence ----------------------------------------------------------------------------
     def state_dict(self) -> dict[str, np.ndarray]:
         """Copies of all parameters by name."""
-        return {p.name: p.data.copy() for p in self.parameters()}
+        return {name: p.data.copy() for name, p in self.named_parameters()}
 
     def load_state_dict(self, state: dict[str, np.ndarray], strict: bool = True) -> None:
         """Load parameters by name; names and shapes must match (all of them when ``strict``)."""
@@ -120,7 +137,9 @@ class Sequential:
         self.load_state_dict(load_npz_strict(path))
 
     def __repr__(self) -> str:
-        inner = "\n".join(f"  ({i}): {layer!r}" for i, layer in enumerate(self.layers))
+        inner = "\n".join(
+            f"  ({i}): " + repr(layer).replace("\n", "\n  ") for i, layer in enumerate(self.layers)
+        )
         return f"Sequential(\n{inner}\n)"
 
 

@@ -1,8 +1,9 @@
 """Optimizers with gradient hooks.
 
 A *gradient hook* is a callable ``hook(param, grad) -> grad`` applied to every parameter's
-gradient just before the update. The quantum backprop error model (model §3) plugs in here:
-``SGD(params, lr, grad_hooks=[QuantumGradientNoise(delta, rng)])``.
+gradient just before the update: gradient error models plug in here (the emulator's backprop
+noise of model §3: ``SGD(params, lr, grad_hooks=[hook])``). A hook that draws random numbers
+exposes its generator as ``hook.rng`` so training checkpoints its state.
 """
 
 from __future__ import annotations

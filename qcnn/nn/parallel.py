@@ -1,7 +1,7 @@
 """Data parallelism over batch shards, in threads: the second core for numpy's single-core loops.
 
 BLAS already runs the GEMMs on every core, but everything else numpy does (copies, element-wise
-arithmetic, sorting, random numbers: most of a quantum layer's work) runs on one. Those loops
+arithmetic, sorting, random numbers: most of a noisy layer's work) runs on one. Those loops
 release the GIL, so a batch split into contiguous shards, each pushed through its own replica of
 the network in its own thread with single-threaded BLAS, keeps every core busy.
 
@@ -10,13 +10,14 @@ the network in its own thread with single-threaded BLAS, keeps every core busy.
 - The loss is the batch mean, so shard s's logit gradient is scaled by ``n_s / n`` and the
   master's gradient is the sum of the replicas' gradients: the same gradient as one full-batch
   pass (up to float summation order) for a deterministic network.
-- Random layers (an ``rng`` attribute: dropout, quantum layers) draw, on every call, per-shard
+- Random layers (``layer.rng`` not None, e.g. dropout) draw, on every call, per-shard
   generators seeded from the master layer's generator through ``SeedSequence``. Results depend
   on the master's generator state and on ``shards`` (fixed by the caller, never the core count):
   same seed and shards, same numbers; the checkpointed state stays the master's generators.
+- Every layer must be ``thread_safe``; a model with one that is not is refused for ``shards > 1``.
 
-Measured on 2 cores (docs/benchmarks.md): the QCNN training step runs about 1.3x faster with two
-shards; the classical CNN gains nothing (its time is in the GEMMs, which BLAS already spreads).
+Which networks gain is measured in docs/benchmarks.md: those whose time is outside the GEMMs
+(which BLAS already spreads over the cores).
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
+from qcnn.nn.layers import walk
 from qcnn.nn.model import Sequential
 
 __all__ = ["DataParallel"]
@@ -75,28 +77,25 @@ class DataParallel:
         self.model, self.shards = model, shards
         self.replicas: list[Sequential] = []
         if shards > 1:
-            for layer in model.layers:
-                if (
-                    getattr(layer, "executor", None) is not None
-                    and type(layer.executor).__name__ != "EmulatorExecutor"
-                ):
+            for layer in walk(model):
+                if not layer.thread_safe:
                     raise ValueError(
-                        "DataParallel runs emulated layers only (circuit executors are not thread-safe)"
+                        f"DataParallel with shards={shards} needs thread-safe layers; {layer!r} "
+                        "is not (thread_safe=False): use shards=1"
                     )
             self.replicas = [copy.deepcopy(model) for _ in range(shards)]
 
     def _sync(self) -> None:
         """Point every replica parameter at the master's current arrays; fresh random streams."""
-        random_layers = [
-            i
-            for i, layer in enumerate(self.model.layers)
-            if isinstance(getattr(layer, "rng", None), np.random.Generator)
-        ]
-        for i in random_layers:
-            entropy = self.model.layers[i].rng.integers(0, 2**63, size=2, dtype=np.int64).tolist()
+        # deepcopy keeps the structure, so the walks of master and replicas visit the same layers
+        replica_layers = [list(walk(replica)) for replica in self.replicas]
+        for i, layer in enumerate(walk(self.model)):
+            if layer.rng is None:
+                continue
+            entropy = layer.rng.integers(0, 2**63, size=2, dtype=np.int64).tolist()
             children = np.random.SeedSequence(entropy).spawn(self.shards)
-            for replica, child in zip(self.replicas, children, strict=True):
-                replica.layers[i].rng = np.random.default_rng(child)
+            for layers, child in zip(replica_layers, children, strict=True):
+                layers[i].rng = np.random.default_rng(child)
         master = self.model.parameters()
         for replica in self.replicas:
             for p_rep, p_master in zip(replica.parameters(), master, strict=True):
@@ -129,8 +128,9 @@ class DataParallel:
 
         with _blas_single_thread():
             results = list(_get_pool(self.shards).map(run, parts))
+        shard_params = [replica.parameters() for replica, _, _ in parts]
         for j, p in enumerate(self.model.parameters()):
-            grads = [replica.parameters()[j].grad for replica, _, _ in parts]
+            grads = [params[j].grad for params in shard_params]
             grads = [g for g in grads if g is not None]
             if not grads:
                 p.grad = None

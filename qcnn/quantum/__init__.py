@@ -19,7 +19,7 @@ from qcnn.quantum.ipe import (
     gaussian_ipe,
     sample_ae_outcomes,
 )
-from qcnn.quantum.layer import QuantumConv2D, layer_shots
+from qcnn.quantum.layer import QUANTUM_TAG, QuantumConv2D, layer_shots
 from qcnn.quantum.nonlinearity import noisy_cap_relu
 from qcnn.quantum.sampling import (
     expected_distinct_fraction,
@@ -39,6 +39,7 @@ __all__ = [
     "EmulatorExecutor",
     "make_executor",
     "layer_shots",
+    "QUANTUM_TAG",
     "gaussian_ipe",
     "ae_outcome_probabilities",
     "sample_ae_outcomes",

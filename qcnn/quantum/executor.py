@@ -44,7 +44,11 @@ class ConvProblem:
 
 @runtime_checkable
 class Executor(Protocol):
-    """Performs the quantum steps of a quantum convolution layer."""
+    """Performs the quantum steps of a quantum convolution layer.
+
+    An executor may also set ``thread_safe = True`` when replicas of a layer may call it from
+    several threads at once (data parallelism); without it the layer is not thread-safe.
+    """
 
     def inner_products(
         self, problem: ConvProblem, config: QuantumConfig, rng: np.random.Generator
@@ -61,6 +65,8 @@ class Executor(Protocol):
 
 class EmulatorExecutor:
     """The error models, vectorised over the batch (numpy only)."""
+
+    thread_safe = True  # stateless: every call draws from the generator it is given
 
     def inner_products(
         self, problem: ConvProblem, config: QuantumConfig, rng: np.random.Generator

@@ -15,6 +15,7 @@ from __future__ import annotations
 import numpy as np
 
 from qcnn.nn.layers import Parameter
+from qcnn.quantum.layer import QUANTUM_TAG
 from qcnn.quantum.noise import standard_normal
 
 __all__ = ["QuantumGradientNoise"]
@@ -26,8 +27,8 @@ class QuantumGradientNoise:
     Args:
         delta: gradient precision, >= 0 (0 returns the exact gradient).
         rng: generator of the noise (its state is checkpointed by :func:`qcnn.train.fit`).
-        on: ``'all'`` parameters [paper-sim] or ``'quantum'``: only parameters marked
-            ``quantum`` (the kernels of quantum layers).
+        on: ``'all'`` parameters [paper-sim] or ``'quantum'``: only parameters tagged
+            ``"quantum"`` (:data:`~qcnn.quantum.layer.QUANTUM_TAG`: the kernels of quantum layers).
     """
 
     def __init__(
@@ -41,7 +42,7 @@ class QuantumGradientNoise:
         self.rng = rng if isinstance(rng, np.random.Generator) else np.random.default_rng(rng)
 
     def applies_to(self, param: Parameter) -> bool:
-        return self.on == "all" or param.quantum
+        return self.on == "all" or QUANTUM_TAG in param.tags
 
     def __call__(self, param: Parameter, grad: np.ndarray) -> np.ndarray:
         if self.delta == 0 or not self.applies_to(param):

@@ -27,7 +27,9 @@ from qcnn.quantum.executor import ConvProblem, Executor, make_executor
 from qcnn.quantum.nonlinearity import noisy_cap_relu
 from qcnn.quantum.sampling import implied_eta, sampled_values, shots_from_sigma, tomography_shots
 
-__all__ = ["QuantumConv2D", "layer_shots"]
+__all__ = ["QuantumConv2D", "layer_shots", "QUANTUM_TAG"]
+
+QUANTUM_TAG = "quantum"  # Parameter tag of the kernels a quantum computer holds (gradient noise)
 
 
 def layer_shots(config: QuantumConfig, d: int) -> int | None:
@@ -91,11 +93,13 @@ class QuantumConv2D(Conv2D):
             in_channels, out_channels, kernel_size, stride, padding, bias, rng=gen, dtype=dtype,
             connections=connections,
         )  # fmt: skip
-        self.weight.quantum = True
+        self.weight.tags |= {QUANTUM_TAG}
         self.config = config
         self.pool, self.pool_size = pool, pool_size
         self.executor = make_executor(executor, **(executor_options or {}))
-        self.rng = np.random.default_rng(noise_seq)
+        # an executor says whether two shards may call it at once; unknown ones are assumed not
+        self.thread_safe = bool(getattr(self.executor, "thread_safe", False))
+        self.rng: np.random.Generator = np.random.default_rng(noise_seq)
         self.detailed_stats = detailed_stats
         self.stats: dict[str, float] = {}
         self._stats_sum: dict[str, float] = {}

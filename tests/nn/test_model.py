@@ -21,7 +21,9 @@ from qcnn.nn import (
     Sequential,
     Tanh,
     softmax_cross_entropy,
+    walk,
 )
+from qcnn.nn.gradcheck import numerical_gradient, relative_error
 from qcnn.nn.model import load_npz_strict
 
 
@@ -96,6 +98,80 @@ def test_predict_in_batches_equals_one_inference_pass_and_astype():
     model.astype(np.float64)
     assert all(p.data.dtype == np.float64 and p.grad is None for p in model.parameters())
     assert model.predict(x.astype(np.float64)).dtype == np.float64
+
+
+# ----------------------------------------------------------------------------------------------
+# Nesting: a Sequential is a Layer
+# ----------------------------------------------------------------------------------------------
+
+
+def nested_model(seed=0, dtype=np.float64):
+    """``small_model``'s layers with the middle grouped into two levels of nested Sequentials."""
+    flat = small_model(seed, dtype)
+    conv, relu, pool, flatten, d1, tanh, d2 = flat.layers
+    return Sequential(conv, Sequential(relu, pool, Sequential(flatten, d1, tanh)), d2)
+
+
+def test_nested_sequential_names_walk_and_shapes():
+    model = nested_model()
+    assert [name for name, _ in model.named_parameters()] == [
+        "0.weight", "0.bias", "1.2.1.weight", "1.2.1.bias", "2.weight", "2.bias",
+    ]  # fmt: skip
+    assert [p.name for p in model.parameters()] == [n for n, _ in model.named_parameters()]
+    kinds = [type(layer).__name__ for layer in walk(model)]
+    assert kinds == ["Sequential", "Conv2D", "Sequential", "ReLU", "MaxPool2D", "Sequential",
+                     "Flatten", "Dense", "Tanh", "Dense"]  # fmt: skip
+    assert model.output_shape((1, 6, 6)) == (3,) and model[1].output_shape((2, 6, 6)) == (5,)
+    # only the network's first layer skips its input gradient, however deep it sits
+    assert model.need_input_grad is False and model[0].need_input_grad is False
+    assert all(layer.need_input_grad for layer in list(walk(model))[2:])
+    first_nested = Sequential(Sequential(Conv2D(1, 1, 3, rng=0), ReLU()), Flatten())
+    assert first_nested[0][0].need_input_grad is False and first_nested[0][1].need_input_grad
+    assert "(1): Sequential(\n    (0): ReLU()" in repr(model)
+
+
+def test_nested_sequential_computes_what_the_flat_one_does():
+    flat, nested = small_model(), nested_model()
+    x = np.random.default_rng(1).standard_normal((4, 1, 6, 6))
+    g = np.random.default_rng(2).standard_normal((4, 3))
+    np.testing.assert_array_equal(nested.forward(x), flat.forward(x))
+    flat.backward(g)
+    assert nested.backward(g) is None  # the first layer skips its input gradient
+    for a, b in zip(flat.parameters(), nested.parameters(), strict=True):
+        np.testing.assert_array_equal(a.grad, b.grad)
+    # an inner Sequential returns its input gradient to the layer before it
+    inner = nested[1]
+    out = inner.forward(x.repeat(2, axis=1))
+    assert inner.backward(np.ones_like(out)).shape == (4, 2, 6, 6)
+
+
+def test_nested_sequential_gradients_match_finite_differences():
+    model = nested_model()
+    x = np.random.default_rng(3).standard_normal((3, 1, 6, 6))
+    y = np.array([0, 2, 1])
+
+    def loss() -> float:
+        return softmax_cross_entropy(model.forward(x), y)[0]
+
+    _, dlogits = softmax_cross_entropy(model.forward(x), y)
+    model.backward(dlogits)
+    # "0.weight" sits before the nested Sequential: right only if its input gradient is
+    for name, p in model.named_parameters():
+        idx, num = numerical_gradient(loss, p.data, max_entries=20)
+        assert relative_error(p.grad.reshape(-1)[idx], num) < 1e-6, name
+
+
+def test_nested_state_dict_round_trip_and_flat_names_unchanged(tmp_path):
+    flat, nested = small_model(1), nested_model(1)
+    assert list(flat.state_dict()) == ["0.weight", "0.bias", "4.weight", "4.bias", "6.weight",
+                                       "6.bias"]  # fmt: skip
+    nested.save(tmp_path / "nested.npz")
+    other = nested_model(2)
+    other.load(tmp_path / "nested.npz")
+    for a, b in zip(nested.parameters(), other.parameters(), strict=True):
+        np.testing.assert_array_equal(a.data, b.data)
+    with pytest.raises(ValueError, match="mismatch"):
+        flat.load(tmp_path / "nested.npz")
 
 
 # ----------------------------------------------------------------------------------------------

@@ -103,5 +103,10 @@ def test_rejects_bad_shards_and_circuit_layers():
     layer = QuantumConv2D(1, 2, 3, config=QuantumConfig.paper(), executor=FakeCircuits())
     from qcnn.nn import Flatten, Sequential
 
-    with pytest.raises(ValueError, match="emulated layers only"):
+    assert not layer.thread_safe  # an executor that does not declare itself thread-safe
+    with pytest.raises(ValueError, match="thread-safe"):
         DataParallel(Sequential(layer, Flatten()), 2)
+    with pytest.raises(ValueError, match="thread-safe"):  # found inside a nested container too
+        DataParallel(Sequential(Flatten(), Sequential(layer, Flatten())), 2)
+    DataParallel(Sequential(layer, Flatten()), 1)  # one shard runs the master itself: allowed
+    assert QuantumConv2D(1, 2, 3, config=QuantumConfig.paper()).thread_safe  # the emulator is

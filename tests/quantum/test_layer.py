@@ -21,12 +21,14 @@ import pytest
 from numpy.lib.stride_tricks import sliding_window_view
 from scipy import stats
 
-from qcnn.models import make_optimizer, paper_cnn, paper_qcnn, transfer_weights
+from qcnn.experiments.runner import _layer_stats
+from qcnn.models import make_optimizer, paper_cnn, paper_qcnn, quantum_layers, transfer_weights
 from qcnn.nn import AvgPool2D, Conv2D, Dense, Flatten, MaxPool2D, ReLU, Sequential
 from qcnn.nn.gradcheck import numerical_gradient
 from qcnn.nn.layers import Parameter
 from qcnn.nn.losses import softmax_cross_entropy
 from qcnn.quantum import (
+    QUANTUM_TAG,
     ConvProblem,
     EmulatorExecutor,
     Executor,
@@ -165,7 +167,8 @@ def test_paper_qcnn_exact_equals_paper_cnn(dtype):
     assert [p.shape for p in p_c] == [p.shape for p in p_q]
     for a, b in zip(p_c, p_q, strict=True):
         np.testing.assert_array_equal(a.data, b.data)  # same initial weights by construction
-    assert [p.quantum for p in p_q] == [True, False, True, False] + [False] * 6
+    assert ["quantum" in p.tags for p in p_q] == [True, False, True, False] + [False] * 6
+    assert not any(p.tags for p in p_c)
     rng = np.random.default_rng(5)
     x = rng.standard_normal((6, 1, 28, 28)).astype(dtype)
     y = rng.integers(0, 10, 6)
@@ -520,6 +523,23 @@ def test_evaluate_is_reproducible_and_leaves_layer_rng_untouched():
     np.testing.assert_array_equal(o1, o2)
 
 
+def test_nested_quantum_layers_are_found_reseeded_and_reported():
+    flat = _small_qnet(0)
+    q0, q1, flatten, dense = flat.layers
+    nested = Sequential(q0, Sequential(Sequential(q1), flatten), dense)
+    assert quantum_layers(nested) == [q0, q1]
+    x = np.random.default_rng(1).standard_normal((8, 1, 10, 10)).astype(np.float32)
+    y = np.zeros(8, dtype=np.int64)
+    states = [q.rng.bit_generator.state for q in (q0, q1)]
+    r_nested = evaluate(nested, x, y)
+    assert [q.rng.bit_generator.state for q in (q0, q1)] == states  # both reseeded and restored
+    assert r_nested == evaluate(_small_qnet(0), x, y)  # the same evaluation noise as flat
+    stats = _layer_stats(nested)
+    assert [s["layer"] for s in stats] == [0, 3]  # positions in walk order below the model
+    assert [s["layer"] for s in _layer_stats(flat)] == [0, 1]  # flat: index in model.layers
+    assert all(s["name"] == "QuantumConv2D" and s["stats"]["shots"] > 0 for s in stats)
+
+
 # ----------------------------------------------------------------------------------------------
 # Shapes, vectorisation, validation
 # ----------------------------------------------------------------------------------------------
@@ -579,7 +599,7 @@ def test_validation_errors():
     pooled = QuantumConv2D(1, 2, 3, config=cfg, pool="max", rng=0)
     with pytest.raises(ValueError, match="non-integer"):
         pooled.forward(np.zeros((1, 1, 9, 9), np.float32))  # 7x7 cannot be pooled by 2
-    assert layer.weight.quantum and not layer.bias.quantum
+    assert layer.weight.tags == {QUANTUM_TAG} and not layer.bias.tags
     assert isinstance(EmulatorExecutor(), Executor)
     assert isinstance(FixedExecutor(), Executor)
 
@@ -612,7 +632,8 @@ def test_gradient_noise_std_is_delta_times_l2_norm(dtype):
 
 def test_gradient_noise_zero_delta_zero_grad_and_quantum_restriction():
     g = np.random.default_rng(0).standard_normal((4, 5))
-    classical, quantum = Parameter(np.zeros((4, 5)), "c"), Parameter(np.zeros((4, 5)), "q", True)
+    classical = Parameter(np.zeros((4, 5)), "c", tags={"other"})
+    quantum = Parameter(np.zeros((4, 5)), "q", tags={QUANTUM_TAG})
     assert QuantumGradientNoise(0.0, rng=0)(quantum, g) is g
     z = np.zeros((3, 3))
     np.testing.assert_array_equal(QuantumGradientNoise(0.5, rng=0)(quantum, z), z)
@@ -648,7 +669,7 @@ def test_gradient_noise_through_make_optimizer(on):
     opt.step()
     for p, g, b in zip(params, grads, before, strict=True):
         applied = (b - p.data) / lr  # plain SGD: p <- p - lr * g_noisy
-        if on == "all" or p.quantum:
+        if on == "all" or QUANTUM_TAG in p.tags:
             e = (applied - g) / (delta * np.linalg.norm(g))
             assert np.abs(e).max() > 0.5, p.name  # noise is there
             if e.size >= 2000:

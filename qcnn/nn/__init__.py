@@ -6,6 +6,7 @@ through the hooks declared on :class:`Layer` (``rng``, ``thread_safe``, ``sublay
 """
 
 from qcnn.nn import functional
+from qcnn.nn.containers import Concat
 from qcnn.nn.layers import (
     AvgPool2D,
     CapReLU,
@@ -52,6 +53,7 @@ __all__ = [
     "log_softmax",
     "softmax_cross_entropy",
     "Sequential",
+    "Concat",
     "Optimizer",
     "SGD",
     "Adam",

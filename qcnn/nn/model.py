@@ -9,7 +9,7 @@ from collections.abc import Iterator
 import numpy as np
 
 from qcnn.io import atomic_savez
-from qcnn.nn.layers import Layer
+from qcnn.nn.layers import Dense, Layer
 
 __all__ = ["Sequential", "load_npz_strict"]
 
@@ -89,6 +89,72 @@ class Sequential(Layer):
         ]
         return np.concatenate(outs)
 
+    # -- features and summary -------------------------------------------------------------------
+    def _resolve(self, layer: int | str | None) -> tuple[int, str | None]:
+        """``(top-level index, rest of a dotted path or None)`` of the layer after which
+        :meth:`features` reads the activations."""
+        n = len(self.layers)
+        if layer is None:
+            dense = [i for i, lay in enumerate(self.layers) if isinstance(lay, Dense)]
+            if not dense:
+                raise ValueError("features: the model has no Dense layer; pass layer=")
+            if dense[-1] == 0:
+                raise ValueError("features: the last Dense layer is the first layer; pass layer=")
+            return dense[-1] - 1, None
+        if isinstance(layer, str):
+            head, _, rest = layer.partition(".")
+            try:
+                index = int(head)
+            except ValueError:
+                raise ValueError(
+                    f"features: layer name {layer!r} is not a dotted index path such as '3' or "
+                    "'2.1.0' (the prefixes of parameter names)"
+                ) from None
+            return self._resolve(index)[0], rest or None
+        if isinstance(layer, bool) or not isinstance(layer, (int, np.integer)):
+            raise TypeError(f"features: layer must be an int, a dotted path or None, got {layer!r}")
+        if not -n <= layer < n:
+            raise ValueError(f"features: layer {layer} out of range for {n} layers")
+        return int(layer) % n, None
+
+    def features(
+        self, x: np.ndarray, layer: int | str | None = None, batch_size: int = 1000
+    ) -> np.ndarray:
+        """Activations after ``layer`` for inputs ``x (N, ...)``, in inference mode, in batches.
+
+        ``layer``: an index of :attr:`layers` (negative counts from the end), or a dotted path
+        as in parameter names (``"2"``, ``"3.1.0"``: inside a container; a path through a
+        :class:`~qcnn.nn.containers.Concat` enters one branch, which sees the Concat's input).
+        Default: the input of the last top-level ``Dense`` layer, the "penultimate-layer
+        features" of a classifier. Returns ``(N, ...)`` of the shape after that layer.
+        """
+        index, rest = self._resolve(layer)
+        outs = []
+        for start in range(0, len(x), batch_size):
+            h = x[start : start + batch_size]
+            for lay in self.layers[:index]:
+                h = lay.forward(h, training=False)
+            outs.append(_features_of(self.layers[index], h, rest))
+        return np.concatenate(outs)
+
+    def summary(self, input_shape: tuple[int, ...]) -> str:
+        """A table of every layer (nested ones indented): name, layer, output shape (one sample,
+        no batch axis) and parameter count, for one sample of ``input_shape``, e.g.
+        ``(1, 28, 28)``; then the total."""
+        rows: list[tuple[str, str, str, int]] = []
+        _summary_rows(self, "", tuple(input_shape), rows, depth=-1)
+        total = self.num_parameters()
+        w = [
+            max(len(r[k]) for r in rows + [("name", "layer", "output shape", 0)]) for k in range(3)
+        ]
+        header = (
+            f"{'name':<{w[0]}}  {'layer':<{w[1]}}  {'output shape':<{w[2]}}  {'parameters':>10}"
+        )
+        lines = [header, "-" * len(header)]
+        lines += [f"{a:<{w[0]}}  {b:<{w[1]}}  {c:<{w[2]}}  {d:>10,}" for a, b, c, d in rows]
+        lines += ["-" * len(header), f"total parameters: {total:,}"]
+        return "\n".join(lines)
+
     def num_parameters(self) -> int:
         return sum(p.data.size for p in self.parameters())
 
@@ -141,6 +207,39 @@ class Sequential(Layer):
             f"  ({i}): " + repr(layer).replace("\n", "\n  ") for i, layer in enumerate(self.layers)
         )
         return f"Sequential(\n{inner}\n)"
+
+
+def _features_of(layer: Layer, h: np.ndarray, path: str | None) -> np.ndarray:
+    """Output of ``layer`` on ``h``, or of the sublayer at the dotted ``path`` inside it."""
+    if path is None:
+        return layer.forward(h, training=False)
+    if isinstance(layer, Sequential):
+        index, rest = layer._resolve(path)
+        for lay in layer.layers[:index]:
+            h = lay.forward(h, training=False)
+        return _features_of(layer.layers[index], h, rest)
+    subs = layer.sublayers()
+    head, _, rest = path.partition(".")
+    if not subs or not head.isdigit() or int(head) >= len(subs):
+        raise ValueError(f"features: {type(layer).__name__} has no sublayer {head!r}")
+    return _features_of(subs[int(head)], h, rest or None)
+
+
+def _summary_rows(layer: Layer, name: str, shape: tuple[int, ...], rows: list, depth: int):
+    """Append ``(name, layer, output shape, parameters)`` for ``layer`` and its sublayers."""
+    out = layer.output_shape(shape)
+    if depth >= 0:
+        label = "  " * depth + (type(layer).__name__ if layer.sublayers() else repr(layer))
+        n_params = sum(p.data.size for p in layer.parameters())
+        rows.append((name, label, str(out), n_params))
+    prefix = f"{name}." if name else ""
+    sub_shape = shape
+    for i, sub in enumerate(layer.sublayers()):
+        # a Sequential chains its layers; other containers (Concat) feed each the same input
+        _summary_rows(sub, f"{prefix}{i}", sub_shape, rows, depth + 1)
+        if isinstance(layer, Sequential):
+            sub_shape = sub.output_shape(sub_shape)
+    return out
 
 
 def load_npz_strict(path: str | os.PathLike) -> dict[str, np.ndarray]:

@@ -1,5 +1,6 @@
-"""MNIST data layer: IDX files, loading with search order / checksum / download / fallback,
-normalisation and seeded mini-batches (numpy and the standard library only)."""
+"""Data layer: the data-set registry (MNIST, Fashion-MNIST, scikit-learn's digits, ``npz:PATH``),
+IDX files, MNIST loading with search order / checksum / download / fallback, normalisation and
+seeded mini-batches (numpy and the standard library; scikit-learn for the digits only)."""
 
 from qcnn.data.batches import iterate_minibatches, num_batches
 from qcnn.data.idx import IDXError, encode_idx, parse_idx, read_idx, write_idx
@@ -17,8 +18,26 @@ from qcnn.data.mnist import (
     preprocess,
     search_dirs,
 )
+from qcnn.data.registry import (
+    DATASETS,
+    Dataset,
+    DatasetSpec,
+    dataset_names,
+    dataset_spec,
+    load_dataset,
+    register_dataset,
+)
+from qcnn.data.splits import RawSplits
 
 __all__ = [
+    "DATASETS",
+    "Dataset",
+    "DatasetSpec",
+    "RawSplits",
+    "dataset_names",
+    "dataset_spec",
+    "load_dataset",
+    "register_dataset",
     "ENV_DATA_DIR",
     "IDXError",
     "MNIST",

@@ -1,7 +1,8 @@
 """The KLP19 sub-routines as Qiskit circuits (requires qiskit and qiskit-aer).
 
-The emulator (:mod:`qcnn.quantum`) never imports this package; ``QuantumConv2D`` imports
-:class:`CircuitExecutor` lazily when ``executor="circuits"`` is asked for.
+The emulator (:mod:`qcnn.quantum`) never imports this package. :class:`CircuitExecutor` is
+registered under the name ``"circuits"`` (on import, and as an entry point of the ``qcnn``
+distribution), so ``QuantumConv2D(executor="circuits")`` finds it.
 
 - :mod:`~qcnn.circuits.encoding`: amplitude encoding (StatePreparation, Initialize, RY tree);
 - :mod:`~qcnn.circuits.inner_product`: Hadamard test, amplitude estimation,

@@ -39,7 +39,7 @@ from qcnn.circuits.inner_product import (
 )
 from qcnn.circuits.sampling import output_state_circuit, sample_pixels_circuit
 from qcnn.quantum.config import QuantumConfig
-from qcnn.quantum.executor import ConvProblem
+from qcnn.quantum.executor import ConvProblem, register_executor
 
 __all__ = ["CircuitExecutor"]
 
@@ -216,3 +216,8 @@ class CircuitExecutor:
         }
         self.last_counts = counts
         return counts
+
+
+# ``QuantumConv2D(executor="circuits")``; pyproject.toml declares the same name as an entry point
+# (group ``qcnn.executors``) so that it resolves before this package is imported.
+register_executor("circuits", CircuitExecutor)

@@ -3,18 +3,26 @@
 A quantum convolution layer's forward pass has two steps that a quantum computer performs:
 inner-product estimation (model §2.2) and the measurement of the output state (§2.4-2.5). The
 rest (cap, pooling, bookkeeping) is the same whoever performs them. An *executor* implements
-those two steps:
+those two steps (the :class:`Executor` protocol):
 
-- :class:`EmulatorExecutor` (default): the error models of :mod:`qcnn.quantum.ipe` and
-  :func:`qcnn.quantum.sampling.sample_pixels`, vectorised over the batch;
-- ``qcnn.circuits.layer.CircuitExecutor``: real Qiskit circuits, for small inputs. It is imported
-  only when asked for, so the emulator never imports Qiskit.
+- :class:`EmulatorExecutor` (``"emulator"``, the default): the error models of
+  :mod:`qcnn.quantum.ipe` and :func:`qcnn.quantum.sampling.sample_pixels`, vectorised over the
+  batch;
+- other executors (e.g. real circuits, for small inputs) live in packages built on this one and
+  are found by name in a registry: a package registers its executor when imported
+  (:func:`register_executor`) and declares it in the ``qcnn.executors`` entry-point group of its
+  distribution, so that ``QuantumConv2D(executor=name)`` also finds it before that package has
+  been imported. The emulator itself refers to no executor package (it never imports Qiskit).
+
+A caller can always pass an executor instance instead of a name.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Protocol, runtime_checkable
+from importlib.metadata import entry_points
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
@@ -22,7 +30,17 @@ from qcnn.quantum.config import QuantumConfig
 from qcnn.quantum.ipe import estimate_inner_products
 from qcnn.quantum.sampling import sample_pixels
 
-__all__ = ["ConvProblem", "Executor", "EmulatorExecutor", "make_executor"]
+__all__ = [
+    "ConvProblem",
+    "Executor",
+    "EmulatorExecutor",
+    "make_executor",
+    "register_executor",
+    "executor_names",
+    "ENTRY_POINT_GROUP",
+]
+
+ENTRY_POINT_GROUP = "qcnn.executors"  # entry points: name = "module:factory"
 
 
 @dataclass(frozen=True)
@@ -82,21 +100,62 @@ class EmulatorExecutor:
         return "EmulatorExecutor()"
 
 
-def make_executor(executor: str | Executor = "emulator", **options) -> Executor:
-    """``'emulator'``, ``'circuits'`` (Qiskit/Aer; ``options`` go to ``CircuitExecutor``) or an
-    object implementing :class:`Executor`."""
-    if isinstance(executor, str):
-        if executor == "emulator":
-            if options:
-                raise TypeError(f"the emulator executor takes no options, got {sorted(options)}")
-            return EmulatorExecutor()
-        if executor == "circuits":
-            from qcnn.circuits.layer import CircuitExecutor  # lazy: only this path needs Qiskit
+ExecutorFactory = Callable[..., Executor]  # keyword options -> executor
+_REGISTRY: dict[str, ExecutorFactory] = {}
 
-            return CircuitExecutor(**options)
-        raise ValueError(
-            f"executor must be 'emulator', 'circuits' or an Executor, got {executor!r}"
-        )
+
+def register_executor(name: str, factory: ExecutorFactory) -> None:
+    """Make ``make_executor(name, **options)`` return ``factory(**options)``.
+
+    A later registration of the same name replaces the earlier one.
+    """
+    if not isinstance(name, str) or not name:
+        raise ValueError(f"executor name must be a non-empty string, got {name!r}")
+    if not callable(factory):
+        raise TypeError(f"executor factory for {name!r} must be callable, got {factory!r}")
+    _REGISTRY[name] = factory
+
+
+def _emulator(**options: Any) -> EmulatorExecutor:
+    if options:
+        raise TypeError(f"the emulator executor takes no options, got {sorted(options)}")
+    return EmulatorExecutor()
+
+
+register_executor("emulator", _emulator)
+
+
+def _declared_entry_points() -> dict[str, Any]:
+    return {ep.name: ep for ep in entry_points(group=ENTRY_POINT_GROUP)}
+
+
+def executor_names() -> list[str]:
+    """Names ``make_executor`` accepts: registered ones and those declared as entry points."""
+    return sorted(set(_REGISTRY) | set(_declared_entry_points()))
+
+
+def _factory(name: str) -> ExecutorFactory:
+    if name not in _REGISTRY:
+        declared = _declared_entry_points()
+        if name not in declared:
+            raise ValueError(
+                f"unknown executor {name!r}; known: {executor_names()} (or pass an Executor)"
+            )
+        factory = declared[name].load()  # imports the package, which may register it itself
+        register_executor(name, _REGISTRY.get(name, factory))
+    return _REGISTRY[name]
+
+
+def make_executor(executor: str | Executor = "emulator", **options: Any) -> Executor:
+    """An executor by registered name (``options`` go to its factory) or ``executor`` itself,
+    an object implementing :class:`Executor`."""
+    if isinstance(executor, str):
+        made = _factory(executor)(**options)
+        if not isinstance(made, Executor):
+            raise TypeError(f"executor {executor!r} made {made!r}, not an Executor")
+        return made
+    if options:
+        raise TypeError(f"options {sorted(options)} given with an executor instance")
     if not isinstance(executor, Executor):
         raise TypeError(f"{executor!r} does not implement inner_products() and sample()")
     return executor

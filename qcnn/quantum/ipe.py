@@ -11,7 +11,8 @@ Models, all vectorised over every pixel of a batch:
   the exact canonical AE outcome distribution (:func:`ae_outcome_probabilities`), median of k.
 - ``exact``: ``Ybar = Y``.
 
-These functions are the *definitions* the circuits in :mod:`qcnn.circuits` are tested against.
+These functions are the *definitions* that circuit implementations of the sub-routines are
+tested against.
 """
 
 from __future__ import annotations

@@ -51,9 +51,10 @@ class QuantumConv2D(Conv2D):
         config: the :class:`QuantumConfig` (error models, cap, sigma/eta, ...).
         pool: ``None``, ``'max'`` or ``'avg'``: pooling during the write to the next layer.
         pool_size: pooling window (and stride), default 2.
-        executor: ``'emulator'`` (default), ``'circuits'`` (Qiskit; small inputs only) or an
-            :class:`~qcnn.quantum.executor.Executor`.
-        executor_options: keyword arguments for the circuits executor (e.g. ``backend``).
+        executor: ``'emulator'`` (default), the name of another registered executor (e.g.
+            ``'circuits'``: Qiskit circuits, small inputs only; see
+            :mod:`qcnn.quantum.executor`) or an :class:`~qcnn.quantum.executor.Executor`.
+        executor_options: keyword arguments for a named executor's factory (e.g. ``backend``).
         rng: generator for the layer's randomness (estimation noise and sampling).
         detailed_stats: also compute ``mu(A)`` (an SVD of the first image's patch matrix).
 

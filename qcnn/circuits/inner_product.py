@@ -49,6 +49,7 @@ from qiskit.circuit import ParameterVector
 from qiskit.circuit.library import MCXGate, QFTGate, grover_operator
 from qiskit.providers import BackendV2
 
+from qcnn.checks import check_int
 from qcnn.circuits.backend import (
     CircuitRunner,
     CircuitStats,
@@ -82,6 +83,9 @@ __all__ = [
 ]
 
 Method = Literal["hadamard", "amplitude_estimation"]
+METHODS = ("hadamard", "amplitude_estimation")
+LOADERS = ("ry_tree", "state_preparation")
+MAX_AE_BITS = 16  # 2^16 grid points and 2^16 - 1 Grover operators: beyond that no simulator
 DEFAULT_AE_BITS = 4
 DEFAULT_SHOTS = 1024
 # Basis used to report hardware-like resources (every gate as CNOT + single-qubit rotations).
@@ -133,6 +137,22 @@ class HadamardTestTemplate:
         return self.preparation.assign_parameters(dict(zip(self.params, values, strict=True)))
 
 
+def _check_choice(value: Any, name: str, allowed: tuple[str, ...]) -> str:
+    if not isinstance(value, str) or value not in allowed:
+        choices = ", ".join(repr(a) for a in allowed)
+        raise ValueError(f"{name} must be one of {choices}, got {value!r}")
+    return value
+
+
+def _check_ae_bits(ae_bits: Any) -> int:
+    return check_int(ae_bits, "ae_bits", min=1, max=MAX_AE_BITS)
+
+
+def _check_median_of(median_of: Any) -> int:
+    # the median of an even number of runs is not one of the outcomes: refused, not rounded
+    return check_int(median_of, "median_of", min=1, odd=True)
+
+
 def _pair_states(
     a: np.ndarray | Sequence[float], b: np.ndarray | Sequence[float]
 ) -> tuple[np.ndarray, np.ndarray, float, float, int]:
@@ -161,6 +181,7 @@ def hadamard_test_circuit(
     Raises:
         ValueError: different lengths, or a zero vector (see :func:`amplitude_encode`).
     """
+    _check_choice(loader, "loader", LOADERS)
     a_state, b_state, na, nb, n = _pair_states(a, b)
     if loader == "ry_tree":
         qc = HadamardTestTemplate(n).bound(a_state, b_state)
@@ -234,9 +255,7 @@ def amplitude_estimation_circuit(
     network: Qiskit's ``QFTGate`` ordering already leaves y with bit j on qubit j). With
     ``measure=True`` the register is measured into ``'y'`` (bit j = qubit j).
     """
-    if not isinstance(ae_bits, int) or not 1 <= ae_bits <= 16:
-        raise ValueError(f"ae_bits must be an integer in [1, 16], got {ae_bits!r}")
-    m = ae_bits
+    m = _check_ae_bits(ae_bits)
     ev = QuantumRegister(m, "eval")
     st = QuantumRegister(preparation.num_qubits, "state")
     qc = QuantumCircuit(ev, st, name=f"AE{m}")
@@ -316,14 +335,13 @@ class InnerProductEstimator:
         runner: CircuitRunner | None = None,
         backend: BackendV2 | None = None,
     ) -> None:
-        if method not in ("hadamard", "amplitude_estimation"):
-            raise ValueError(f"method must be 'hadamard' or 'amplitude_estimation', got {method!r}")
-        self.dim = int(dim)
+        _check_choice(method, "method", METHODS)
+        self.dim = check_int(dim, "dim", min=1)
         self.num_data_qubits = num_qubits_for(self.dim)
         self.method = method
-        self.ae_bits = (ae_bits or DEFAULT_AE_BITS) if method == "amplitude_estimation" else None
-        if self.ae_bits is not None and not 1 <= self.ae_bits <= 16:
-            raise ValueError(f"ae_bits must be in [1, 16], got {self.ae_bits}")
+        self.ae_bits: int | None = None
+        if method == "amplitude_estimation":
+            self.ae_bits = _check_ae_bits(DEFAULT_AE_BITS if ae_bits is None else ae_bits)
         self.runner = runner if runner is not None else CircuitRunner(backend)
         self.template, self.logical, self.unmeasured, self.measured_bits = _logical_ipe_circuits(
             self.num_data_qubits, method, self.ae_bits
@@ -368,11 +386,12 @@ class InnerProductEstimator:
         runs (shots) per pair, median of ``sin^2(pi y / 2^m)``; ``shots`` is ignored.
         """
         if self.method == "hadamard":
+            if shots is not None:
+                shots = check_int(shots, "shots", min=1)
             counts = self.outcome_counts(a_states, b_states, shots, seed)
             total = counts.sum(axis=1)
             return counts[:, 1] / total, counts
-        if not isinstance(median_of, int) or median_of < 1:
-            raise ValueError(f"median_of must be a positive integer, got {median_of!r}")
+        median_of = _check_median_of(median_of)
         counts = self.outcome_counts(a_states, b_states, median_of, seed)
         return ae_estimates_from_counts(counts, self.ae_bits), counts
 
@@ -454,30 +473,37 @@ def estimate_inner_product(
             (``a_hat = sin^2(pi y / 2^m)``, median of ``median_of`` runs).
         shots: Hadamard test: shots (default 1024). AE: must be None or ``median_of`` (each
             run of AE is one shot).
-        ae_bits: m, evaluation qubits of AE (default 4).
-        median_of: k, AE runs whose median is taken.
+        ae_bits: m, evaluation qubits of AE, 1..16 (default 4); only for AE.
+        median_of: k, AE runs whose median is taken (odd); only for AE.
         backend: a ``BackendV2`` (default ``AerSimulator()``).
         seed: int, ``SeedSequence`` or ``Generator`` for the simulator seed.
         loader: ``'ry_tree'`` (default) or ``'state_preparation'`` (controlled StatePreparation).
         decompose: also report the CNOT + ``u`` decomposition's size (``decomposed``).
 
     Returns:
-        :class:`InnerProductResult` with ``estimate = ||a|| ||b|| (1 - 2 a_hat)``.
+        :class:`InnerProductResult` with ``estimate = ||a|| ||b|| (1 - 2 a_hat)``; its
+        ``method``, ``shots``, ``ae_bits``, ``median_of`` and ``loader`` are the settings that
+        ran (defaults resolved).
+
+    Raises:
+        ValueError: an unknown method or loader, ``ae_bits`` outside 1..16, an even or
+            non-positive ``median_of``, non-positive ``shots``, an option that the method does
+            not use (``ae_bits`` / ``median_of`` with the Hadamard test), or bad vectors.
     """
-    if method not in ("hadamard", "amplitude_estimation"):
-        raise ValueError(f"method must be 'hadamard' or 'amplitude_estimation', got {method!r}")
-    if not isinstance(median_of, int) or median_of < 1:
-        raise ValueError(f"median_of must be a positive integer, got {median_of!r}")
-    a_state, b_state, na, nb, n = _pair_states(a, b)
-    exact = float(np.dot(np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)))
-    prob = float(hadamard_test_probability(np.asarray(exact / (na * nb))))
-    runner = CircuitRunner(backend)
+    _check_choice(method, "method", METHODS)
+    _check_choice(loader, "loader", LOADERS)
+    median_of = _check_median_of(median_of)
     if method == "hadamard":
+        if ae_bits is not None or median_of != 1:
+            raise ValueError(
+                "ae_bits and median_of are settings of amplitude estimation; the Hadamard test "
+                f"uses shots (got ae_bits={ae_bits!r}, median_of={median_of!r})"
+            )
         m = None
-        shots = DEFAULT_SHOTS if shots is None else shots
+        shots = DEFAULT_SHOTS if shots is None else check_int(shots, "shots", min=1)
         bits = 1
     else:
-        m = DEFAULT_AE_BITS if ae_bits is None else ae_bits
+        m = _check_ae_bits(DEFAULT_AE_BITS if ae_bits is None else ae_bits)
         if shots is not None and shots != median_of:
             raise ValueError(
                 "amplitude estimation runs once per shot: pass median_of (k runs) instead of "
@@ -485,6 +511,12 @@ def estimate_inner_product(
             )
         shots = median_of
         bits = m
+    a_state, b_state, na, nb, n = _pair_states(a, b)
+    exact = float(np.dot(np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)))
+    # The cosine from the unit states, not exact / (na nb): that product underflows for tiny
+    # vectors and overflows for huge ones.
+    prob = float(hadamard_test_probability(np.asarray(np.dot(a_state, b_state))))
+    runner = CircuitRunner(backend)
 
     if loader == "ry_tree":
         est = InnerProductEstimator(a_state.size, method, m, runner=runner)
@@ -518,7 +550,7 @@ def estimate_inner_product(
         method=method,
         shots=shots,
         ae_bits=m,
-        median_of=median_of if method == "amplitude_estimation" else 1,
+        median_of=median_of,
         loader=loader,
         qubits=native.qubits,
         depth=native.depth,

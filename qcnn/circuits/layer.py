@@ -29,11 +29,14 @@ from typing import Any
 import numpy as np
 from qiskit.providers import BackendV2
 
+from qcnn.checks import check_int
 from qcnn.circuits.backend import CircuitRunner, as_seed_sequence, circuit_stats
 from qcnn.circuits.encoding import normalise_rows
 from qcnn.circuits.inner_product import (
     DEFAULT_AE_BITS,
     DEFAULT_SHOTS,
+    MAX_AE_BITS,
+    METHODS,
     InnerProductEstimator,
     Method,
 )
@@ -82,16 +85,19 @@ class CircuitExecutor:
         max_batch: int = 1024,
         max_circuits: int = 50_000,
     ) -> None:
-        if method not in ("hadamard", "amplitude_estimation"):
+        if method not in METHODS:
             raise ValueError(f"method must be 'hadamard' or 'amplitude_estimation', got {method!r}")
-        if shots is not None and (not isinstance(shots, int) or shots < 1):
-            raise ValueError(f"shots must be a positive integer or None, got {shots!r}")
-        if ae_bits is not None and (not isinstance(ae_bits, int) or not 1 <= ae_bits <= 16):
-            raise ValueError(f"ae_bits must be None or an integer in [1, 16], got {ae_bits!r}")
-        if median_of is not None and (not isinstance(median_of, int) or median_of < 1):
-            raise ValueError(f"median_of must be None or a positive integer, got {median_of!r}")
-        if sample_shots is not None and (not isinstance(sample_shots, int) or sample_shots < 0):
-            raise ValueError(f"sample_shots must be None or an integer >= 0, got {sample_shots!r}")
+        # numpy integers are accepted and stored as int (see qcnn.checks)
+        if shots is not None:
+            shots = check_int(shots, "shots (None or)", min=1)
+        if ae_bits is not None:
+            ae_bits = check_int(ae_bits, "ae_bits (None or)", min=1, max=MAX_AE_BITS)
+        if median_of is not None:
+            median_of = check_int(median_of, "median_of (None or)", min=1, odd=True)
+        if sample_shots is not None:
+            sample_shots = check_int(sample_shots, "sample_shots (None or)", min=0)
+        max_batch = check_int(max_batch, "max_batch", min=1)
+        max_circuits = check_int(max_circuits, "max_circuits", min=1)
         self.runner = CircuitRunner(backend, max_batch=max_batch)
         self.sample_shots = sample_shots
         self.shots = shots
@@ -202,7 +208,7 @@ class CircuitExecutor:
         counts = sample_pixels_circuit(
             values, shots, power=config.sampling_power, runner=self.runner, seed=rng
         )
-        live = np.flatnonzero(np.asarray(values, dtype=np.float64).sum(axis=1) > 0)
+        live = np.flatnonzero(np.asarray(values).max(axis=1, initial=0) > 0)
         stats = None
         if live.size and shots:
             qc, _ = output_state_circuit(np.asarray(values[live[0]]), config.sampling_power)

@@ -39,11 +39,16 @@ def output_state_circuit(
         raise ValueError(f"power must be 1 or 2, got {power!r}")
     if v.size and np.min(v) < 0:
         raise ValueError("values must be non-negative (they are outputs of a capped ReLU)")
-    w = v**power
-    total = float(w.sum())
-    if total <= 0:
+    if not np.all(np.isfinite(v)):
+        raise ValueError("values contain NaN or infinity")
+    peak = float(v.max(initial=0.0))
+    if peak <= 0:
         raise ValueError("an all-zero output has no state (it yields zero counts)")
-    qc, _ = initialize_circuit(np.sqrt(w / total), measure=measure)
+    # By scale: (v / peak)^power neither underflows for tiny outputs nor overflows for huge ones.
+    w = (v / peak) ** power
+    rel = float(w.sum())
+    total = peak**power * rel
+    qc, _ = initialize_circuit(np.sqrt(w / rel), measure=measure)
     qc.name = "output_state"
     return qc, total
 
@@ -73,8 +78,9 @@ def sample_pixels_circuit(
     values = check_sampling_args(values, shots, power)
     b, d = values.shape
     counts = np.zeros((b, d), dtype=np.int64)
-    weights = values.astype(np.float64) ** power if d else np.zeros((b, 0))
-    live = np.flatnonzero(weights.sum(axis=1) > 0) if d else np.zeros(0, dtype=np.int64)
+    # Non-negative values: a row is live when its largest value is > 0 (not its sum of powers,
+    # which underflows for tiny outputs).
+    live = np.flatnonzero(values.max(axis=1) > 0) if d else np.zeros(0, dtype=np.int64)
     if shots == 0 or live.size == 0:
         return counts
     runner = runner if runner is not None else CircuitRunner(backend)

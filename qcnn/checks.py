@@ -88,19 +88,16 @@ def check_float(
 def check_finite(x: np.ndarray, what: str) -> None:
     """Raise ValueError naming ``what`` if the float array ``x`` holds NaN or infinity.
 
-    One reduction (``x.sum()``, which is NaN/inf iff an element is, or the sum overflows) in the
-    common all-finite case; the element-wise test only runs to tell which case it is.
+    ``np.isfinite(x).all()``: one vectorised pass (faster than a sum on this machine, and it
+    cannot overflow); the position of the first bad value is only looked up on failure.
     """
     if x.dtype.kind not in "fc" or x.size == 0:
         return
-    with np.errstate(over="ignore", invalid="ignore"):
-        total = x.sum(dtype=np.float64)
-    if np.isfinite(total):
+    finite = np.isfinite(x)
+    if finite.all():
         return
-    bad = ~np.isfinite(x)
+    bad = ~finite
     n_bad = int(np.count_nonzero(bad))
-    if n_bad == 0:
-        return  # finite values whose sum overflowed float64: nothing is wrong with them
     first = tuple(int(i) for i in np.argwhere(bad)[0])
     raise ValueError(
         f"{what} contains {n_bad} non-finite value(s) (NaN or infinity), the first at index "

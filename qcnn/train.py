@@ -25,6 +25,7 @@ from typing import Any
 
 import numpy as np
 
+from qcnn.checks import check_int
 from qcnn.data.batches import iterate_minibatches, num_batches
 from qcnn.io import atomic_savez, atomic_write_json, atomic_write_text
 from qcnn.nn.layers import Layer, walk
@@ -240,12 +241,10 @@ def fit(
     ``shards > 1`` runs each training step on that many slices of the batch in threads
     (:class:`qcnn.nn.parallel.DataParallel`); results depend on ``shards``, which is recorded.
     """
-    if not isinstance(epochs, int) or epochs < 0:
-        raise ValueError(f"epochs must be a non-negative integer, got {epochs!r}")
-    if not isinstance(batch_size, int) or batch_size < 1:
-        raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
-    if log_every < 1:
-        raise ValueError(f"log_every must be >= 1, got {log_every!r}")
+    epochs = check_int(epochs, "epochs", min=0)
+    batch_size = check_int(batch_size, "batch_size", min=1)
+    log_every = check_int(log_every, "log_every", min=1)
+    shards = check_int(shards, "shards", min=1)
     x_train, y_train = train
     if len(x_train) != len(y_train) or len(x_train) == 0:
         raise ValueError(

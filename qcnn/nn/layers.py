@@ -23,10 +23,12 @@ parallelism), so that nothing needs to know what kind of layer it is:
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Iterator
 
 import numpy as np
 
+from qcnn.checks import check_finite, check_int
 from qcnn.nn import functional as F
 from qcnn.nn.init import kaiming_uniform, uniform_bias
 
@@ -55,6 +57,16 @@ def _default_rng(rng: np.random.Generator | int | None) -> np.random.Generator:
     if isinstance(rng, np.random.Generator):
         return rng
     return np.random.default_rng(rng)
+
+
+def _plain(value):
+    """A window argument (int, pair or string) with numpy integers turned into Python ints, so
+    that ``np.int64(2)`` and ``2`` make identical layers (same repr, same checkpoints)."""
+    if isinstance(value, np.integer):
+        return int(value)
+    if isinstance(value, (tuple, list)):
+        return type(value)(int(v) if isinstance(v, np.integer) else v for v in value)
+    return value
 
 
 class Parameter:
@@ -168,16 +180,14 @@ class Conv2D(Layer):
         connections: np.ndarray | None = None,
     ) -> None:
         super().__init__()
-        if in_channels < 1 or out_channels < 1:
-            raise ValueError(
-                f"Conv2D: channels must be positive, got in={in_channels}, out={out_channels}"
-            )
+        in_channels = check_int(in_channels, f"{type(self).__name__}: in_channels", min=1)
+        out_channels = check_int(out_channels, f"{type(self).__name__}: out_channels", min=1)
         self.connections = _check_connections(connections, out_channels, in_channels)
         rng = _default_rng(rng)
         kh, kw = F.pair(kernel_size, "kernel_size")
         F.check_window_args((kh, kw), stride, padding, what="Conv2D")
         self.in_channels, self.out_channels = in_channels, out_channels
-        self.kernel_size, self.stride, self.padding = (kh, kw), stride, padding
+        self.kernel_size, self.stride, self.padding = (kh, kw), _plain(stride), _plain(padding)
         shape = (out_channels, in_channels, kh, kw)
         self.weight = Parameter(kaiming_uniform(shape, rng, dtype=dtype), "weight")
         self.params["weight"] = self.weight
@@ -193,11 +203,19 @@ class Conv2D(Layer):
     def _conv_forward(
         self, x: np.ndarray, bias: np.ndarray | None, training: bool
     ) -> tuple[np.ndarray, tuple]:
-        """Checked convolution of ``x`` ``(N, C, H, W)``: ``(out (N, O, H', W'), cache)``."""
+        """Checked convolution of ``x`` ``(N, C, H, W)``: ``(out (N, O, H', W'), cache)``.
+
+        Refuses NaN/inf in ``x`` (one reduction over the input, see :func:`qcnn.checks.check_finite`):
+        a non-finite pixel would otherwise spread through the network, or be silently zeroed
+        by a quantum layer's sampling. An empty batch (N = 0) gives an empty output.
+        """
         if x.ndim != 4 or x.shape[1] != self.in_channels:
             raise ValueError(
                 f"{self!r} expects input (N, {self.in_channels}, H, W), got shape {x.shape}"
             )
+        check_finite(
+            x, f"the input of {type(self).__name__}({self.in_channels}, {self.out_channels})"
+        )
         # Inference gets its own buffer so it never clobbers the cache a backward still needs.
         return F.conv2d_forward(
             x, self.kernel(), bias, self.stride, self.padding,
@@ -359,8 +377,8 @@ class Dense(Layer):
         dtype: np.dtype = np.float32,
     ) -> None:
         super().__init__()
-        if in_features < 1 or out_features < 1:
-            raise ValueError(f"Dense: sizes must be positive, got {in_features} -> {out_features}")
+        in_features = check_int(in_features, "Dense: in_features", min=1)
+        out_features = check_int(out_features, "Dense: out_features", min=1)
         rng = _default_rng(rng)
         self.in_features, self.out_features = in_features, out_features
         shape = (out_features, in_features)
@@ -401,7 +419,7 @@ class Flatten(Layer):
 
     def forward(self, x: np.ndarray, training: bool = True) -> np.ndarray:
         self._shape = x.shape
-        return x.reshape(x.shape[0], -1)
+        return x.reshape(x.shape[0], math.prod(x.shape[1:]))  # explicit: -1 fails for N = 0
 
     def backward(self, dout: np.ndarray) -> np.ndarray:
         return dout.reshape(self._shape)
@@ -506,7 +524,8 @@ class MaxPool2D(Layer):
         padding: F.Padding = 0,
     ) -> None:
         super().__init__()
-        self.kernel_size, self.stride, self.padding = kernel_size, stride, padding
+        self.kernel_size, self.stride = _plain(kernel_size), _plain(stride)
+        self.padding = _plain(padding)
         F.check_window_args(
             kernel_size,
             kernel_size if stride is None else stride,

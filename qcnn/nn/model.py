@@ -85,7 +85,7 @@ class Sequential(Layer):
         """Logits for ``x`` in inference mode, in batches (bounded memory)."""
         outs = [
             self.forward(x[i : i + batch_size], training=False)
-            for i in range(0, len(x), batch_size)
+            for i in range(0, max(len(x), 1), batch_size)  # an empty x: one empty batch
         ]
         return np.concatenate(outs)
 

@@ -29,6 +29,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
+from qcnn.checks import check_int
 from qcnn.nn.layers import walk
 from qcnn.nn.model import Sequential
 
@@ -72,8 +73,7 @@ class DataParallel:
     """
 
     def __init__(self, model: Sequential, shards: int = 2) -> None:
-        if not isinstance(shards, int) or shards < 1:
-            raise ValueError(f"shards must be a positive integer, got {shards!r}")
+        shards = check_int(shards, "shards", min=1)
         self.model, self.shards = model, shards
         self.replicas: list[Sequential] = []
         if shards > 1:

@@ -13,6 +13,8 @@ import math
 from dataclasses import dataclass
 from typing import Any, Literal
 
+import numpy as np
+
 __all__ = ["QuantumConfig", "IPE_MODELS"]
 
 IPE_MODELS = ("gaussian", "amplitude_estimation", "exact")
@@ -85,6 +87,13 @@ class QuantumConfig:
     norms: Literal["per_image", "first_image"] = "per_image"
 
     def __post_init__(self) -> None:
+        # numpy scalars (np.float32(0.5), np.int64(3), np.str_) are the same settings as the
+        # Python values: store those, so the config compares, hashes and serialises alike.
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            if isinstance(value, np.generic):
+                object.__setattr__(self, f.name, value.item())
+
         def bad(name: str, allowed: str) -> ValueError:
             return ValueError(
                 f"QuantumConfig.{name} must be {allowed}, got {getattr(self, name)!r}"

@@ -96,7 +96,8 @@ class QuantumConv2D(Conv2D):
         )  # fmt: skip
         self.weight.tags |= {QUANTUM_TAG}
         self.config = config
-        self.pool, self.pool_size = pool, pool_size
+        F.check_window_args(pool_size, pool_size, 0, what=f"{type(self).__name__} pool_size")
+        self.pool, self.pool_size = pool, F.pair(pool_size, "pool_size")
         self.executor = make_executor(executor, **(executor_options or {}))
         # an executor says whether two shards may call it at once; unknown ones are assumed not
         self.thread_safe = bool(getattr(self.executor, "thread_safe", False))
@@ -133,6 +134,13 @@ class QuantumConv2D(Conv2D):
     def _forward(self, x: np.ndarray, training: bool, stages: dict | None) -> np.ndarray:
         cfg = self.config
         y_nb, cache = self._conv_forward(x, None, training)  # the bias is added after the estimate
+        if x.shape[0] == 0:
+            # An empty batch: nothing to estimate or sample, no statistics; an empty output.
+            out = np.zeros((0, *self.output_shape(x.shape[1:])), dtype=y_nb.dtype)
+            if stages is not None:
+                stages.update(exact=y_nb, estimated=y_nb, activated=y_nb, sampled=y_nb)
+            self._qcache = (cache, None, None) if training else None
+            return out
         y_nb = np.ascontiguousarray(y_nb)  # (N, O, H', W'); rows per image for the sampling
         n = x.shape[0]
         a_norm, f_norm = self._norm_products(x)
@@ -184,6 +192,11 @@ class QuantumConv2D(Conv2D):
         if self._qcache is None:
             raise RuntimeError(f"{self!r}: backward called without a training forward pass")
         cache, df, pool_cache = self._qcache
+        if df is None:  # the forward pass had an empty batch
+            self.weight.grad = np.zeros_like(self.weight.data)
+            if self.bias is not None:
+                self.bias.grad = np.zeros_like(self.bias.data)
+            return np.zeros(cache[0], dtype=dout.dtype) if self.need_input_grad else None
         if self.pool == "max":
             dout = F.max_pool2d_backward(dout, pool_cache)
         elif self.pool == "avg":

@@ -180,7 +180,7 @@ def test_conv2d_layer_validation_and_shapes():
     assert layer.forward(x).shape == (2, *layer.output_shape((3, 7, 5))) == (2, 4, 4, 5)
     with pytest.raises(ValueError, match=r"expects input \(N, 3, H, W\)"):
         layer.forward(np.zeros((2, 2, 7, 5), np.float32))
-    with pytest.raises(ValueError, match="channels must be positive"):
+    with pytest.raises(ValueError, match="in_channels must be an integer >= 1"):
         Conv2D(0, 4, 3)
     with pytest.raises(RuntimeError, match="without a training forward"):
         Conv2D(1, 1, 3, rng=0).backward(np.zeros((1, 1, 1, 1)))
@@ -231,7 +231,7 @@ def test_dense_forward_and_validation():
     assert layer.output_shape((3,)) == (2,)
     with pytest.raises(ValueError, match=r"expects input \(N, 3\)"):
         layer.forward(np.zeros((4, 5)))
-    with pytest.raises(ValueError, match="sizes must be positive"):
+    with pytest.raises(ValueError, match="out_features must be an integer >= 1"):
         Dense(3, 0)
     layer.need_input_grad = False
     layer.forward(x)

@@ -2,6 +2,13 @@
 
 Every writer goes to a temporary file in the destination directory, flushes and fsyncs it, then
 ``os.replace`` s it over the target (atomic on POSIX and Windows for same-filesystem renames).
+
+- The file gets the permissions of a normally created file (``0o666`` minus the user's umask),
+  not the ``0o600`` of :func:`tempfile.mkstemp`.
+- A kill (``SIGKILL``, power loss) between creating and renaming the temporary file leaves it
+  behind. Its name records the writer's process id (``.<name>.qcnn-<pid>-<random>.tmp``), so
+  :func:`remove_stale_temp_files` can remove exactly the ones whose writer is gone; the commands
+  call it on their output folder at start.
 """
 
 from __future__ import annotations
@@ -9,7 +16,9 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import tempfile
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
@@ -22,8 +31,65 @@ __all__ = [
     "atomic_write_text",
     "atomic_write_json",
     "atomic_savez",
+    "json_differences",
+    "remove_stale_temp_files",
     "to_jsonable",
 ]
+
+_TEMP_MARK = "qcnn-"
+# .<target name>.qcnn-<pid>-<mkstemp's random part>.tmp
+_TEMP_RE = re.compile(r"^\..+\.qcnn-(?P<pid>\d+)-[A-Za-z0-9_]+\.tmp$")
+_umask_lock = threading.Lock()
+
+
+def current_umask() -> int:
+    """The process's umask, read without changing it where the OS allows (Linux ``/proc``)."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as fh:
+            for line in fh:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    with _umask_lock:  # elsewhere: set and restore (other threads may not create files meanwhile)
+        mask = os.umask(0o022)
+        os.umask(mask)
+    return mask
+
+
+def _pid_alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # exists, owned by someone else
+    except OSError:
+        return True  # cannot tell (e.g. Windows): keep the file
+    return True
+
+
+def remove_stale_temp_files(directory: str | os.PathLike, *, recursive: bool = True) -> list[Path]:
+    """Remove the temporary files of atomic writes whose writing process no longer runs.
+
+    Only names made by :func:`atomic_open` are considered, and only those whose recorded
+    process id is not alive (a live writer's file is left alone). Returns the removed paths.
+    """
+    root = Path(directory)
+    if not root.is_dir():
+        return []
+    removed = []
+    paths = root.rglob(".*.tmp") if recursive else root.glob(".*.tmp")
+    for path in paths:
+        m = _TEMP_RE.match(path.name)
+        if m is None or not path.is_file() or _pid_alive(int(m.group("pid"))):
+            continue
+        with contextlib.suppress(FileNotFoundError):
+            path.unlink()
+            removed.append(path)
+    return removed
 
 
 @contextlib.contextmanager
@@ -36,18 +102,40 @@ def atomic_open(path: str | os.PathLike, mode: str = "wb") -> Iterator[IO]:
         raise ValueError(f"atomic_open supports modes 'w' and 'wb', got {mode!r}")
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    fd, tmp = tempfile.mkstemp(
+        prefix=f".{path.name}.{_TEMP_MARK}{os.getpid()}-", suffix=".tmp", dir=path.parent
+    )
     try:
         kwargs = {"encoding": "utf-8", "newline": ""} if mode == "w" else {}
         with os.fdopen(fd, mode, **kwargs) as fh:
             yield fh
             fh.flush()
+            if hasattr(os, "fchmod"):  # mkstemp's 0600 -> what open() would have given
+                os.fchmod(fh.fileno(), 0o666 & ~current_umask())
             os.fsync(fh.fileno())
+            _test_hook_before_rename(path)
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
         raise
+
+
+def _test_hook_before_rename(path: Path) -> None:
+    """Tests only: with ``QCNN_TEST_SLOW_WRITE=<substring>:<seconds>`` in the environment, sleep
+    that long after writing a temporary file whose target name contains the substring, before
+    the rename, so a test can kill the process inside the write window. Unset: does nothing."""
+    spec = os.environ.get("QCNN_TEST_SLOW_WRITE")
+    if not spec:
+        return
+    name, _, seconds = spec.rpartition(":")
+    if name and name in path.name:
+        import time
+
+        marker = os.environ.get("QCNN_TEST_SLOW_WRITE_MARKER")
+        if marker:  # tell the test that the window is open
+            Path(marker).write_text(str(path))
+        time.sleep(float(seconds))
 
 
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
@@ -77,6 +165,44 @@ def to_jsonable(obj: Any) -> Any:
     if isinstance(obj, float) and not np.isfinite(obj):
         return None  # JSON has no NaN/inf; null is the honest encoding
     return obj
+
+
+_ABSENT = object()
+
+
+def json_differences(
+    stored: Any, current: Any, path: str = "", *, names: tuple[str, str] = ("stored", "now")
+) -> list[str]:
+    """Every place where two JSON-like values differ, as ``"<dotted key>: <stored> != <now>"``.
+
+    Dicts are compared key by key (a key present on one side only is reported as ``(absent)``),
+    lists element by element when their lengths agree, everything else with ``==``. Used to
+    name the settings that differ between a checkpoint or record and the run asked for.
+    """
+    if isinstance(stored, dict) and isinstance(current, dict):
+        out = []
+        for key in sorted(set(stored) | set(current), key=str):
+            sub = f"{path}.{key}" if path else str(key)
+            out += json_differences(
+                stored.get(key, _ABSENT), current.get(key, _ABSENT), sub, names=names
+            )
+        return out
+    if (
+        isinstance(stored, list)
+        and isinstance(current, list)
+        and len(stored) == len(current)
+        and stored != current
+    ):
+        out = []
+        for i, (a, b) in enumerate(zip(stored, current, strict=True)):
+            out += json_differences(a, b, f"{path}[{i}]", names=names)
+        return out
+    if stored is _ABSENT or current is _ABSENT or stored != current:
+        show = [
+            "(absent)" if v is _ABSENT else json.dumps(to_jsonable(v)) for v in (stored, current)
+        ]
+        return [f"{path or '(value)'}: {names[0]} {show[0]}, {names[1]} {show[1]}"]
+    return []
 
 
 def atomic_write_json(path: str | os.PathLike, obj: Any, *, indent: int = 2) -> None:

@@ -27,7 +27,14 @@ import numpy as np
 
 from qcnn.checks import check_int
 from qcnn.data.batches import iterate_minibatches, num_batches
-from qcnn.io import atomic_savez, atomic_write_json, atomic_write_text
+from qcnn.io import (
+    atomic_savez,
+    atomic_write_json,
+    atomic_write_text,
+    json_differences,
+    remove_stale_temp_files,
+    to_jsonable,
+)
 from qcnn.nn.layers import Layer, walk
 from qcnn.nn.losses import softmax_cross_entropy
 from qcnn.nn.model import Sequential, load_npz_strict
@@ -44,11 +51,38 @@ __all__ = [
     "generators_of",
     "save_checkpoint",
     "load_checkpoint",
+    "read_checkpoint_meta",
+    "CheckpointError",
+    "RunMismatchError",
+    "TrainingDiverged",
     "CHECKPOINT_NAME",
 ]
 
 CHECKPOINT_NAME = "checkpoint.npz"
 EVAL_SEED = 20200101  # evaluation noise seed: fixed, so reported accuracies are reproducible
+
+
+class CheckpointError(ValueError):
+    """A checkpoint file is damaged or not a qcnn checkpoint; the message names the file and
+    what is wrong with it."""
+
+
+class RunMismatchError(ValueError):
+    """A checkpoint belongs to a run with other settings; the message names each setting."""
+
+
+class TrainingDiverged(FloatingPointError):
+    """The training loss (or a weight) became NaN or infinite.
+
+    Attributes: ``run`` (the ``desc`` of :func:`fit`), ``epoch`` and ``batch`` (1-based),
+    ``loss``. The message is one line naming them and the likely cause.
+    """
+
+    def __init__(self, run: str, epoch: int, batch: int, loss: float, cause: str) -> None:
+        self.run, self.epoch, self.batch, self.loss = run, epoch, batch, loss
+        super().__init__(
+            f"{run}: training diverged at epoch {epoch}, batch {batch} (loss {loss}); {cause}"
+        )
 
 
 @dataclass
@@ -231,15 +265,25 @@ def fit(
     on_epoch_end: Callable[[EpochLog, Sequential], None] | None = None,
     stop_after_batches: int | None = None,
     shards: int = 1,
+    run_spec: dict[str, Any] | None = None,
 ) -> History:
     """Train ``model`` with ``optimizer`` on ``train = (x (N, C, H, W), y (N,))``.
 
     Logs the batch loss every ``log_every`` batches, evaluates on ``test`` after each epoch,
     and (with ``checkpoint_dir``) writes a checkpoint atomically at the end of every epoch.
     ``resume=True`` continues from that checkpoint when it exists; it refuses one written for a
-    different model, batch size or seed. ``stop_after_batches`` simulates a crash (tests).
-    ``shards > 1`` runs each training step on that many slices of the batch in threads
-    (:class:`qcnn.nn.parallel.DataParallel`); results depend on ``shards``, which is recorded.
+    run with other settings (:class:`RunMismatchError` naming them) and a damaged one
+    (:class:`CheckpointError` naming the file). ``run_spec`` is the caller's complete,
+    JSON-serialisable description of the run (every training and quantum setting, the data set
+    and its sizes, the architecture): it is stored in the checkpoint and compared whole on
+    resume, so settings added later are covered without touching this function.
+    ``stop_after_batches`` simulates a crash (tests). ``shards > 1`` runs each training step on
+    that many slices of the batch in threads (:class:`qcnn.nn.parallel.DataParallel`); results
+    depend on ``shards``, which is recorded.
+
+    Raises:
+        TrainingDiverged: the loss or a weight became NaN/inf (the checkpoint of the last
+            finished epoch is kept).
     """
     epochs = check_int(epochs, "epochs", min=0)
     batch_size = check_int(batch_size, "batch_size", min=1)
@@ -256,9 +300,16 @@ def fit(
     start_epoch = 0
     run_meta = {
         "batch_size": batch_size, "seed": seed, "train_size": len(x_train),
+        "test_size": None if test is None else len(test[0]),
         "optimizer": type(optimizer).__name__, "lr": optimizer.lr, "shards": shards,
+        "optimizer_settings": _optimizer_settings(optimizer),
     }  # fmt: skip
+    if run_spec is not None:
+        run_meta["spec"] = run_spec
+    run_meta = json.loads(json.dumps(to_jsonable(run_meta)))  # as a checkpoint stores it
     ckpt_path = Path(checkpoint_dir) / CHECKPOINT_NAME if checkpoint_dir is not None else None
+    if ckpt_path is not None:
+        remove_stale_temp_files(ckpt_path.parent, recursive=False)  # left by a kill mid-write
     if resume:
         if ckpt_path is None:
             raise ValueError("resume=True needs checkpoint_dir")
@@ -284,10 +335,10 @@ def fit(
                 return history
             loss, logits = parallel.train_step(xb, yb, softmax_cross_entropy)
             if not np.isfinite(loss):
-                raise FloatingPointError(
-                    f"training diverged: loss {loss} at epoch {epoch + 1}, batch {b + 1}"
-                )
+                raise TrainingDiverged(desc, epoch + 1, b + 1, loss, _divergence_cause(optimizer))
             optimizer.step()
+            if not _weights_finite(model):  # a finite loss with a step that blew up the weights
+                raise TrainingDiverged(desc, epoch + 1, b + 1, loss, _divergence_cause(optimizer))
             batches_done += 1
             images_seen += len(xb)
             loss_sum += loss * len(xb)
@@ -330,9 +381,160 @@ def fit(
     return history
 
 
+def _optimizer_settings(optimizer: Optimizer) -> dict[str, Any]:
+    """The optimizer's hyper-parameters (momentum, weight decay, ...) and gradient hooks."""
+    settings = {
+        k: getattr(optimizer, k)
+        for k in ("momentum", "nesterov", "weight_decay", "betas", "eps")
+        if hasattr(optimizer, k)
+    }
+    settings["grad_hooks"] = [
+        {"type": type(h).__name__, **{k: getattr(h, k) for k in ("delta", "on") if hasattr(h, k)}}
+        for h in optimizer.grad_hooks
+    ]
+    return settings
+
+
+def _divergence_cause(optimizer: Optimizer) -> str:
+    deltas = [h.delta for h in optimizer.grad_hooks if getattr(h, "delta", 0)]
+    cause = f"likely cause: the learning rate ({optimizer.lr:g}) is too large"
+    if deltas:
+        cause += f", or the gradient noise delta ({deltas[0]:g}) is"
+    return cause + "; lower it and start a new run"
+
+
+def _weights_finite(model: Sequential) -> bool:
+    # one pass over ~30k parameters: negligible next to a training step
+    return all(np.isfinite(p.data).all() for p in model.parameters())
+
+
 # ----------------------------------------------------------------------------------------------
 # Checkpoints: one .npz, no pickle. Arrays for weights/optimizer; JSON text for the rest.
 # ----------------------------------------------------------------------------------------------
+
+_STEP_TYPES = {"epoch": int, "batch": int, "images_seen": int, "loss": float, "loss_avg": float}
+_EPOCH_TYPES = {
+    "epoch": int, "images_seen": int, "train_loss": float, "train_accuracy": float,
+    "test_loss": (float, None), "test_accuracy": (float, None), "seconds": float,
+    "eval_seconds": float,
+}  # fmt: skip
+
+
+def _fits(value: Any, kind: Any) -> bool:
+    kinds = kind if isinstance(kind, tuple) else (kind,)
+    for k in kinds:
+        if k is None and value is None:
+            return True
+        if k is int and isinstance(value, int) and not isinstance(value, bool):
+            return True
+        if k is float and isinstance(value, (int, float)) and not isinstance(value, bool):
+            return bool(np.isfinite(value))
+    return False
+
+
+def _check_records(items: Any, types: dict[str, Any], what: str) -> str | None:
+    if not isinstance(items, list):
+        return f"history.{what} is {type(items).__name__}, not a list"
+    for i, item in enumerate(items):
+        if not isinstance(item, dict) or set(item) != set(types):
+            keys = sorted(item) if isinstance(item, dict) else type(item).__name__
+            return f"history.{what}[{i}] has keys {keys}, expected {sorted(types)}"
+        for key, kind in types.items():
+            if not _fits(item[key], kind):
+                return f"history.{what}[{i}].{key} = {item[key]!r} is not a finite number"
+    return None
+
+
+def _meta_problem(meta: Any) -> str | None:
+    """What is wrong with a checkpoint's metadata, or None."""
+    if not isinstance(meta, dict):
+        return f"its metadata is a JSON {type(meta).__name__}, not an object"
+    missing = sorted({"format", "epoch", "run", "history", "rng"} - set(meta))
+    if missing:
+        return f"its metadata lacks {missing}"
+    if meta["format"] != 1:
+        return f"unknown format {meta['format']!r} (this qcnn reads format 1)"
+    epoch = meta["epoch"]
+    if not isinstance(epoch, int) or isinstance(epoch, bool) or epoch < 0:
+        return f"epoch = {epoch!r} is not a non-negative integer"
+    if not isinstance(meta["run"], dict):
+        return f"run = {meta['run']!r} is not an object"
+    hist = meta["history"]
+    if not isinstance(hist, dict) or not {"steps", "epochs"} <= set(hist):
+        return "history is not an object with 'steps' and 'epochs'"
+    problem = _check_records(hist["steps"], _STEP_TYPES, "steps") or _check_records(
+        hist["epochs"], _EPOCH_TYPES, "epochs"
+    )
+    if problem:
+        return problem
+    if len(hist["epochs"]) != epoch:
+        return f"epoch = {epoch} but the history holds {len(hist['epochs'])} epochs"
+    rng = meta["rng"]
+    if not isinstance(rng, list) or not all(
+        isinstance(g, dict) and isinstance(g.get("bit_generator"), str) and "state" in g
+        for g in rng
+    ):
+        return "rng is not a list of generator states"
+    return None
+
+
+def _read_checkpoint(
+    path: str | os.PathLike,
+) -> tuple[dict[str, Any], dict[str, np.ndarray], dict[str, np.ndarray]]:
+    """``(meta, model arrays, optimizer arrays)`` of a checkpoint, every part validated.
+
+    Raises:
+        CheckpointError: anything is wrong (naming the file and what): not a readable .npz, no
+            or unreadable metadata, missing keys, wrong types, unknown entries, NaN/inf arrays.
+    """
+    name = os.fspath(path)
+
+    def damaged(what: str) -> CheckpointError:
+        return CheckpointError(
+            f"checkpoint {name!r} is damaged: {what}. Delete it to train this run from the "
+            "start, or restore a good copy"
+        )
+
+    try:
+        data = load_npz_strict(path)
+    except ValueError as exc:
+        raise damaged(f"not a readable .npz file ({exc.__cause__ or exc})") from None
+    if "meta" not in data:
+        raise damaged("no 'meta' entry (not a qcnn checkpoint)")
+    raw = data.pop("meta")
+    if raw.dtype.kind != "U" or raw.shape != ():
+        raise damaged(f"'meta' is a {raw.dtype} array of shape {raw.shape}, not text")
+    try:
+        meta = json.loads(str(raw))
+    except json.JSONDecodeError as exc:
+        raise damaged(
+            f"its metadata is not valid JSON ({exc.msg} at character {exc.pos})"
+        ) from None
+    problem = _meta_problem(meta)
+    if problem:
+        raise damaged(problem)
+    model_state, optim_state = {}, {}
+    for key, value in data.items():
+        prefix, _, rest = key.partition("/")
+        if prefix not in ("model", "optim") or not rest:
+            raise damaged(f"unexpected entry {key!r}")
+        if value.dtype.kind not in "fiu":
+            raise damaged(f"entry {key!r} has dtype {value.dtype}, not numbers")
+        if value.dtype.kind == "f" and not np.isfinite(value).all():
+            raise damaged(f"entry {key!r} holds NaN or infinity")
+        (model_state if prefix == "model" else optim_state)[rest] = value
+    if not model_state:
+        raise damaged("it holds no model weights")
+    return meta, model_state, optim_state
+
+
+def read_checkpoint_meta(path: str | os.PathLike) -> dict[str, Any]:
+    """The validated metadata of a checkpoint (``epoch`` done, ``run`` settings, ``history``).
+
+    Raises:
+        CheckpointError: the file is damaged (see :func:`load_checkpoint`).
+    """
+    return _read_checkpoint(path)[0]
 
 
 def save_checkpoint(
@@ -366,38 +568,53 @@ def load_checkpoint(
     run_meta: dict[str, Any] | None = None,
 ) -> tuple[int, History]:
     """Restore a checkpoint into ``model``, ``optimizer`` and the generators; returns
-    ``(epochs_done, history)``. Raises ValueError if it belongs to a different run."""
-    data = load_npz_strict(path)
-    if "meta" not in data:
-        raise ValueError(f"{os.fspath(path)!r} is not a qcnn checkpoint (no 'meta' entry)")
-    meta = json.loads(str(data["meta"]))
-    if run_meta is not None and meta.get("run") != run_meta:
-        raise ValueError(
-            f"checkpoint {os.fspath(path)!r} was written by a different run: {meta.get('run')} != {run_meta}; "
-            "use a new output directory or the same settings"
+    ``(epochs_done, history)``. All or nothing: on any error nothing is changed.
+
+    Raises:
+        CheckpointError: the file is damaged in any way (message names the file and the fault).
+        RunMismatchError: it was written by a run whose settings differ from ``run_meta`` (the
+            message names every differing setting with both values).
+        ValueError: it does not fit this model or optimizer.
+    """
+    name = os.fspath(path)
+    meta, model_state, optim_state = _read_checkpoint(path)
+    if run_meta is not None and meta["run"] != run_meta:
+        diffs = json_differences(meta["run"], run_meta, names=("checkpoint", "this run"))
+        raise RunMismatchError(
+            f"checkpoint {name!r} was written by a run with other settings: "
+            + "; ".join(diffs)
+            + ". Use a new output folder, or the checkpoint's settings"
         )
     gens = [shuffle_rng, *generators_of(model, optimizer)]
     states = meta["rng"]
     if len(states) != len(gens):
-        raise ValueError(f"checkpoint has {len(states)} generator states, the run has {len(gens)}")
+        raise CheckpointError(
+            f"checkpoint {name!r} has {len(states)} generator states, the run has {len(gens)}"
+        )
+    for i, (g, state) in enumerate(zip(gens, states, strict=True)):
+        probe = type(g.bit_generator)()  # validate on a throw-away generator first
+        try:
+            probe.state = state
+        except (TypeError, ValueError, KeyError) as exc:
+            raise CheckpointError(
+                f"checkpoint {name!r} is damaged: generator state {i} is invalid ({exc})"
+            ) from None
+    try:
+        history = History.from_dict(meta["history"])
+    except TypeError as exc:  # unreachable after validation; kept as the last line of defence
+        raise CheckpointError(f"checkpoint {name!r} is damaged: history ({exc})") from None
     # All or nothing: a checkpoint that fails half-way leaves model and optimizer as they were.
     saved_model, saved_optim = model.state_dict(), optimizer.state_dict()
     try:
-        model.load_state_dict(
-            {k[len("model/") :]: v for k, v in data.items() if k.startswith("model/")}
-        )
-        optimizer.load_state_dict(
-            {k[len("optim/") :]: v for k, v in data.items() if k.startswith("optim/")}
-        )
-    except (ValueError, KeyError) as exc:
+        model.load_state_dict(model_state)
+        optimizer.load_state_dict(optim_state)
+    except (ValueError, KeyError, TypeError) as exc:
         model.load_state_dict(saved_model)
         optimizer.load_state_dict(saved_optim)
-        raise ValueError(
-            f"checkpoint {os.fspath(path)!r} does not fit this model/optimizer: {exc}"
-        ) from exc
+        raise ValueError(f"checkpoint {name!r} does not fit this model/optimizer: {exc}") from exc
     for g, state in zip(gens, states, strict=True):
         g.bit_generator.state = state
-    return int(meta["epoch"]), History.from_dict(meta["history"])
+    return meta["epoch"], history
 
 
 def write_history(out_dir: str | os.PathLike, history: History) -> None:

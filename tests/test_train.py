@@ -270,8 +270,10 @@ def test_checkpoint_contents(tmp_path):
     assert "optim/momentum.5.weight" in data and int(data["optim/steps"]) == 6
     meta = json.loads(str(data["meta"]))
     assert meta["epoch"] == 1 and meta["run"] == {
-        "batch_size": BATCH, "seed": 7, "train_size": 48, "optimizer": "SGD", "lr": opt.lr,
-        "shards": 1,
+        "batch_size": BATCH, "seed": 7, "train_size": 48, "test_size": None, "optimizer": "SGD",
+        "lr": opt.lr, "shards": 1,
+        "optimizer_settings": {"momentum": 0.9, "nesterov": False, "weight_decay": 0.0,
+                               "grad_hooks": [{"type": "NoisyGrad"}]},
     }  # fmt: skip
     assert len(meta["rng"]) == 1 + len(generators_of(model, opt))  # shuffle + dropout + hook
     model_b, opt_b = make_run(seed=3)
@@ -294,7 +296,7 @@ def test_resume_refuses_a_checkpoint_of_a_different_run(tmp_path, change):
     kw = dict(epochs=2, batch_size=BATCH, seed=7, checkpoint_dir=tmp_path, resume=True)
     train = change.pop("train", TRAIN)
     model_b, opt_b = make_run()
-    with pytest.raises(ValueError, match="written by a different run"):
+    with pytest.raises(ValueError, match="written by a run with other settings"):
         fit(model_b, opt_b, train, **{**kw, **change})
     assert (tmp_path / CHECKPOINT_NAME).read_bytes() == before
 
@@ -302,8 +304,8 @@ def test_resume_refuses_a_checkpoint_of_a_different_run(tmp_path, change):
 def test_resume_refuses_a_checkpoint_with_other_generators_or_no_meta(tmp_path):
     model, opt = make_run()
     fit(model, opt, TRAIN, epochs=1, batch_size=BATCH, seed=7, checkpoint_dir=tmp_path)
-    model_b, opt_b = make_run(grad_noise=0.0)  # one generator fewer
-    with pytest.raises(ValueError, match="generator states"):
+    model_b, opt_b = make_run(grad_noise=0.0)  # one generator (and one gradient hook) fewer
+    with pytest.raises(ValueError, match="other settings: optimizer_settings.grad_hooks"):
         fit(
             model_b,
             opt_b,

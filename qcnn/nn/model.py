@@ -199,8 +199,16 @@ class Sequential(Layer):
         atomic_savez(path, self.state_dict())
 
     def load(self, path: str | os.PathLike) -> None:
-        """Load parameters saved by :meth:`save`; names and shapes are checked."""
-        self.load_state_dict(load_npz_strict(path))
+        """Load parameters saved by :meth:`save`; names, shapes and finiteness are checked
+        (ValueError naming the file: missing or extra parameters, NaN/inf weights)."""
+        state = load_npz_strict(path)
+        for name, value in state.items():
+            if value.dtype.kind == "f" and not np.isfinite(value).all():
+                raise ValueError(f"{os.fspath(path)!r}: parameter {name} holds NaN or infinity")
+        try:
+            self.load_state_dict(state)
+        except ValueError as exc:
+            raise ValueError(f"{os.fspath(path)!r} does not fit this network: {exc}") from None
 
     def __repr__(self) -> str:
         inner = "\n".join(

@@ -87,7 +87,7 @@ def test_resume_refuses_other_shards(tmp_path):
     model = paper_qcnn(cfg, seed=2)
     fit(model, make_optimizer(model, config=cfg), (X.astype(np.float32), Y), epochs=1, batch_size=10,
         shards=2, checkpoint_dir=tmp_path)  # fmt: skip
-    with pytest.raises(ValueError, match="different run"):
+    with pytest.raises(ValueError, match="other settings: shards: checkpoint 2, this run 1"):
         fit(model, make_optimizer(model, config=cfg), (X.astype(np.float32), Y), epochs=2,
             batch_size=10, shards=1, checkpoint_dir=tmp_path, resume=True)  # fmt: skip
 

@@ -205,9 +205,9 @@ class Conv2D(Layer):
     ) -> tuple[np.ndarray, tuple]:
         """Checked convolution of ``x`` ``(N, C, H, W)``: ``(out (N, O, H', W'), cache)``.
 
-        Refuses NaN/inf in ``x`` (one reduction over the input, see :func:`qcnn.checks.check_finite`):
+        Refuses NaN/inf in ``x`` (one vectorised pass, see :func:`qcnn.checks.check_finite`):
         a non-finite pixel would otherwise spread through the network, or be silently zeroed
-        by a quantum layer's sampling. An empty batch (N = 0) gives an empty output.
+        by a layer that drops small values. An empty batch (N = 0) gives an empty output.
         """
         if x.ndim != 4 or x.shape[1] != self.in_channels:
             raise ValueError(

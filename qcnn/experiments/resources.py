@@ -25,33 +25,40 @@ from qcnn.experiments.cli import (
 from qcnn.experiments.runner import environment_info, load_data
 from qcnn.io import atomic_write_json, atomic_write_text
 from qcnn.models import build_model, quantum_layers, transfer_weights
-from qcnn.nn.layers import Conv2D
+from qcnn.nn import Sequential
 from qcnn.nn.model import load_npz_strict
+from qcnn.quantum import QuantumConfig
 from qcnn.quantum.resources import crossover_table, layer_resources
 from qcnn.train import evaluate
 
 __all__ = ["build_parser", "main", "report"]
 
 
-def report(model, config, x, y) -> list[dict]:
-    """Measure each quantum layer on ``x`` and evaluate the running-time model."""
+def report(model: Sequential, config: QuantumConfig, x: np.ndarray, y: np.ndarray) -> list[dict]:
+    """Measure each quantum layer (nested ones too) on ``x`` ``(N, C, H, W)`` and evaluate the
+    running-time model with the input shape each layer saw."""
     layers = quantum_layers(model)
     for layer in layers:
         layer.detailed_stats = True
         layer.reset_stats()
     evaluate(model, x, y, batch_size=128)
-    out, shape = [], x.shape[1:]
-    for layer in model.layers:
-        in_shape, shape = shape, layer.output_shape(shape)
-        if layer not in layers:
-            continue
+    out = []
+    for layer in layers:
         s = layer.stats_mean()
-        conv_out = Conv2D.output_shape(layer, in_shape)  # the convolution's output, before pooling
+        in_shape = layer.last_input_shape
+        assert in_shape is not None  # evaluate ran every layer
         res = layer_resources(
-            conv_out, (in_shape[0], *layer.kernel_size), sigma=config.sigma, eps=config.effective_eps,
-            cap=config.cap, M=s["M"], mean_f=s["mean_f"], implied_eta=s.get("implied_eta"),
-            mu_A=s.get("mu_A"), mu_F=s.get("mu_F"),
-        )  # fmt: skip
+            layer.conv_output_shape(in_shape),
+            (in_shape[0], *layer.kernel_size),
+            sigma=config.sigma,
+            eps=config.effective_eps,
+            cap=config.cap,
+            M=s["M"],
+            mean_f=s["mean_f"],
+            implied_eta=s.get("implied_eta"),
+            mu_A=s.get("mu_A"),
+            mu_F=s.get("mu_F"),
+        )
         out.append(
             {"layer": repr(layer), "resources": res.to_dict(), "crossover": crossover_table(res)}
         )

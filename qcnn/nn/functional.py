@@ -44,6 +44,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
@@ -59,6 +60,7 @@ __all__ = [
     "conv2d",
     "conv2d_forward",
     "conv2d_backward",
+    "ConvCache",
     "convolve2d",
     "convolve2d_forward",
     "convolve2d_backward",
@@ -69,8 +71,11 @@ __all__ = [
     "max_pool2d",
     "max_pool2d_forward",
     "max_pool2d_backward",
+    "MaxPoolCache",
     "avg_pool2d",
+    "avg_pool2d_forward",
     "avg_pool2d_backward",
+    "AvgPoolCache",
     "global_avg_pool2d",
     "global_avg_pool2d_backward",
     "local_response_norm",
@@ -278,6 +283,16 @@ class Workspace:
         self._buffers.clear()
 
 
+class ConvCache(NamedTuple):
+    """What :func:`conv2d_backward` needs from :func:`conv2d_forward`."""
+
+    x_shape: tuple[int, ...]  # (N, C, H, W) of the input
+    cols: np.ndarray  # (C kh kw, N H' W') im2col matrix of the input
+    weight: np.ndarray  # (O, C, kh, kw) kernel used
+    geom: Geometry
+    has_bias: bool
+
+
 def conv2d_forward(
     x: np.ndarray,
     weight: np.ndarray,
@@ -287,7 +302,7 @@ def conv2d_forward(
     *,
     workspace: Workspace | None = None,
     workspace_key: str = "cols",
-) -> tuple[np.ndarray, tuple]:
+) -> tuple[np.ndarray, ConvCache]:
     """Convolution (cross-correlation) that also returns the cache :func:`conv2d_backward` needs.
 
     x ``(N, C, H, W)``, weight ``(O, C, kh, kw)``, bias ``(O,)`` -> out ``(N, O, H', W')``.
@@ -315,7 +330,7 @@ def conv2d_forward(
     if bias is not None:
         out2d += bias.astype(dtype, copy=False)[:, None]
     out = out2d.reshape(o, n, ho, wo).transpose(1, 0, 2, 3)
-    return out, (x.shape, cols, weight, geom, bias is not None)
+    return out, ConvCache(x.shape, cols, weight, geom, bias is not None)
 
 
 def conv2d(
@@ -331,7 +346,7 @@ def conv2d(
 
 def conv2d_backward(
     dout: np.ndarray,
-    cache: tuple,
+    cache: ConvCache,
     need_input_grad: bool = True,
     *,
     workspace: Workspace | None = None,
@@ -406,7 +421,7 @@ def convolve2d_forward(
     bias: np.ndarray | None = None,
     stride: int | tuple[int, int] = 1,
     padding: Padding = 0,
-) -> tuple[np.ndarray, tuple]:
+) -> tuple[np.ndarray, ConvCache]:
     """True 2-D convolution (kernel flipped in both spatial axes) and its backward cache.
 
     x ``(N, C, H, W)``, weight ``(O, C, kh, kw)`` -> ``(N, O, H', W')``: the cross-correlation
@@ -432,7 +447,7 @@ def convolve2d(
 
 
 def convolve2d_backward(
-    dout: np.ndarray, cache: tuple, need_input_grad: bool = True
+    dout: np.ndarray, cache: ConvCache, need_input_grad: bool = True
 ) -> tuple[np.ndarray | None, np.ndarray, np.ndarray | None]:
     """Gradients of :func:`convolve2d_forward`: ``(dx, dweight, dbias)`` (dweight unflipped)."""
     dx, dw_flipped, db = conv2d_backward(dout, cache, need_input_grad)
@@ -461,7 +476,7 @@ def conv1d_forward(
     *,
     workspace: Workspace | None = None,
     workspace_key: str = "cols",
-) -> tuple[np.ndarray, tuple]:
+) -> tuple[np.ndarray, ConvCache]:
     """1-D convolution (cross-correlation) of signals and the cache :func:`conv1d_backward` needs.
 
     x ``(N, C, L)``, weight ``(O, C, k)``, bias ``(O,)`` -> out ``(N, O, L')`` with
@@ -500,7 +515,7 @@ def conv1d(
 
 def conv1d_backward(
     dout: np.ndarray,
-    cache: tuple,
+    cache: ConvCache,
     need_input_grad: bool = True,
     *,
     workspace: Workspace | None = None,
@@ -562,12 +577,27 @@ def _is_tiling(geom: Geometry) -> bool:
     )
 
 
+class MaxPoolCache(NamedTuple):
+    """What :func:`max_pool2d_backward` needs from :func:`max_pool2d_forward`."""
+
+    x_shape: tuple[int, ...]  # (N, C, H, W) of the input
+    geom: Geometry
+    arg: np.ndarray  # (N, C, H', W') flat index of each window's maximum within the window
+
+
+class AvgPoolCache(NamedTuple):
+    """What :func:`avg_pool2d_backward` needs from :func:`avg_pool2d_forward`."""
+
+    x_shape: tuple[int, ...]  # (N, C, H, W) of the input
+    geom: Geometry
+
+
 def max_pool2d_forward(
     x: np.ndarray,
     kernel_size: int | tuple[int, int],
     stride: int | tuple[int, int] | None = None,
     padding: Padding = 0,
-) -> tuple[np.ndarray, tuple]:
+) -> tuple[np.ndarray, MaxPoolCache]:
     """Max pooling ``(N, C, H, W) -> (N, C, H', W')`` and the cache for the backward pass.
 
     ``stride`` defaults to ``kernel_size``. Padding is with -inf (it never wins the max).
@@ -585,7 +615,7 @@ def max_pool2d_forward(
     blocks = blocks.reshape(n, c, ho, wo, kh * kw)
     arg = blocks.argmax(axis=-1)
     out = np.take_along_axis(blocks, arg[..., None], axis=-1)[..., 0]
-    return out, (x.shape, geom, arg)
+    return out, MaxPoolCache(x.shape, geom, arg)
 
 
 def max_pool2d(
@@ -598,14 +628,14 @@ def max_pool2d(
     return max_pool2d_forward(x, kernel_size, stride, padding)[0]
 
 
-def max_pool2d_backward(dout: np.ndarray, cache: tuple) -> np.ndarray:
+def max_pool2d_backward(dout: np.ndarray, cache: MaxPoolCache) -> np.ndarray:
     """Route ``dout`` ``(N, C, H', W')`` to the arg-max of each window: ``(N, C, H, W)``."""
-    x_shape, geom, arg = cache
-    n, c, h, w = x_shape
+    n, c, h, w = cache.x_shape
+    geom = cache.geom
     kw, (sh, sw), (ho, wo) = geom.kernel[1], geom.stride, geom.out
     hp, wp = geom.padded_hw
     # Flat index of each window's arg-max in the padded plane; bincount sums overlapping hits.
-    di, dj = np.divmod(arg, kw)
+    di, dj = np.divmod(cache.arg, kw)
     rows = (np.arange(ho) * sh)[:, None] + di
     colsj = (np.arange(wo) * sw)[None, :] + dj
     plane = (np.arange(n * c) * (hp * wp)).reshape(n, c, 1, 1)
@@ -616,6 +646,26 @@ def max_pool2d_backward(dout: np.ndarray, cache: tuple) -> np.ndarray:
     return dxp[:, :, top : top + h, left : left + w]
 
 
+def avg_pool2d_forward(
+    x: np.ndarray,
+    kernel_size: int | tuple[int, int],
+    stride: int | tuple[int, int] | None = None,
+    padding: Padding = 0,
+) -> tuple[np.ndarray, AvgPoolCache]:
+    """Average pooling ``(N, C, H, W) -> (N, C, H', W')`` and the cache for the backward pass.
+
+    ``stride`` defaults to ``kernel_size``; zero padding counts in the mean.
+    """
+    geom = _pool_geometry(x, kernel_size, stride, padding, "avg_pool2d")
+    n, c = x.shape[:2]
+    (kh, kw), (ho, wo) = geom.kernel, geom.out
+    if _is_tiling(geom):
+        out = x.reshape(n, c, ho, kh, wo, kw).mean(axis=(3, 5))
+    else:
+        out = _windows(_pad(x, geom), geom).mean(axis=(4, 5))
+    return out, AvgPoolCache(x.shape, geom)
+
+
 def avg_pool2d(
     x: np.ndarray,
     kernel_size: int | tuple[int, int],
@@ -623,24 +673,13 @@ def avg_pool2d(
     padding: Padding = 0,
 ) -> np.ndarray:
     """Average pooling ``(N, C, H, W) -> (N, C, H', W')``; zero padding counts in the mean."""
-    geom = _pool_geometry(x, kernel_size, stride, padding, "avg_pool2d")
-    n, c = x.shape[:2]
-    (kh, kw), (ho, wo) = geom.kernel, geom.out
-    if _is_tiling(geom):
-        return x.reshape(n, c, ho, kh, wo, kw).mean(axis=(3, 5))
-    return _windows(_pad(x, geom), geom).mean(axis=(4, 5))
+    return avg_pool2d_forward(x, kernel_size, stride, padding)[0]
 
 
-def avg_pool2d_backward(
-    dout: np.ndarray,
-    x_shape: tuple[int, ...],
-    kernel_size: int | tuple[int, int],
-    stride: int | tuple[int, int] | None = None,
-    padding: Padding = 0,
-) -> np.ndarray:
+def avg_pool2d_backward(dout: np.ndarray, cache: AvgPoolCache) -> np.ndarray:
     """Spread ``dout`` ``(N, C, H', W')`` evenly over each window: ``(N, C, H, W)``."""
-    n, c, h, w = x_shape
-    geom = conv_geometry((h, w), kernel_size, kernel_size if stride is None else stride, padding)
+    n, c, h, w = cache.x_shape
+    geom = cache.geom
     (kh, kw), (sh, sw), (ho, wo) = geom.kernel, geom.stride, geom.out
     share = dout / (kh * kw)
     if _is_tiling(geom):

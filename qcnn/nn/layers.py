@@ -514,8 +514,8 @@ class Dropout(Layer):
         return f"p={self.p:g}"
 
 
-class MaxPool2D(Layer):
-    """Max pooling; the gradient goes to the arg-max of each window."""
+class _Pool2D(Layer):
+    """Window, stride (default: the window) and padding of a pooling layer."""
 
     def __init__(
         self,
@@ -533,13 +533,8 @@ class MaxPool2D(Layer):
             what=type(self).__name__,
         )
 
-    def forward(self, x: np.ndarray, training: bool = True) -> np.ndarray:
-        out, cache = F.max_pool2d_forward(x, self.kernel_size, self.stride, self.padding)
-        self._cache = cache if training else None
-        return out
-
-    def backward(self, dout: np.ndarray) -> np.ndarray:
-        return F.max_pool2d_backward(dout, self._cache)
+    def _no_cache(self) -> RuntimeError:
+        return RuntimeError(f"{self!r}: backward called without a training forward pass")
 
     def output_shape(self, input_shape: tuple[int, ...]) -> tuple[int, ...]:
         stride = self.kernel_size if self.stride is None else self.stride
@@ -550,17 +545,36 @@ class MaxPool2D(Layer):
         return f"kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding!r}"
 
 
-class AvgPool2D(MaxPool2D):
-    """Average pooling; the gradient is spread evenly over each window."""
+class MaxPool2D(_Pool2D):
+    """Max pooling; the gradient goes to the arg-max of each window."""
+
+    _cache: F.MaxPoolCache | None = None
 
     def forward(self, x: np.ndarray, training: bool = True) -> np.ndarray:
-        self._x_shape = x.shape
-        return F.avg_pool2d(x, self.kernel_size, self.stride, self.padding)
+        out, cache = F.max_pool2d_forward(x, self.kernel_size, self.stride, self.padding)
+        self._cache = cache if training else None
+        return out
 
     def backward(self, dout: np.ndarray) -> np.ndarray:
-        return F.avg_pool2d_backward(
-            dout, self._x_shape, self.kernel_size, self.stride, self.padding
-        )
+        if self._cache is None:
+            raise self._no_cache()
+        return F.max_pool2d_backward(dout, self._cache)
+
+
+class AvgPool2D(_Pool2D):
+    """Average pooling; the gradient is spread evenly over each window."""
+
+    _cache: F.AvgPoolCache | None = None
+
+    def forward(self, x: np.ndarray, training: bool = True) -> np.ndarray:
+        out, cache = F.avg_pool2d_forward(x, self.kernel_size, self.stride, self.padding)
+        self._cache = cache if training else None
+        return out
+
+    def backward(self, dout: np.ndarray) -> np.ndarray:
+        if self._cache is None:
+            raise self._no_cache()
+        return F.avg_pool2d_backward(dout, self._cache)
 
 
 class GlobalAvgPool2D(Layer):
@@ -602,8 +616,8 @@ class Subsampling2D(Layer):
     def forward(self, x: np.ndarray, training: bool = True) -> np.ndarray:
         if x.ndim != 4 or x.shape[1] != self.channels:
             raise ValueError(f"{self!r} expects input (N, {self.channels}, H, W), got {x.shape}")
-        pooled = F.avg_pool2d(x, self.kernel_size)
-        self._cache = (x.shape, pooled) if training else None
+        pooled, pool_cache = F.avg_pool2d_forward(x, self.kernel_size)
+        self._cache = (pool_cache, pooled) if training else None
         dtype = pooled.dtype
         w = self.weight.data.astype(dtype, copy=False)[:, None, None]
         return pooled * w + self.bias.data.astype(dtype, copy=False)[:, None, None]
@@ -611,14 +625,14 @@ class Subsampling2D(Layer):
     def backward(self, dout: np.ndarray) -> np.ndarray | None:
         if self._cache is None:
             raise RuntimeError(f"{self!r}: backward called without a training forward pass")
-        x_shape, pooled = self._cache
+        pool_cache, pooled = self._cache
         pdtype = self.weight.data.dtype
         self.weight.grad = np.einsum("nchw,nchw->c", dout, pooled).astype(pdtype, copy=False)
         self.bias.grad = dout.sum(axis=(0, 2, 3)).astype(pdtype, copy=False)
         if not self.need_input_grad:
             return None
         dpooled = dout * self.weight.data.astype(dout.dtype, copy=False)[:, None, None]
-        return F.avg_pool2d_backward(dpooled, x_shape, self.kernel_size)
+        return F.avg_pool2d_backward(dpooled, pool_cache)
 
     def output_shape(self, input_shape: tuple[int, ...]) -> tuple[int, ...]:
         geom = F.conv_geometry(input_shape[1:], self.kernel_size, self.kernel_size, 0)

@@ -107,6 +107,7 @@ class QuantumConv2D(Conv2D):
         self._stats_sum: dict[str, float] = {}
         self._stats_count = 0
         self._qcache: tuple | None = None
+        self.last_input_shape: tuple[int, ...] | None = None  # (C, H, W) of the last forward
 
     # ------------------------------------------------------------------------------------------
     def _norm_products(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -134,6 +135,7 @@ class QuantumConv2D(Conv2D):
     def _forward(self, x: np.ndarray, training: bool, stages: dict | None) -> np.ndarray:
         cfg = self.config
         y_nb, cache = self._conv_forward(x, None, training)  # the bias is added after the estimate
+        self.last_input_shape = x.shape[1:]
         if x.shape[0] == 0:
             # An empty batch: nothing to estimate or sample, no statistics; an empty output.
             out = np.zeros((0, *self.output_shape(x.shape[1:])), dtype=y_nb.dtype)
@@ -150,7 +152,7 @@ class QuantumConv2D(Conv2D):
             y_bar_nb = y_nb
         else:
             problem = ConvProblem(
-                cache[1], self.kernel().reshape(self.out_channels, -1), y_nb, scale
+                cache.cols, self.kernel().reshape(self.out_channels, -1), y_nb, scale
             )
             y_bar_nb = self.executor.inner_products(problem, cfg, self.rng)
         if self.bias is not None:
@@ -177,12 +179,11 @@ class QuantumConv2D(Conv2D):
         if stages is not None:
             stages.update(exact=y, estimated=y_bar, activated=f, sampled=out)
 
-        pool_cache = None
+        pool_cache: F.MaxPoolCache | F.AvgPoolCache | None = None
         if self.pool == "max":
             out, pool_cache = F.max_pool2d_forward(out, self.pool_size)
         elif self.pool == "avg":
-            pool_cache = out.shape
-            out = F.avg_pool2d(out, self.pool_size)
+            out, pool_cache = F.avg_pool2d_forward(out, self.pool_size)
 
         self._record_stats(x, values, kept, shots, d, a_norm, f_norm, y, y_bar)
         self._qcache = (cache, df, pool_cache) if training else None
@@ -196,11 +197,11 @@ class QuantumConv2D(Conv2D):
             self.weight.grad = np.zeros_like(self.weight.data)
             if self.bias is not None:
                 self.bias.grad = np.zeros_like(self.bias.data)
-            return np.zeros(cache[0], dtype=dout.dtype) if self.need_input_grad else None
-        if self.pool == "max":
+            return np.zeros(cache.x_shape, dtype=dout.dtype) if self.need_input_grad else None
+        if isinstance(pool_cache, F.MaxPoolCache):
             dout = F.max_pool2d_backward(dout, pool_cache)
-        elif self.pool == "avg":
-            dout = F.avg_pool2d_backward(dout, pool_cache, self.pool_size)
+        elif isinstance(pool_cache, F.AvgPoolCache):
+            dout = F.avg_pool2d_backward(dout, pool_cache)
         dpre = dout * df  # unsampled pixels and capped pixels get no gradient
         dx, dw, _ = F.conv2d_backward(dpre, cache, self.need_input_grad, workspace=self._ws)
         self._set_weight_grad(dw)
@@ -208,8 +209,13 @@ class QuantumConv2D(Conv2D):
             self.bias.grad = dpre.sum(axis=(0, 2, 3)).astype(self.bias.data.dtype, copy=False)
         return dx
 
+    def conv_output_shape(self, input_shape: tuple[int, ...]) -> tuple[int, ...]:
+        """``(O, H', W')``: the convolution's output for one ``(C, H, W)`` input, before the
+        pooling on write (the pixels the output state holds)."""
+        return super().output_shape(input_shape)
+
     def output_shape(self, input_shape: tuple[int, ...]) -> tuple[int, ...]:
-        shape = super().output_shape(input_shape)
+        shape = self.conv_output_shape(input_shape)
         if self.pool is None:
             return shape
         geom = F.conv_geometry(

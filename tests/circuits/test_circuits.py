@@ -96,7 +96,7 @@ def _problem(x: np.ndarray, w: np.ndarray) -> ConvProblem:
     a_norm = np.sqrt(F.patch_sq_norms(x, w.shape[2:], 1, 0))
     w2d = w.reshape(w.shape[0], -1)
     scale = a_norm[:, None] * np.linalg.norm(w2d, axis=1)[None, :, None, None]
-    return ConvProblem(cache[1], w2d, y, scale)
+    return ConvProblem(cache.cols, w2d, y, scale)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -414,7 +414,7 @@ def test_stride1_fast_input_grad_equals_col2im(hw, k, padding):
     out, cache = F.conv2d_forward(x, w, None, 1, padding)
     g = np.random.default_rng(12).standard_normal(out.shape)
     dx = F.conv2d_backward(g, cache, workspace=F.Workspace())[0]
-    geom = cache[3]
+    geom = cache.geom
     dx_col2im = F.col2im(w.reshape(4, -1).T @ g.transpose(1, 0, 2, 3).reshape(4, -1), x.shape, geom)
     np.testing.assert_allclose(dx, dx_col2im, rtol=1e-12, atol=1e-12)
     assert F.conv2d_backward(g, cache, need_input_grad=False)[0] is None
@@ -518,10 +518,12 @@ def test_pooling_forward_and_backward_match_loops(hw, k, s, padding, dtype):
     assert dx.dtype == dtype and dx.shape == x.shape
     np.testing.assert_allclose(dx, pool_backward_ref(x, dout, k, s, padding, "max"), atol=1e-6)
 
-    avg = F.avg_pool2d(x, k, s, padding)
+    avg, avg_cache = F.avg_pool2d_forward(x, k, s, padding)
     assert avg.dtype == dtype and avg.shape == out.shape
     np.testing.assert_allclose(avg, pool_ref(x, k, s, padding, "avg"), atol=TOL[dtype] * 10)
-    davg = F.avg_pool2d_backward(dout, x.shape, k, s, padding)
+    np.testing.assert_array_equal(F.avg_pool2d(x, k, s, padding), avg)
+    assert avg_cache.x_shape == cache.x_shape == x.shape and avg_cache.geom == cache.geom
+    davg = F.avg_pool2d_backward(dout, avg_cache)
     assert davg.dtype == dtype and davg.shape == x.shape
     np.testing.assert_allclose(
         davg, pool_backward_ref(x, dout, k, s, padding, "avg"), atol=TOL[dtype] * 10
@@ -559,7 +561,8 @@ def test_max_pool_small_hand_examples():
 
 def test_avg_pool_backward_spreads_evenly():
     dout = np.arange(4.0).reshape(1, 1, 2, 2)
-    dx = F.avg_pool2d_backward(dout, (1, 1, 4, 4), 2)
+    _, cache = F.avg_pool2d_forward(np.zeros((1, 1, 4, 4)), 2)
+    dx = F.avg_pool2d_backward(dout, cache)
     np.testing.assert_array_equal(
         dx[0, 0], np.kron(np.arange(4.0).reshape(2, 2), np.ones((2, 2))) / 4
     )

@@ -348,6 +348,19 @@ def test_avg_pool_gradients(hw, k, s, padding):
     assert layer.forward(x).shape == (2, *layer.output_shape((2, *hw)))
 
 
+@pytest.mark.parametrize("layer_type", [MaxPool2D, AvgPool2D])
+def test_pool_backward_needs_a_training_forward(layer_type):
+    layer = layer_type(2)
+    x = np.ones((1, 1, 4, 4))
+    with pytest.raises(RuntimeError, match="without a training forward"):
+        layer.backward(np.ones((1, 1, 2, 2)))
+    layer.forward(x, training=False)  # inference keeps no cache
+    with pytest.raises(RuntimeError, match="without a training forward"):
+        layer.backward(np.ones((1, 1, 2, 2)))
+    layer.forward(x)
+    assert layer.backward(np.ones((1, 1, 2, 2))).shape == x.shape
+
+
 def test_flatten_gradients_and_shape():
     x = np.random.default_rng(0).standard_normal((3, 2, 4, 5))
     layer = Flatten()
@@ -367,7 +380,7 @@ def kink_margin(model, x):
     for layer in model.layers:
         if isinstance(layer, ReLU):
             margin = min(margin, np.abs(x).min())
-        if isinstance(layer, MaxPool2D) and not isinstance(layer, AvgPool2D):
+        if isinstance(layer, MaxPool2D):
             stride = layer.kernel_size if layer.stride is None else layer.stride
             geom = F.conv_geometry(x.shape[2:], layer.kernel_size, stride, layer.padding)
             cols = F.im2col(x.reshape(-1, 1, *x.shape[2:]), geom)  # (kh*kw, windows)

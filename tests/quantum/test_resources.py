@@ -9,6 +9,7 @@ import pytest
 
 from qcnn.experiments import resources as resources_cmd
 from qcnn.models import paper_qcnn
+from qcnn.nn import Sequential
 from qcnn.quantum import QuantumConfig
 from qcnn.quantum.resources import crossover_table, layer_resources
 
@@ -68,6 +69,10 @@ def test_report_uses_the_measured_layer_statistics():
     )
     assert rows[1]["resources"]["kernel_volume"] == 245
     assert 0 < first["mu_A"] and 0 < first["mu_F"]  # detailed statistics were switched on
+    # the same network with its layers nested: the same layers found, the same measurements
+    layers = paper_qcnn(cfg, seed=3).layers
+    nested = Sequential(Sequential(layers[0], Sequential(layers[1])), *layers[2:])
+    assert resources_cmd.report(nested, cfg, x, np.zeros(16, dtype=np.int64)) == rows
 
 
 @pytest.mark.skipif(not os.environ.get("QCNN_DATA_DIR"), reason="needs MNIST (QCNN_DATA_DIR)")

@@ -45,6 +45,8 @@ from qcnn.seeding import seed_stream
 __all__ = [
     "StepLog",
     "EpochLog",
+    "BatchEnd",
+    "BatchCallback",
     "History",
     "evaluate",
     "fit",
@@ -94,6 +96,23 @@ class StepLog:
     images_seen: int
     loss: float  # loss of this batch, as the paper logs it
     loss_avg: float  # mean loss of the batches since the previous log
+
+
+@dataclass(frozen=True)
+class BatchEnd:
+    """What a per-batch callback of :func:`fit` receives after each optimizer step."""
+
+    epoch: int  # 1-based
+    batch: int  # 1-based, within the epoch
+    batches_per_epoch: int
+    epochs: int  # the run's total
+    loss: float  # this batch's mean loss
+    images_seen: int  # since the run started (epochs restored from a checkpoint included)
+    batches_done: int  # in this call of fit
+
+
+# A per-batch callback; returning True stops the training right after this batch.
+BatchCallback = Callable[[BatchEnd], bool | None]
 
 
 @dataclass
@@ -263,7 +282,7 @@ def fit(
     progress: bool = False,
     desc: str = "train",
     on_epoch_end: Callable[[EpochLog, Sequential], None] | None = None,
-    stop_after_batches: int | None = None,
+    callbacks: Iterable[BatchCallback] = (),
     shards: int = 1,
     run_spec: dict[str, Any] | None = None,
 ) -> History:
@@ -277,9 +296,14 @@ def fit(
     JSON-serialisable description of the run (every training and quantum setting, the data set
     and its sizes, the architecture): it is stored in the checkpoint and compared whole on
     resume, so settings added later are covered without touching this function.
-    ``stop_after_batches`` simulates a crash (tests). ``shards > 1`` runs each training step on
-    that many slices of the batch in threads (:class:`qcnn.nn.parallel.DataParallel`); results
-    depend on ``shards``, which is recorded.
+    ``shards > 1`` runs each training step on that many slices of the batch in threads
+    (:class:`qcnn.nn.parallel.DataParallel`); results depend on ``shards``, which is recorded.
+
+    ``callbacks`` are called in order after every batch with a :class:`BatchEnd` (a progress
+    display, a logger, an early stop...). If one returns True, training stops right there: the
+    current epoch is abandoned (no epoch log, no checkpoint for it; the model keeps the weights
+    of the last step) and the history of the finished epochs is returned. ``on_epoch_end(log,
+    model)`` is called after each finished epoch.
 
     Raises:
         TrainingDiverged: the loss or a weight became NaN/inf (the checkpoint of the last
@@ -321,6 +345,7 @@ def fit(
     parallel = DataParallel(model, shards)
     per_epoch = num_batches(len(x_train), batch_size)
     images_seen = history.epochs[-1].images_seen if history.epochs else 0
+    callbacks = list(callbacks)
     batches_done = 0
     for epoch in range(start_epoch, epochs):
         t0 = time.perf_counter()
@@ -329,10 +354,6 @@ def fit(
         for b, (xb, yb) in enumerate(
             iterate_minibatches(x_train, y_train, batch_size, rng=shuffle_rng)
         ):
-            if stop_after_batches is not None and batches_done >= stop_after_batches:
-                if bar is not None:
-                    bar.close()
-                return history
             loss, logits = parallel.train_step(xb, yb, softmax_cross_entropy)
             if not np.isfinite(loss):
                 raise TrainingDiverged(desc, epoch + 1, b + 1, loss, _divergence_cause(optimizer))
@@ -354,6 +375,14 @@ def fit(
                     bar.set_postfix(loss=f"{loss:.4f}", refresh=False)
             if bar is not None:
                 bar.update(1)
+            if callbacks:
+                info = BatchEnd(
+                    epoch + 1, b + 1, per_epoch, epochs, loss, images_seen, batches_done
+                )
+                if any([bool(callback(info)) for callback in callbacks]):  # all of them see it
+                    if bar is not None:
+                        bar.close()
+                    return history
         if bar is not None:
             bar.close()
         train_seconds = time.perf_counter() - t0

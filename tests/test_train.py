@@ -23,6 +23,7 @@ from qcnn.nn.model import load_npz_strict
 from qcnn.seeding import seed_stream
 from qcnn.train import (
     CHECKPOINT_NAME,
+    BatchEnd,
     EpochLog,
     History,
     StepLog,
@@ -32,6 +33,7 @@ from qcnn.train import (
     load_checkpoint,
     write_history,
 )
+from tests.conftest import stop_after
 
 
 class Jitter(Layer):
@@ -146,6 +148,47 @@ def test_fit_logs_the_batch_loss_and_window_mean():
     assert hist.epochs[0].train_loss == pytest.approx(np.mean(losses))
 
 
+def test_fit_callbacks_see_every_batch_and_can_stop_the_run():
+    model, opt = make_run()
+    seen: list[BatchEnd] = []
+    hist = fit(
+        model,
+        opt,
+        TRAIN,
+        TEST,
+        epochs=2,
+        batch_size=8,
+        seed=3,
+        log_every=2,
+        callbacks=[seen.append, lambda info: None],
+    )
+    assert [(b.epoch, b.batch) for b in seen] == [(e, b) for e in (1, 2) for b in range(1, 7)]
+    assert [b.batches_done for b in seen] == list(range(1, 13))
+    assert [b.images_seen for b in seen] == [8 * k for k in range(1, 13)]
+    assert all(b.batches_per_epoch == 6 and b.epochs == 2 for b in seen)
+    assert [s.loss for s in hist.steps] == [b.loss for b in seen if b.batch % 2 == 0]
+    # callbacks observe only: the same run without them gives the same weights
+    twin, twin_opt = make_run()
+    fit(twin, twin_opt, TRAIN, TEST, epochs=2, batch_size=8, seed=3, log_every=2)
+    assert_same_weights(weights(model), weights(twin))
+
+    # a stop request ends the run after that batch; every callback still sees the batch
+    model, opt = make_run()
+    later: list[int] = []
+    hist = fit(
+        model,
+        opt,
+        TRAIN,
+        TEST,
+        epochs=3,
+        batch_size=8,
+        seed=3,
+        callbacks=[stop_after(8), lambda info: later.append(info.batches_done)],
+    )
+    assert later == list(range(1, 9)) and opt.steps == 8
+    assert len(hist.epochs) == 1  # epoch 2 was abandoned: no log for it
+
+
 def test_fit_is_deterministic_and_seed_dependent():
     runs = []
     for seed in (1, 1, 2):
@@ -229,7 +272,7 @@ def test_resume_after_a_crash_reproduces_the_uninterrupted_run_exactly(tmp_path)
     # crash in the middle of epoch 2: the checkpoint on disk is the one of epoch 1
     model_b, opt_b = make_run(seed=0, jitter=0.05)
     partial = fit(
-        model_b, opt_b, TRAIN, TEST, checkpoint_dir=tmp_path / "b", stop_after_batches=9, **kw
+        model_b, opt_b, TRAIN, TEST, checkpoint_dir=tmp_path / "b", callbacks=[stop_after(9)], **kw
     )
     assert len(partial.epochs) == 1
     assert os.listdir(tmp_path / "b") == [CHECKPOINT_NAME]  # no temporary files
@@ -425,7 +468,7 @@ def test_nested_model_trains_and_resumes_exactly_like_the_flat_one(tmp_path, sha
 
     # crash and resume into a differently seeded nested model: every generator is restored
     crashed, opt_c = nested_run(0)
-    fit(crashed, opt_c, TRAIN, TEST, checkpoint_dir=tmp_path, stop_after_batches=9, **kw)
+    fit(crashed, opt_c, TRAIN, TEST, checkpoint_dir=tmp_path, callbacks=[stop_after(9)], **kw)
     resumed, opt_r = nested_run(99)
     fit(resumed, opt_r, TRAIN, TEST, checkpoint_dir=tmp_path, resume=True, **kw)
     for a, b in zip(flat.parameters(), resumed.parameters(), strict=True):

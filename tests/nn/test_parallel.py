@@ -8,6 +8,7 @@ from qcnn.nn import softmax_cross_entropy
 from qcnn.nn.parallel import DataParallel
 from qcnn.quantum import QuantumConfig, QuantumConv2D
 from qcnn.train import fit
+from tests.conftest import stop_after
 
 RNG = np.random.default_rng(42)
 X = RNG.standard_normal((40, 1, 28, 28))
@@ -55,7 +56,7 @@ def _train_qcnn(shards, batches=4, seed=5):
     cfg = QuantumConfig.paper()
     model = paper_qcnn(cfg, seed=seed)
     fit(model, make_optimizer(model, config=cfg, seed=seed), (X.astype(np.float32), Y), epochs=1,
-        batch_size=10, seed=seed, shards=shards, stop_after_batches=batches)  # fmt: skip
+        batch_size=10, seed=seed, shards=shards, callbacks=[stop_after(batches)])  # fmt: skip
     return model.state_dict()
 
 
@@ -77,7 +78,7 @@ def test_sharded_resume_equals_uninterrupted(tmp_path):
         return model.state_dict()
 
     full = run(tmp_path / "a")
-    run(tmp_path / "b", stop_after_batches=6)  # killed in epoch 2
+    run(tmp_path / "b", callbacks=[stop_after(6)])  # killed in epoch 2
     resumed = run(tmp_path / "b", resume=True)
     assert all(np.array_equal(full[k], resumed[k]) for k in full)
 

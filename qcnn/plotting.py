@@ -18,6 +18,7 @@ __all__ = [
     "plot_training_curves",
     "plot_feature_maps",
     "plot_sigma_curves",
+    "plot_circuit_layer",
     "save_figure",
 ]
 
@@ -42,10 +43,10 @@ def save_figure(fig: Any, path: str | os.PathLike, dpi: int = 120) -> None:
         fig.savefig(fh, format="png", dpi=dpi, bbox_inches="tight")
 
 
-def _new_figure(width: float, height: float):
+def _new_figure(width: float, height: float, layout: str | None = None):
     from matplotlib.figure import Figure
 
-    return Figure(figsize=(width, height))
+    return Figure(figsize=(width, height), layout=layout)
 
 
 def plot_training_curves(
@@ -119,6 +120,39 @@ def plot_feature_maps(
     if title:
         fig.suptitle(title)
     save_figure(fig, path)
+
+
+def plot_circuit_layer(
+    image: np.ndarray,
+    exact: np.ndarray,
+    estimated: np.ndarray,
+    sampled: np.ndarray,
+    path: str | os.PathLike,
+    title: str = "",
+) -> None:
+    """One image ``(H, W)`` through a quantum conv layer run as circuits: per kernel (column), the
+    exact convolution capped, the circuit estimate capped and the sampled map, each ``(K, H', W')``
+    on one colour scale."""
+    k = exact.shape[0]
+    fig = _new_figure(2.2 * (k + 1), 6.6, layout="constrained")  # titles clear of the maps
+    axes = fig.subplots(3, k + 1, squeeze=False)
+    vmax = max(float(exact.max()), float(estimated.max()), float(sampled.max()), 1e-12)
+    axes[0, 0].imshow(image, cmap="gray")
+    axes[0, 0].set_title(f"input {image.shape[0]}x{image.shape[1]}")
+    for r in (1, 2):
+        axes[r, 0].axis("off")
+    labels = ("exact conv, capped", "circuit estimate, capped", "sampled (N shots)")
+    for q in range(k):
+        for r, (data, label) in enumerate(zip((exact, estimated, sampled), labels, strict=True)):
+            ax = axes[r, q + 1]
+            ax.imshow(data[q], cmap="viridis", vmin=0.0, vmax=vmax)
+            ax.set_title(f"{label}\nkernel {q}", fontsize=8)
+    for ax in axes.ravel():
+        ax.set_xticks([])
+        ax.set_yticks([])
+    if title:
+        fig.suptitle(title, fontsize=9)
+    save_figure(fig, path, dpi=110)
 
 
 def plot_sigma_curves(

@@ -26,11 +26,29 @@ import io
 import math
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+from qiskit.providers import BackendV2
 
+from qcnn.circuits import (
+    CircuitExecutor,
+    HadamardTestTemplate,
+    InnerProductEstimator,
+    RyTreeLoader,
+    aer_backend,
+    circuit_stats,
+    depolarizing_noise_model,
+    linf_tomography,
+)
+from qcnn.circuits.backend import AER_METHODS, CircuitRunner
+from qcnn.circuits.encoding import normalise_rows
+from qcnn.circuits.inner_product import decomposed_stats
+from qcnn.circuits.sampling import output_state_circuit
+from qcnn.data import load_mnist_dataset
+from qcnn.data.mnist import MNIST_MEAN, MNIST_STD
 from qcnn.experiments.cli import (
     add_common_arguments,
     nonneg_int,
@@ -38,9 +56,24 @@ from qcnn.experiments.cli import (
     pos_int,
     probability,
 )
-from qcnn.io import atomic_write_bytes, atomic_write_json, atomic_write_text
+from qcnn.io import atomic_write_json, atomic_write_text
+from qcnn.nn import functional as F
+from qcnn.plotting import plot_circuit_layer
+from qcnn.quantum import QuantumConfig, QuantumConv2D, noisy_cap_relu
+from qcnn.seeding import seed_stream
 
-__all__ = ["build_parser", "main", "downsample", "run_demo"]
+__all__ = [
+    "build_parser",
+    "main",
+    "downsample",
+    "run_demo",
+    "LayerRun",
+    "Resources",
+    "run_layer",
+    "measure_resources",
+    "write_figure",
+    "write_report",
+]
 
 RESOURCE_COLUMNS = (
     "subroutine",
@@ -57,8 +90,6 @@ RESOURCE_COLUMNS = (
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from qcnn.circuits.backend import AER_METHODS
-
     p = argparse.ArgumentParser(
         prog="python -m qcnn.experiments.circuits",
         description="Run one MNIST digit (downsampled to 8x8) through a quantum convolution "
@@ -184,93 +215,115 @@ def _csv(rows: list[dict]) -> str:
     return buf.getvalue()
 
 
-def _figure(x, exact, estimated, sampled, title: str) -> bytes:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    k = exact.shape[0]
-    fig, axes = plt.subplots(3, k + 1, figsize=(2.2 * (k + 1), 6.6), squeeze=False)
-    vmax = max(float(exact.max()), float(estimated.max()), float(sampled.max()), 1e-12)
-    axes[0, 0].imshow(x, cmap="gray")
-    axes[0, 0].set_title("input 8x8")
-    for r in (1, 2):
-        axes[r, 0].axis("off")
-    labels = ("exact conv, capped", "circuit estimate, capped", "sampled (N shots)")
-    for q in range(k):
-        for r, (data, label) in enumerate(zip((exact, estimated, sampled), labels, strict=True)):
-            ax = axes[r, q + 1]
-            ax.imshow(data[q], cmap="viridis", vmin=0.0, vmax=vmax)
-            ax.set_title(f"{label}\nkernel {q}", fontsize=8)
-    for ax in axes.ravel():
-        ax.set_xticks([])
-        ax.set_yticks([])
-    fig.suptitle(title, fontsize=9)
-    fig.tight_layout()
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=110)
-    plt.close(fig)
-    return buf.getvalue()
+# ----------------------------------------------------------------------------------------------
+# compute
+# ----------------------------------------------------------------------------------------------
 
 
-def run_demo(args: argparse.Namespace, image: np.ndarray, source: str, label: int) -> dict:
-    """Run the demo on one 28x28 image; write the outputs; return the summary."""
-    from qcnn.circuits import CircuitExecutor, RyTreeLoader, aer_backend, circuit_stats
-    from qcnn.circuits.backend import CircuitRunner
-    from qcnn.circuits.encoding import normalise_rows
-    from qcnn.circuits.inner_product import (
-        HadamardTestTemplate,
-        InnerProductEstimator,
-        decomposed_stats,
-    )
-    from qcnn.circuits.tomography import linf_tomography
-    from qcnn.data.mnist import MNIST_MEAN, MNIST_STD
-    from qcnn.nn import functional as F
-    from qcnn.quantum import QuantumConfig, QuantumConv2D, noisy_cap_relu
-    from qcnn.seeding import seed_stream
+@dataclass(frozen=True)
+class LayerRun:
+    """One image through ``QuantumConv2D(1, K, 3)`` run as circuits; maps are ``(K, 6, 6)``."""
 
-    total_start = time.perf_counter()
+    x: np.ndarray  # (1, 1, 8, 8) the normalised input
+    config: QuantumConfig
+    weight: np.ndarray  # (K, 1, 3, 3) the kernels
+    y: np.ndarray  # exact inner products
+    y_bar: np.ndarray  # their circuit estimates
+    exact: np.ndarray  # the exact convolution, capped
+    estimated: np.ndarray  # the capped ReLU of the estimate: what the output state encodes
+    sampled: np.ndarray  # the layer's output (undrawn pixels 0)
+    report: dict[str, Any]  # CircuitExecutor.report: what ran, circuit sizes, seconds
+    forward_s: float
+
+    @property
+    def shots(self) -> int:
+        """N, the measurements of the output state that ran."""
+        return self.report["sampling"]["shots_per_circuit"]
+
+
+@dataclass(frozen=True)
+class Resources:
+    """The resource table (rows of :data:`RESOURCE_COLUMNS`) and the tomography's outcome."""
+
+    rows: list[dict[str, Any]]
+    tomography_linf_error: float  # nan when the layer did not sample
+    tomography_shots: int | None
+
+
+def make_backend(args: argparse.Namespace) -> BackendV2:
+    """The Aer backend of ``--backend``, with ``--noise`` depolarizing errors if given."""
+    noise_model = None if args.noise is None else depolarizing_noise_model(*args.noise)
+    return aer_backend(args.backend, noise_model=noise_model)
+
+
+def run_layer(args: argparse.Namespace, image: np.ndarray, backend: BackendV2) -> LayerRun:
+    """Downsample the 28x28 ``image`` and run it through the circuit layer."""
     x01 = downsample(image)
     x = ((x01 - MNIST_MEAN) / MNIST_STD)[None, None]  # (1, 1, 8, 8)
-    noise_model = None
-    if args.noise is not None:
-        from qcnn.circuits import depolarizing_noise_model
-
-        noise_model = depolarizing_noise_model(*args.noise)
-    backend = aer_backend(args.backend, noise_model=noise_model)
     cfg = QuantumConfig(
-        ipe="amplitude_estimation", ae_bits=args.ae_bits, ae_median=args.median_of,
-        sigma=args.sigma, cap=args.cap, eps=math.pi / 2**args.ae_bits,
-    )  # fmt: skip
+        ipe="amplitude_estimation",
+        ae_bits=args.ae_bits,
+        ae_median=args.median_of,
+        sigma=args.sigma,
+        cap=args.cap,
+        eps=math.pi / 2**args.ae_bits,
+    )
     executor = CircuitExecutor(
-        backend=backend, method=args.method, shots=args.ht_shots, ae_bits=args.ae_bits,
-        median_of=args.median_of, sample_shots=args.shots,
-    )  # fmt: skip
+        backend=backend,
+        method=args.method,
+        shots=args.ht_shots,
+        ae_bits=args.ae_bits,
+        median_of=args.median_of,
+        sample_shots=args.shots,
+    )
     layer = QuantumConv2D(
-        1, args.kernels, 3, bias=False, config=cfg, executor=executor, rng=args.seed,
+        1,
+        args.kernels,
+        3,
+        bias=False,
+        config=cfg,
+        executor=executor,
+        rng=args.seed,
         dtype=np.float64,
-    )  # fmt: skip
+    )
     start = time.perf_counter()
-    out = layer.forward(x, training=False)[0]  # (K, 6, 6)
+    sampled = layer.forward(x, training=False)[0]  # (K, 6, 6)
     forward_s = time.perf_counter() - start
     y = F.conv2d(x, layer.weight.data)[0]
     y_bar = executor.last_inner_products[0]
-    exact = np.clip(y, 0, args.cap)
-    # the activation the output state encodes: the capped ReLU of the estimate (paper order)
-    estimated = noisy_cap_relu(y, y_bar, args.cap, cfg.noise_order)[0]
-    rep = executor.report
-    n_shots = rep["sampling"]["shots_per_circuit"]
+    return LayerRun(
+        x=x,
+        config=cfg,
+        weight=layer.weight.data,
+        y=y,
+        y_bar=y_bar,
+        exact=np.clip(y, 0, args.cap),
+        estimated=noisy_cap_relu(y, y_bar, args.cap, cfg.noise_order)[0],
+        sampled=sampled,
+        report=executor.report,
+        forward_s=forward_s,
+    )
 
-    # -- resources per sub-routine -----------------------------------------------------------
+
+def measure_resources(args: argparse.Namespace, run: LayerRun, backend: BackendV2) -> Resources:
+    """Circuit resources of each sub-routine: those that ran in the layer (from its report),
+    plus one Hadamard test and an l-infinity tomography of the output state run here."""
     rows = []
     loader = RyTreeLoader(4).circuit
-    rows.append(_stats_row("amplitude encoding (RY tree, 9 -> 16 amplitudes; inside every IPE)",
-                           "", circuit_stats(loader), decomposed_stats(loader), None, None))  # fmt: skip
+    rows.append(
+        _stats_row(
+            "amplitude encoding (RY tree, 9 -> 16 amplitudes; inside every IPE)",
+            "",
+            circuit_stats(loader),
+            decomposed_stats(loader),
+            None,
+            None,
+        )
+    )
     runner = CircuitRunner(backend)
     ht = InnerProductEstimator(9, "hadamard", runner=runner)
-    cols = F.im2col(x, F.conv_geometry(x.shape[2:], (3, 3), 1, 0))
-    w2d = layer.weight.data.reshape(args.kernels, -1)
+    cols = F.im2col(run.x, F.conv_geometry(run.x.shape[2:], (3, 3), 1, 0))
+    w2d = run.weight.reshape(args.kernels, -1)
     patch = int(np.argmax(np.linalg.norm(cols, axis=0)))  # any non-zero patch will do
     sa, _ = normalise_rows(cols[:, patch][None], 4)
     sb, _ = normalise_rows(w2d[:1], 4)
@@ -278,80 +331,153 @@ def run_demo(args: argparse.Namespace, image: np.ndarray, source: str, label: in
     ht.estimate_probability(sa, sb, shots=args.ht_shots, seed=seed_stream(args.seed, "circuits"))
     ht_s = time.perf_counter() - t0
     res = ht.resources()
-    rows.append(_stats_row("Hadamard test (one patch x kernel)", 1, res["native"], res["cx_u"],
-                           args.ht_shots, ht_s))  # fmt: skip
-    ipe = rep["ipe"]
+    rows.append(
+        _stats_row(
+            "Hadamard test (one patch x kernel)",
+            1,
+            res["native"],
+            res["cx_u"],
+            args.ht_shots,
+            ht_s,
+        )
+    )
+    ipe = run.report["ipe"]
     ipe_name = (
         f"IPE: Hadamard test + AE, m = {ipe['ae_bits']} (per pair)"
         if args.method == "amplitude_estimation"
         else "IPE: Hadamard test (per pair)"
     )
-    rows.append(_stats_row(ipe_name, ipe["circuits"], ipe["native"], ipe["cx_u"],
-                           ipe["shots_per_circuit"], ipe["seconds"]))  # fmt: skip
-    smp = rep["sampling"]
-    f_row = estimated.reshape(-1)  # the output state has amplitudes sqrt(f / sum f)
-    if smp["native"] is not None:
-        from qcnn.circuits.sampling import output_state_circuit
+    rows.append(
+        _stats_row(
+            ipe_name,
+            ipe["circuits"],
+            ipe["native"],
+            ipe["cx_u"],
+            ipe["shots_per_circuit"],
+            ipe["seconds"],
+        )
+    )
+    smp = run.report["sampling"]
+    if smp["native"] is None:
+        return Resources(rows, float("nan"), None)
+    f_row = run.estimated.reshape(-1)  # the output state has amplitudes sqrt(f / sum f)
+    qc, _ = output_state_circuit(f_row)
+    rows.append(
+        _stats_row(
+            "output state + pixel sampling (per image)",
+            smp["circuits"],
+            smp["native"],
+            decomposed_stats(qc),
+            run.shots,
+            smp["seconds"],
+        )
+    )
+    t0 = time.perf_counter()
+    tomo = linf_tomography(
+        np.sqrt(f_row),
+        eta=args.eta,
+        runner=runner,
+        seed=seed_stream(args.seed, "circuits").spawn(2)[1],
+    )
+    tomo_s = time.perf_counter() - t0
+    unit = np.sqrt(f_row) / np.linalg.norm(np.sqrt(f_row))
+    # the same circuits as linf_tomography builds, decomposed for the cx + u columns
+    n_idx = tomo.resources["magnitudes"].qubits
+    mag = RyTreeLoader(n_idx).circuit.measure_all(inplace=False)
+    sign = HadamardTestTemplate(n_idx).preparation.measure_all(inplace=False)
+    for step, logical in (("magnitudes", mag), ("signs", sign)):
+        rows.append(
+            _stats_row(
+                f"l-inf tomography, {step} (eta = {args.eta})",
+                1,
+                tomo.resources[step],
+                decomposed_stats(logical),
+                tomo.shots,
+                tomo_s / 2,
+            )
+        )
+    return Resources(rows, float(np.abs(tomo.estimate - unit).max()), tomo.shots)
 
-        qc, _ = output_state_circuit(f_row)
-        rows.append(_stats_row("output state + pixel sampling (per image)", smp["circuits"],
-                               smp["native"], decomposed_stats(qc), n_shots, smp["seconds"]))  # fmt: skip
-        t0 = time.perf_counter()
-        tomo = linf_tomography(np.sqrt(f_row), eta=args.eta, runner=runner,
-                               seed=seed_stream(args.seed, "circuits").spawn(2)[1])  # fmt: skip
-        tomo_s = time.perf_counter() - t0
-        unit = np.sqrt(f_row) / np.linalg.norm(np.sqrt(f_row))
-        tomo_err = float(np.abs(tomo.estimate - unit).max())
-        # the same circuits as linf_tomography builds, decomposed for the cx + u columns
-        n_idx = tomo.resources["magnitudes"].qubits
-        mag = RyTreeLoader(n_idx).circuit.measure_all(inplace=False)
-        sign = HadamardTestTemplate(n_idx).preparation.measure_all(inplace=False)
-        for step, logical in (("magnitudes", mag), ("signs", sign)):
-            rows.append(_stats_row(f"l-inf tomography, {step} (eta = {args.eta})", 1,
-                                   tomo.resources[step], decomposed_stats(logical), tomo.shots,
-                                   tomo_s / 2))  # fmt: skip
-    else:
-        tomo_err, tomo = float("nan"), None
 
-    total_s = time.perf_counter() - total_start
-    title = (
+# ----------------------------------------------------------------------------------------------
+# figure and report
+# ----------------------------------------------------------------------------------------------
+
+
+def demo_title(args: argparse.Namespace, label: int, shots: int) -> str:
+    return (
         f"MNIST test #{args.index} (label {label}), {args.kernels} kernels 3x3, "
-        f"{args.method} m={args.ae_bits}, N={n_shots} shots, backend {args.backend}"
+        f"{args.method} m={args.ae_bits}, N={shots} shots, backend {args.backend}"
         + (f", noise {args.noise}" if args.noise else "")
     )
-    png = _figure(x[0, 0], exact, estimated, out, title)
-    out_dir = Path(args.out)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    atomic_write_bytes(out_dir / "circuits_demo.png", png)
-    atomic_write_text(out_dir / "circuit_resources.csv", _csv(rows))
-    md = _markdown(rows)
-    atomic_write_text(out_dir / "circuit_resources.md", md)
-    err = y_bar - y
-    summary: dict[str, Any] = {
+
+
+def write_figure(run: LayerRun, path: str | Path, title: str) -> None:
+    """``circuits_demo.png``: the input, exact conv + cap, circuit estimate + cap, sampled map."""
+    plot_circuit_layer(run.x[0, 0], run.exact, run.estimated, run.sampled, path, title)
+
+
+def summarise(
+    args: argparse.Namespace,
+    run: LayerRun,
+    resources: Resources,
+    source: str,
+    label: int,
+    total_s: float,
+) -> dict[str, Any]:
+    """The ``circuits_demo.json`` record: settings, data source, errors, times, resources."""
+    err = run.y_bar - run.y
+    ipe = run.report["ipe"]
+    return {
         "settings": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
         "data_source": source,
         "label": int(label),
-        "config": cfg.to_dict(),
+        "config": run.config.to_dict(),
         "ipe_circuits": ipe["circuits"],
         "ipe_backend_calls": ipe["backend_calls"],
         "ipe_rms_error": float(np.sqrt(np.mean(err**2))),
         "ipe_max_error": float(np.abs(err).max()),
         "ae_resolution_on_a": math.pi / 2**args.ae_bits,
-        "sampling_shots": n_shots,
-        "kept_pixels": int((out > 0).sum()),
-        "nonzero_pixels": int((f_row > 0).sum()),
-        "tomography_linf_error": tomo_err,
-        "tomography_shots": tomo.shots if tomo is not None else None,
-        "layer_forward_s": forward_s,
+        "sampling_shots": run.shots,
+        "kept_pixels": int((run.sampled > 0).sum()),
+        "nonzero_pixels": int((run.estimated > 0).sum()),
+        "tomography_linf_error": resources.tomography_linf_error,
+        "tomography_shots": resources.tomography_shots,
+        "layer_forward_s": run.forward_s,
         "total_s": total_s,
-        "resources": rows,
+        "resources": resources.rows,
     }
+
+
+def write_report(out_dir: Path, summary: dict[str, Any]) -> str:
+    """Write ``circuit_resources.csv`` / ``.md`` and ``circuits_demo.json``; returns the table."""
+    rows = summary["resources"]
+    md = _markdown(rows)
+    atomic_write_text(out_dir / "circuit_resources.csv", _csv(rows))
+    atomic_write_text(out_dir / "circuit_resources.md", md)
     atomic_write_json(out_dir / "circuits_demo.json", summary)
+    return md
+
+
+def run_demo(args: argparse.Namespace, image: np.ndarray, source: str, label: int) -> dict:
+    """Run the demo on one 28x28 image; write the outputs; return the summary."""
+    total_start = time.perf_counter()
+    backend = make_backend(args)
+    run = run_layer(args, image, backend)
+    resources = measure_resources(args, run, backend)
+    total_s = time.perf_counter() - total_start
+    out_dir = Path(args.out)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    title = demo_title(args, label, run.shots)
+    write_figure(run, out_dir / "circuits_demo.png", title)
+    summary = summarise(args, run, resources, source, label, total_s)
+    md = write_report(out_dir, summary)
     if not args.quiet:
         print(title)
         print(md, end="")
+    ipe = run.report["ipe"]
     print(
-        f"layer forward {forward_s:.2f} s ({ipe['circuits']} IPE circuits in "
+        f"layer forward {run.forward_s:.2f} s ({ipe['circuits']} IPE circuits in "
         f"{ipe['backend_calls']} backend call(s), {ipe['circuits'] / max(ipe['seconds'], 1e-9):.0f}"
         f" circuits/s); IPE RMS error {summary['ipe_rms_error']:.4f}; wrote {out_dir}"
     )
@@ -360,8 +486,6 @@ def run_demo(args: argparse.Namespace, image: np.ndarray, source: str, label: in
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    from qcnn.data import load_mnist_dataset
-
     data = load_mnist_dataset(args.data_dir, download=args.download)
     images, labels = data.split("test")
     if args.index >= images.shape[0]:

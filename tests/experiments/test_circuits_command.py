@@ -59,6 +59,19 @@ def test_demo_runs_on_one_image(tmp_path):
     assert saved["kept_pixels"] <= 30
 
 
+def test_compute_step_alone_gives_consistent_maps():
+    """``run_layer`` (compute, no files): the sampled map keeps drawn pixels at their value."""
+    img = np.zeros((28, 28), dtype=np.uint8)
+    img[8:20, 10:18] = 200
+    args = demo.build_parser().parse_args(["--kernels", "2", "--ae-bits", "2", "--shots", "20"])
+    run = demo.run_layer(args, img, demo.make_backend(args))
+    assert run.exact.shape == run.estimated.shape == run.sampled.shape == (2, 6, 6)
+    drawn = run.sampled > 0
+    assert drawn.sum() <= 20 and run.shots == 20
+    np.testing.assert_array_equal(run.sampled[drawn], run.estimated[drawn])
+    assert np.all(run.estimated <= args.cap) and np.all(run.exact == np.clip(run.y, 0, args.cap))
+
+
 @pytest.mark.slow
 def test_demo_cli_and_benchmark_run(tmp_path):
     out = subprocess.run(

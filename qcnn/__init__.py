@@ -10,4 +10,11 @@ Layers, from the bottom up (each depends only on those above it in this list):
 - ``qcnn.models``, ``qcnn.train``, ``qcnn.plotting``, ``qcnn.experiments``: on top.
 """
 
-__version__ = "0.1.0"
+from importlib.metadata import PackageNotFoundError, version
+
+try:
+    __version__ = version("qcnn")  # defined once, in pyproject.toml
+except PackageNotFoundError:  # a source tree on sys.path that was never installed
+    __version__ = "0+unknown"
+
+del PackageNotFoundError, version

@@ -1,23 +1,59 @@
 """The networks of the experiments, classical and quantum, built from one seed.
 
-- :func:`paper_cnn` / :func:`paper_qcnn`: the KLP19 network (model §5): conv 1->5 7x7,
-  conv 5->10 7x7, dense 2560-300-50-10, no pooling; ReLU, or quantum layers with cap C.
-- :func:`lenet5` / :func:`lenet5_quantum`: LeNet-style, with pooling (during the quantum write).
-- :func:`make_optimizer`: SGD with the quantum backprop noise hook when a config is given.
-- :func:`transfer_weights`: load a CNN's weights into its QCNN twin (the paper's "CNN weights
-  with the quantum forward pass"), or back.
+One builder per architecture, each ``builder(seed=1, dtype=float32, *, input_shape=(1, 28, 28),
+classes=10) -> Sequential`` (classical); its quantum version is ``quantize(builder(...), config)``
+(:func:`qcnn.quantum.quantize`: every conv + ReLU [+ pooling] becomes a quantum layer):
 
-The classical and quantum versions of a network have the same parameters in the same order
-(the quantum layer absorbs the ReLU), and with the same seed they start from the same weights.
+- :func:`paper_cnn`: the KLP19 network (model §5): conv 1->5 7x7, conv 5->10 7x7,
+  dense 2560-300-50-10, no pooling;
+- :func:`lenet5`: LeNet-style, modern: conv 5x5 'same' + ReLU + max pool, conv 5x5 + ReLU + max
+  pool, dense 400-120-84-10;
+- :func:`lenet5_1998`: LeCun et al. (1998) as the primer describes it: C1 6@5x5 on the input
+  padded by 2 (28 -> 32), S2 trainable subsampling, C3 16@5x5 with the original partial
+  connection table, S4, C5 120@5x5, F6 84, output 10; tanh (or sigmoid) squashing;
+- :func:`alexnet_small`: AlexNet's ideas at 28x28: five 3x3 conv + ReLU, local response
+  normalisation after the first two, three max pools (the last overlapping, 3x3 stride 2),
+  dropout 0.5 in the two hidden dense layers;
+- :func:`inception_small`: a stem conv and two Inception v1 blocks (1x1; 1x1->3x3; 1x1->5x5;
+  3x3 max pool->1x1, concatenated), global average pooling, dense.
+
+:data:`MODELS` maps the ``--arch`` names to the builders; :func:`build_model` builds one,
+quantum when given a config. Also: :func:`make_optimizer` (SGD with the quantum backprop noise
+hook), :func:`transfer_weights` (a CNN's weights into its QCNN twin, the paper's "CNN weights
+with the quantum forward pass", or back), :func:`architecture_info` (parameters, kernel volumes).
+
+Seeding: every builder spawns its layers' generators from ``seed_stream(seed, "init")`` in a
+fixed order, so a seed fixes the weights (and the dropout streams); the quantum layers' noise
+streams follow from the same seed (see :mod:`qcnn.quantum.quantize`). The classical and quantum
+versions have the same parameters in the same order and start from the same weights.
 """
 
 from __future__ import annotations
 
+import math
+from collections.abc import Callable
+from typing import Any
+
 import numpy as np
 
-from qcnn.nn import SGD, Conv2D, Dense, Flatten, MaxPool2D, ReLU, Sequential
+from qcnn.nn import (
+    SGD,
+    Concat,
+    Conv2D,
+    Dense,
+    Dropout,
+    Flatten,
+    GlobalAvgPool2D,
+    LocalResponseNorm,
+    MaxPool2D,
+    ReLU,
+    Sequential,
+    Sigmoid,
+    Subsampling2D,
+    Tanh,
+)
 from qcnn.nn.layers import Layer, walk
-from qcnn.quantum import QuantumConfig, QuantumConv2D, QuantumGradientNoise
+from qcnn.quantum import QuantumConfig, QuantumConv2D, QuantumGradientNoise, quantize
 from qcnn.seeding import seed_stream, spawn_generators
 
 __all__ = [
@@ -25,102 +61,330 @@ __all__ = [
     "paper_qcnn",
     "lenet5",
     "lenet5_quantum",
+    "lenet5_1998",
+    "LENET5_C3_TABLE",
+    "alexnet_small",
+    "inception_small",
     "build_model",
     "MODELS",
     "make_optimizer",
     "transfer_weights",
     "quantum_layers",
+    "architecture_info",
 ]
 
 Seed = int | np.random.SeedSequence
+Shape = tuple[int, int, int]
+MNIST_SHAPE: Shape = (1, 28, 28)
 
 
-def _paper(seed: Seed, dtype, config: QuantumConfig | None) -> Sequential:
-    r = spawn_generators(seed_stream(seed, "init"), 5)
-
-    def conv(i: int, c_in: int, c_out: int) -> list[Layer]:
-        if config is None:
-            return [Conv2D(c_in, c_out, 7, rng=r[i], dtype=dtype), ReLU()]
-        return [QuantumConv2D(c_in, c_out, 7, config=config, rng=r[i], dtype=dtype)]
-
-    return Sequential(
-        *conv(0, 1, 5),
-        *conv(1, 5, 10),
-        Flatten(),
-        Dense(2560, 300, rng=r[2], dtype=dtype),
-        ReLU(),
-        Dense(300, 50, rng=r[3], dtype=dtype),
-        ReLU(),
-        Dense(50, 10, rng=r[4], dtype=dtype),
-    )
+def _check_shape(input_shape: Shape, classes: int) -> tuple[int, int, int]:
+    if len(input_shape) != 3 or any(
+        isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1 for v in input_shape
+    ):
+        raise ValueError(f"input_shape must be (C, H, W) of positive ints, got {input_shape!r}")
+    if isinstance(classes, bool) or not isinstance(classes, (int, np.integer)) or classes < 2:
+        raise ValueError(f"classes must be an integer >= 2, got {classes!r}")
+    c, h, w = (int(v) for v in input_shape)
+    return c, h, w
 
 
-def paper_cnn(seed: Seed = 1, dtype: np.dtype = np.float32) -> Sequential:
+def _features_shape(arch: str, layers: list[Layer], input_shape: Shape) -> tuple[int, ...]:
+    """Output shape of ``layers`` on one ``input_shape`` sample; a clear error naming the
+    smallest square input the architecture fits when it does not fit this one."""
+
+    def run(shape: tuple[int, ...]) -> tuple[int, ...]:
+        for layer in layers:
+            shape = layer.output_shape(shape)
+        return shape
+
+    try:
+        return run(tuple(input_shape))
+    except ValueError as exc:
+        c = input_shape[0]
+        fits = [s for s in range(1, 257) if _fits(run, (c, s, s))]
+        hint = f"the smallest square input it fits is {fits[0]}x{fits[0]}" if fits else ""
+        raise ValueError(
+            f"architecture {arch!r} does not fit inputs of shape {tuple(input_shape)} (C, H, W): "
+            f"{hint} ({exc})"
+        ) from None
+
+
+def _fits(run: Callable, shape: tuple[int, ...]) -> bool:
+    try:
+        run(shape)
+    except ValueError:
+        return False
+    return True
+
+
+def _classifier(r: list[np.random.Generator], sizes: list[int], dtype, dropout=None) -> list[Layer]:
+    """Dense layers ``sizes[0] -> ... -> sizes[-1]`` with ReLU between (and Dropout before each
+    hidden Dense when ``dropout`` gives its generators)."""
+    out: list[Layer] = []
+    for k in range(len(sizes) - 1):
+        if dropout is not None and k < len(dropout):
+            out.append(Dropout(0.5, rng=dropout[k]))
+        out.append(Dense(sizes[k], sizes[k + 1], rng=r[k], dtype=dtype))
+        if k < len(sizes) - 2:
+            out.append(ReLU())
+    return out
+
+
+# ----------------------------------------------------------------------------------------------
+# KLP19's network and the modern LeNet-5
+# ----------------------------------------------------------------------------------------------
+
+
+def paper_cnn(
+    seed: Seed = 1, dtype: np.dtype = np.float32, *, input_shape: Shape = MNIST_SHAPE,
+    classes: int = 10,
+) -> Sequential:  # fmt: skip
     """KLP19's classical CNN on ``(N, 1, 28, 28)``: 28 -> 22 -> 16, 2560 -> 300 -> 50 -> 10."""
-    return _paper(seed, dtype, None)
+    c, _, _ = _check_shape(input_shape, classes)
+    r = spawn_generators(seed_stream(seed, "init"), 5)
+    convs = [Conv2D(c, 5, 7, rng=r[0], dtype=dtype), ReLU(),
+             Conv2D(5, 10, 7, rng=r[1], dtype=dtype), ReLU()]  # fmt: skip
+    features = math.prod(_features_shape("paper", convs, input_shape))
+    return Sequential(*convs, Flatten(), *_classifier(r[2:], [features, 300, 50, classes], dtype))
 
 
 def paper_qcnn(config: QuantumConfig, seed: Seed = 1, dtype: np.dtype = np.float32) -> Sequential:
-    """KLP19's QCNN: :func:`paper_cnn` with both conv + ReLU replaced by :class:`QuantumConv2D`."""
-    return _paper(seed, dtype, config)
+    """KLP19's QCNN: ``quantize(paper_cnn(seed, dtype), config)``, both conv + ReLU quantum."""
+    return quantize(paper_cnn(seed, dtype), config)
 
 
-def _lenet(seed: Seed, dtype, config: QuantumConfig | None) -> Sequential:
-    r = spawn_generators(seed_stream(seed, "init"), 5)
-
-    def conv(i: int, c_in: int, c_out: int, padding) -> list[Layer]:
-        if config is None:
-            return [
-                Conv2D(c_in, c_out, 5, padding=padding, rng=r[i], dtype=dtype),
-                ReLU(),
-                MaxPool2D(2),
-            ]
-        return [
-            QuantumConv2D(
-                c_in, c_out, 5, padding=padding, config=config, pool="max", rng=r[i], dtype=dtype
-            )
-        ]
-
-    return Sequential(
-        *conv(0, 1, 6, "same"),
-        *conv(1, 6, 16, 0),
-        Flatten(),
-        Dense(400, 120, rng=r[2], dtype=dtype),
-        ReLU(),
-        Dense(120, 84, rng=r[3], dtype=dtype),
-        ReLU(),
-        Dense(84, 10, rng=r[4], dtype=dtype),
-    )
-
-
-def lenet5(seed: Seed = 1, dtype: np.dtype = np.float32) -> Sequential:
+def lenet5(
+    seed: Seed = 1, dtype: np.dtype = np.float32, *, input_shape: Shape = MNIST_SHAPE,
+    classes: int = 10,
+) -> Sequential:  # fmt: skip
     """LeNet-5 style: conv 1->6 5x5 'same', pool 2, conv 6->16 5x5, pool 2, dense 400-120-84-10."""
-    return _lenet(seed, dtype, None)
+    c, _, _ = _check_shape(input_shape, classes)
+    r = spawn_generators(seed_stream(seed, "init"), 5)
+    convs = [
+        Conv2D(c, 6, 5, padding="same", rng=r[0], dtype=dtype), ReLU(), MaxPool2D(2),
+        Conv2D(6, 16, 5, padding=0, rng=r[1], dtype=dtype), ReLU(), MaxPool2D(2),
+    ]  # fmt: skip
+    features = math.prod(_features_shape("lenet5", convs, input_shape))
+    return Sequential(*convs, Flatten(), *_classifier(r[2:], [features, 120, 84, classes], dtype))
 
 
 def lenet5_quantum(
     config: QuantumConfig, seed: Seed = 1, dtype: np.dtype = np.float32
 ) -> Sequential:
-    """:func:`lenet5` with quantum conv layers that max-pool during the write."""
-    return _lenet(seed, dtype, config)
+    """``quantize(lenet5(seed, dtype), config)``: quantum convs that max-pool during the write."""
+    return quantize(lenet5(seed, dtype), config)
 
 
-MODELS = {"paper": (paper_cnn, paper_qcnn), "lenet5": (lenet5, lenet5_quantum)}
+# ----------------------------------------------------------------------------------------------
+# LeNet-5 as in LeCun, Bottou, Bengio, Haffner (1998)
+# ----------------------------------------------------------------------------------------------
+
+
+def _c3_table() -> np.ndarray:
+    """Table I of LeCun et al. (1998): which S2 maps (columns here: rows of the paper) feed each
+    of C3's 16 maps: maps 0-5 three contiguous S2 maps, 6-11 four contiguous, 12-14 four
+    non-contiguous, 15 all six."""
+    table = np.zeros((16, 6), dtype=bool)
+    for j in range(6):
+        table[j, [(j + t) % 6 for t in range(3)]] = True
+        table[6 + j, [(j + t) % 6 for t in range(4)]] = True
+    for j, maps in enumerate(([0, 1, 3, 4], [1, 2, 4, 5], [0, 2, 3, 5])):
+        table[12 + j, maps] = True
+    table[15] = True
+    return table
+
+
+LENET5_C3_TABLE = _c3_table()  # (16 C3 maps, 6 S2 maps); 60 connections, 1,516 parameters
+
+
+def lenet5_1998(
+    seed: Seed = 1, dtype: np.dtype = np.float32, *, input_shape: Shape = MNIST_SHAPE,
+    classes: int = 10, activation: str = "tanh",
+) -> Sequential:  # fmt: skip
+    """LeNet-5 of LeCun et al. (1998) on MNIST as the primer describes it.
+
+    C1: 6 maps 5x5 on the input padded by 2 (MNIST 28x28 -> the paper's 32x32; the padding is
+    the convolution's zeros, in normalised units) -> 28x28; S2: 2x2 trainable subsampling
+    (average x coefficient + bias per map); C3: 16 maps 5x5 with the partial connection table
+    :data:`LENET5_C3_TABLE` -> 10x10; S4 -> 5x5; C5: 120 maps 5x5 -> 1x1; F6: 84; output:
+    ``classes`` (a dense layer and softmax, not the paper's Euclidean RBF units). Every conv,
+    subsampling and F6 is followed by the squashing function: ``activation`` ``'tanh'`` (the
+    paper's ``1.7159 tanh(2a/3)`` without its scaling), ``'sigmoid'``, or ``'relu'`` (not the
+    paper; the variant :func:`~qcnn.quantum.quantize` can make quantum).
+    """
+    c, _, _ = _check_shape(input_shape, classes)
+    acts = {"tanh": Tanh, "sigmoid": Sigmoid, "relu": ReLU}
+    if activation not in acts:
+        raise ValueError(f"activation must be one of {sorted(acts)}, got {activation!r}")
+    act = acts[activation]
+    r = spawn_generators(seed_stream(seed, "init"), 5)
+    convs = [
+        Conv2D(c, 6, 5, padding=2, rng=r[0], dtype=dtype), act(),  # C1
+        Subsampling2D(6, 2, dtype=dtype), act(),  # S2
+        Conv2D(6, 16, 5, rng=r[1], dtype=dtype, connections=LENET5_C3_TABLE), act(),  # C3
+        Subsampling2D(16, 2, dtype=dtype), act(),  # S4
+        Conv2D(16, 120, 5, rng=r[2], dtype=dtype), act(),  # C5
+    ]  # fmt: skip
+    features = math.prod(_features_shape("lenet5-1998", convs, input_shape))
+    return Sequential(
+        *convs,
+        Flatten(),
+        Dense(features, 84, rng=r[3], dtype=dtype),  # F6
+        act(),
+        Dense(84, classes, rng=r[4], dtype=dtype),
+    )
+
+
+# ----------------------------------------------------------------------------------------------
+# AlexNet and Inception, scaled to 28x28
+# ----------------------------------------------------------------------------------------------
+
+ALEXNET_CHANNELS = (32, 64, 96, 96, 64)
+ALEXNET_HIDDEN = 256
+
+
+def alexnet_small(
+    seed: Seed = 1, dtype: np.dtype = np.float32, *, input_shape: Shape = MNIST_SHAPE,
+    classes: int = 10,
+) -> Sequential:  # fmt: skip
+    """AlexNet's ideas at MNIST scale (28 -> 14 -> 7 -> 3):
+
+    conv 3x3 'same' with channels 32, 64, 96, 96, 64, each followed by ReLU; max pool 2 after the
+    first two, each then followed by local response normalisation (AlexNet's ``k=2, n=5,
+    alpha=1e-4, beta=0.75``: ``alpha`` divides by n here, as in PyTorch, so ``5e-4``; pool
+    before LRN as in CaffeNet, so the pooling merges into a quantum layer's write); an
+    overlapping 3x3 stride-2 max pool after the fifth ('valid': any input >= 12x12 fits); then
+    dropout 0.5 -> dense 256 -> ReLU -> dropout 0.5 -> dense 256 -> ReLU -> dense ``classes``
+    (torchvision's AlexNet classifier).
+    """
+    c, _, _ = _check_shape(input_shape, classes)
+    r = spawn_generators(seed_stream(seed, "init"), 10)
+    ch = (c, *ALEXNET_CHANNELS)
+
+    def conv(i: int) -> list[Layer]:
+        return [Conv2D(ch[i], ch[i + 1], 3, padding="same", rng=r[i], dtype=dtype), ReLU()]
+
+    def lrn() -> LocalResponseNorm:
+        return LocalResponseNorm(5, alpha=5e-4, beta=0.75, k=2.0)
+
+    convs = [
+        *conv(0), MaxPool2D(2), lrn(),
+        *conv(1), MaxPool2D(2), lrn(),
+        *conv(2), *conv(3), *conv(4), MaxPool2D(3, 2, "valid"),
+    ]  # fmt: skip
+    features = math.prod(_features_shape("alexnet-small", convs, input_shape))
+    sizes = [features, ALEXNET_HIDDEN, ALEXNET_HIDDEN, classes]
+    return Sequential(*convs, Flatten(), *_classifier(r[5:8], sizes, dtype, dropout=r[8:10]))
+
+
+# (1x1, (3x3 reduce, 3x3), (5x5 reduce, 5x5), pool projection) per block, as in GoogLeNet's table
+INCEPTION_BLOCKS = ((24, (32, 48), (8, 16), 16), (48, (64, 96), (12, 24), 24))
+INCEPTION_STEM = 32
+
+
+def _inception_block(c_in: int, spec, r: list[np.random.Generator], dtype) -> Concat:
+    n1, (n3r, n3), (n5r, n5), npool = spec
+
+    def cr(c_i: int, c_o: int, k: int, g: np.random.Generator) -> list[Layer]:
+        return [Conv2D(c_i, c_o, k, padding="same", rng=g, dtype=dtype), ReLU()]
+
+    return Concat(
+        Sequential(*cr(c_in, n1, 1, r[0])),
+        Sequential(*cr(c_in, n3r, 1, r[1]), *cr(n3r, n3, 3, r[2])),
+        Sequential(*cr(c_in, n5r, 1, r[3]), *cr(n5r, n5, 5, r[4])),
+        Sequential(MaxPool2D(3, 1, "same"), *cr(c_in, npool, 1, r[5])),
+    )
+
+
+def inception_small(
+    seed: Seed = 1, dtype: np.dtype = np.float32, *, input_shape: Shape = MNIST_SHAPE,
+    classes: int = 10,
+) -> Sequential:  # fmt: skip
+    """Inception v1 ideas at MNIST scale (28 -> 14 -> 7 -> 1):
+
+    stem conv 3x3 'same' 32 + ReLU + max pool 2; Inception block (branches 1x1: 24;
+    1x1 32 -> 3x3 48; 1x1 8 -> 5x5 16; 3x3/1 max pool -> 1x1 16; every conv + ReLU; 104
+    channels); max pool 2; Inception block (48; 64 -> 96; 12 -> 24; 24: 192 channels); global
+    average pooling; dense ``classes``. About the training cost of :func:`alexnet_small`.
+    """
+    c, _, _ = _check_shape(input_shape, classes)
+    r = spawn_generators(seed_stream(seed, "init"), 14)
+    widths = [sum((b[0], b[1][1], b[2][1], b[3])) for b in INCEPTION_BLOCKS]
+    features_layers = [
+        Conv2D(c, INCEPTION_STEM, 3, padding="same", rng=r[0], dtype=dtype), ReLU(), MaxPool2D(2),
+        _inception_block(INCEPTION_STEM, INCEPTION_BLOCKS[0], r[1:7], dtype), MaxPool2D(2),
+        _inception_block(widths[0], INCEPTION_BLOCKS[1], r[7:13], dtype), GlobalAvgPool2D(),
+    ]  # fmt: skip
+    (features,) = _features_shape("inception-small", features_layers, input_shape)
+    return Sequential(*features_layers, Dense(features, classes, rng=r[13], dtype=dtype))
+
+
+# ----------------------------------------------------------------------------------------------
+# Registry
+# ----------------------------------------------------------------------------------------------
+
+MODELS: dict[str, Callable[..., Sequential]] = {
+    "paper": paper_cnn,
+    "lenet5": lenet5,
+    "lenet5-1998": lenet5_1998,
+    "alexnet-small": alexnet_small,
+    "inception-small": inception_small,
+}
 
 
 def build_model(
-    arch: str, config: QuantumConfig | None = None, seed: Seed = 1, dtype: np.dtype = np.float32
+    arch: str,
+    config: QuantumConfig | None = None,
+    seed: Seed = 1,
+    dtype: np.dtype = np.float32,
+    *,
+    input_shape: Shape = MNIST_SHAPE,
+    classes: int = 10,
 ) -> Sequential:
-    """``arch`` in :data:`MODELS`; quantum when ``config`` is given."""
+    """``MODELS[arch](seed, dtype, input_shape=..., classes=...)``, made quantum with
+    :func:`~qcnn.quantum.quantize` when ``config`` is given."""
     if arch not in MODELS:
-        raise ValueError(f"unknown architecture {arch!r}; choose from {sorted(MODELS)}")
-    classical, quantum = MODELS[arch]
-    return classical(seed, dtype) if config is None else quantum(config, seed, dtype)
+        raise ValueError(f"unknown architecture {arch!r}; choose from {', '.join(MODELS)}")
+    model = MODELS[arch](seed, dtype, input_shape=tuple(input_shape), classes=classes)
+    return model if config is None else quantize(model, config)
 
 
 def quantum_layers(model: Layer) -> list[QuantumConv2D]:
     """The quantum layers of ``model``, nested ones included, in :func:`qcnn.nn.walk` order."""
     return [layer for layer in walk(model) if isinstance(layer, QuantumConv2D)]
+
+
+def _conv_rows(layer: Layer, path: str, shape: tuple[int, ...], rows: list) -> tuple[int, ...]:
+    """Append one row per Conv2D (quantum or not) under ``layer``; return its output shape."""
+    out = layer.output_shape(shape)
+    if isinstance(layer, Conv2D):
+        kh, kw = layer.kernel_size
+        rows.append({
+            "path": path, "layer": type(layer).__name__, "quantum": isinstance(layer, QuantumConv2D),
+            "input_shape": list(shape), "output_shape": list(out),
+            "kernel": [layer.in_channels, kh, kw], "kernel_volume": layer.kernel_volume(),
+            "parameters": sum(p.data.size for p in layer.parameters()),
+        })  # fmt: skip
+    prefix = f"{path}." if path else ""
+    sub_shape = shape
+    for i, sub in enumerate(layer.sublayers()):
+        sub_out = _conv_rows(sub, f"{prefix}{i}", sub_shape, rows)
+        if isinstance(layer, Sequential):
+            sub_shape = sub_out
+    return out
+
+
+def architecture_info(model: Sequential, input_shape: Shape) -> dict[str, Any]:
+    """Parameter count and, per convolution (in walk order), kernel ``(D, kh, kw)``, kernel
+    volume ``kh kw D`` (connected input maps only), shapes and whether it is quantum."""
+    rows: list[dict[str, Any]] = []
+    _conv_rows(model, "", tuple(input_shape), rows)
+    return {
+        "parameters": model.num_parameters(),
+        "input_shape": list(input_shape),
+        "conv_layers": rows,
+    }
 
 
 def make_optimizer(

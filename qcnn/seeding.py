@@ -6,7 +6,8 @@ purpose (never ``seed + i``, whose streams are not guaranteed independent):
 - ``'init'``: model weights (each layer spawns its own child) and quantum layers' noise;
 - ``'shuffle'``: the order of the training batches;
 - ``'gradient_noise'``: quantum backprop noise;
-- ``'circuits'``: simulator seeds of circuit runs.
+- ``'circuits'``: simulator seeds of circuit runs;
+- ``'quantum_noise'``: the quantum layers' noise when ``qcnn.quantum.quantize`` is given a seed.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import numpy as np
 
 __all__ = ["STREAMS", "seed_stream", "spawn_generators"]
 
-STREAMS = {"init": 0, "shuffle": 1, "gradient_noise": 2, "circuits": 3}
+STREAMS = {"init": 0, "shuffle": 1, "gradient_noise": 2, "circuits": 3, "quantum_noise": 4}
 
 
 def seed_stream(seed: int | np.random.SeedSequence, purpose: str) -> np.random.SeedSequence:

@@ -159,6 +159,11 @@ class Conv2D(Layer):
     ``padding`` is an int, a pair, ``'same'``, ``'valid'`` or ``'full'``; see
     :mod:`qcnn.nn.functional`.
 
+    ``derived_seed``: a :class:`numpy.random.SeedSequence` reserved at construction (the next
+    child of the seed sequence the weights are drawn from), the seed of any random stream derived
+    from this layer later, e.g. the noise of its quantum twin (``qcnn.quantum.quantize``);
+    reserving it draws nothing, so the weights do not depend on it.
+
     ``connections``: optional boolean ``(out_channels, in_channels)`` table; output map ``o``
     then sees only the input maps ``c`` with ``connections[o, c]`` (LeNet-5's partial
     connection of C3). The table masks the kernel in the forward pass and the kernel's gradient
@@ -184,6 +189,7 @@ class Conv2D(Layer):
         out_channels = check_int(out_channels, f"{type(self).__name__}: out_channels", min=1)
         self.connections = _check_connections(connections, out_channels, in_channels)
         rng = _default_rng(rng)
+        (self.derived_seed,) = rng.bit_generator.seed_seq.spawn(1)
         kh, kw = F.pair(kernel_size, "kernel_size")
         F.check_window_args((kh, kw), stride, padding, what="Conv2D")
         self.in_channels, self.out_channels = in_channels, out_channels

@@ -4,6 +4,7 @@
 - :class:`QuantumConv2D`: the quantum convolution layer (IPE error model, capped ReLU,
   l-infinity tomography sampling, pooling on write), a drop-in for :class:`qcnn.nn.Conv2D`.
 - :class:`QuantumGradientNoise`: quantum backprop as an optimizer gradient hook.
+- :func:`quantize`: any classical network made quantum (conv + ReLU [+ pooling] -> quantum layer).
 - sub-routines: :mod:`qcnn.quantum.ipe`, :mod:`qcnn.quantum.sampling`,
   :mod:`qcnn.quantum.nonlinearity`; running-time model: :mod:`qcnn.quantum.resources`.
 """
@@ -21,6 +22,7 @@ from qcnn.quantum.ipe import (
 )
 from qcnn.quantum.layer import QUANTUM_TAG, QuantumConv2D, layer_shots
 from qcnn.quantum.nonlinearity import noisy_cap_relu
+from qcnn.quantum.quantize import QuantizeNote, quantization_plan, quantize
 from qcnn.quantum.sampling import (
     expected_distinct_fraction,
     implied_eta,
@@ -31,6 +33,9 @@ from qcnn.quantum.sampling import (
 )
 
 __all__ = [
+    "quantize",
+    "quantization_plan",
+    "QuantizeNote",
     "QuantumConfig",
     "QuantumConv2D",
     "QuantumGradientNoise",

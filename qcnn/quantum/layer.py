@@ -50,7 +50,10 @@ class QuantumConv2D(Conv2D):
     Args:
         config: the :class:`QuantumConfig` (error models, cap, sigma/eta, ...).
         pool: ``None``, ``'max'`` or ``'avg'``: pooling during the write to the next layer.
-        pool_size: pooling window (and stride), default 2.
+        pool_size: pooling window, default 2.
+        pool_stride: pooling stride, default ``pool_size`` (non-overlapping windows).
+        pool_padding: pooling padding (int, pair, ``'same'``, ``'valid'``), default 0; padded
+            positions count as unwritten pixels (0; never the max of non-negative values).
         executor: ``'emulator'`` (default), the name of another registered executor (e.g.
             ``'circuits'``: Qiskit circuits, small inputs only; see
             :mod:`qcnn.quantum.executor`) or an :class:`~qcnn.quantum.executor.Executor`.
@@ -75,6 +78,8 @@ class QuantumConv2D(Conv2D):
         config: QuantumConfig,
         pool: str | None = None,
         pool_size: int | tuple[int, int] = 2,
+        pool_stride: int | tuple[int, int] | None = None,
+        pool_padding: F.Padding = 0,
         executor: str | Executor = "emulator",
         executor_options: dict[str, Any] | None = None,
         rng: np.random.Generator | int | None = None,
@@ -86,22 +91,27 @@ class QuantumConv2D(Conv2D):
             raise TypeError(f"config must be a QuantumConfig, got {type(config).__name__}")
         if pool not in (None, "max", "avg"):
             raise ValueError(f"pool must be None, 'max' or 'avg', got {pool!r}")
+        if pool is not None:
+            F.check_window_args(
+                pool_size, pool_size if pool_stride is None else pool_stride, pool_padding,
+                what=f"{pool} pool",
+            )  # fmt: skip
         gen = rng if isinstance(rng, np.random.Generator) else np.random.default_rng(rng)
         # The weights come from ``gen`` exactly as in Conv2D (same seed, same initial weights as
-        # the classical twin); the runtime noise from an independent child stream of its seed.
-        (noise_seq,) = gen.bit_generator.seed_seq.spawn(1)
+        # the classical twin); the runtime noise from the child stream of its seed that Conv2D
+        # reserves (``derived_seed``), which is what ``quantize`` gives the classical twin too.
         super().__init__(
             in_channels, out_channels, kernel_size, stride, padding, bias, rng=gen, dtype=dtype,
             connections=connections,
         )  # fmt: skip
         self.weight.tags |= {QUANTUM_TAG}
         self.config = config
-        F.check_window_args(pool_size, pool_size, 0, what=f"{type(self).__name__} pool_size")
         self.pool, self.pool_size = pool, F.pair(pool_size, "pool_size")
+        self.pool_stride, self.pool_padding = pool_stride, pool_padding
         self.executor = make_executor(executor, **(executor_options or {}))
         # an executor says whether two shards may call it at once; unknown ones are assumed not
         self.thread_safe = bool(getattr(self.executor, "thread_safe", False))
-        self.rng: np.random.Generator = np.random.default_rng(noise_seq)
+        self.rng: np.random.Generator = np.random.default_rng(self.derived_seed)
         self.detailed_stats = detailed_stats
         self.stats: dict[str, float] = {}
         self._stats_sum: dict[str, float] = {}
@@ -181,9 +191,13 @@ class QuantumConv2D(Conv2D):
 
         pool_cache: F.MaxPoolCache | F.AvgPoolCache | None = None
         if self.pool == "max":
-            out, pool_cache = F.max_pool2d_forward(out, self.pool_size)
+            out, pool_cache = F.max_pool2d_forward(
+                out, self.pool_size, self.pool_stride, self.pool_padding
+            )
         elif self.pool == "avg":
-            out, pool_cache = F.avg_pool2d_forward(out, self.pool_size)
+            out, pool_cache = F.avg_pool2d_forward(
+                out, self.pool_size, self.pool_stride, self.pool_padding
+            )
 
         self._record_stats(x, values, kept, shots, d, a_norm, f_norm, y, y_bar)
         self._qcache = (cache, df, pool_cache) if training else None
@@ -218,8 +232,9 @@ class QuantumConv2D(Conv2D):
         shape = self.conv_output_shape(input_shape)
         if self.pool is None:
             return shape
+        stride = self.pool_size if self.pool_stride is None else self.pool_stride
         geom = F.conv_geometry(
-            shape[1:], self.pool_size, self.pool_size, 0, what=f"{self.pool} pool"
+            shape[1:], self.pool_size, stride, self.pool_padding, what=f"{self.pool} pool"
         )
         return (shape[0], *geom.out)
 
@@ -266,5 +281,11 @@ class QuantumConv2D(Conv2D):
         return {k: v / self._stats_count for k, v in self._stats_sum.items()}
 
     def extra_repr(self) -> str:
-        pool = f", pool={self.pool!r}" if self.pool else ""
+        pool = ""
+        if self.pool:
+            pool = f", pool={self.pool!r}, pool_size={self.pool_size}"
+            if self.pool_stride is not None:
+                pool += f", pool_stride={self.pool_stride}"
+            if self.pool_padding != 0:
+                pool += f", pool_padding={self.pool_padding!r}"
         return f"{super().extra_repr()}{pool}, config={self.config}"

@@ -1,0 +1,142 @@
+"""The architectures of qcnn.models: LeNet-5 (1998) with its connection table and trainable
+subsampling (structure, parameter counts, finite differences through the whole network),
+AlexNet- and Inception-style networks, adaptation to other input shapes and class counts with
+clear errors, summaries and the per-layer kernel volumes recorded with results."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from qcnn.models import (
+    LENET5_C3_TABLE,
+    MODELS,
+    architecture_info,
+    build_model,
+    lenet5_1998,
+)
+from qcnn.nn import Concat, Conv2D, Dropout, LocalResponseNorm, Subsampling2D, softmax_cross_entropy
+from tests.nn.test_layers import grad_error
+
+# Table I of LeCun, Bottou, Bengio, Haffner (1998): rows = S2 maps 0-5, columns = C3 maps 0-15.
+PUBLISHED_C3 = """
+X...XXX..XXXX.XX
+XX...XXX..XXXX.X
+XXX...XXX..X.XXX
+.XXX..XXXX..X.XX
+..XXX..XXXX.XX.X
+...XXX..XXXX.XXX
+"""
+
+
+def test_c3_connection_table_is_the_published_one():
+    rows = [line for line in PUBLISHED_C3.split() if line]
+    published = np.array([[ch == "X" for ch in row] for row in rows])  # (6, 16)
+    np.testing.assert_array_equal(LENET5_C3_TABLE, published.T)
+    assert LENET5_C3_TABLE.sum() == 60
+
+
+def test_lenet5_1998_structure_and_parameter_counts():
+    model = lenet5_1998()
+    convs = [layer for layer in model.layers if isinstance(layer, Conv2D)]
+    subs = [layer for layer in model.layers if isinstance(layer, Subsampling2D)]
+    assert [c.out_channels for c in convs] == [6, 16, 120] and len(subs) == 2
+    assert convs[0].padding == 2 and convs[1].connections is not None
+    # LeCun et al. count trainable parameters: C1 156, S2 12, C3 1,516, S4 32, C5 48,120, F6 10,164
+    effective = [156, 12, 25 * 60 + 16, 32, 48120, 10164]
+    got = [
+        sum(p.data.size for p in convs[0].parameters()),
+        sum(p.data.size for p in subs[0].parameters()),
+        int(convs[1].connections.sum()) * 25 + 16,  # connected weights and 16 biases
+        sum(p.data.size for p in subs[1].parameters()),
+        sum(p.data.size for p in convs[2].parameters()),
+        sum(p.data.size for p in model[11].parameters()),
+    ]
+    assert got == effective
+    x = np.random.default_rng(0).standard_normal((2, 1, 28, 28)).astype(np.float32)
+    assert model.features(x, 9).shape == (2, 120, 1, 1)  # C5 after its tanh: 120 maps of 1x1
+    assert model.features(x).shape == (2, 84)  # F6
+    assert model.predict(x).shape == (2, 10)
+    with pytest.raises(ValueError, match="activation"):
+        lenet5_1998(activation="softsign")
+
+
+def test_lenet5_1998_gradients_through_the_whole_network():
+    model = lenet5_1998(3, np.float64)
+    rng = np.random.default_rng(1)
+    for sub in (model[2], model[6]):  # move the subsampling away from its initial 1 / 0
+        sub.weight.data[:] = rng.uniform(0.5, 1.5, sub.weight.shape)
+        sub.bias.data[:] = rng.normal(0, 0.1, sub.bias.shape)
+    x = rng.standard_normal((2, 1, 28, 28))
+    y = np.array([3, 8])
+
+    def loss() -> float:
+        return softmax_cross_entropy(model.forward(x), y)[0]
+
+    _, d = softmax_cross_entropy(model.forward(x), y)
+    model.backward(d)
+    c3 = model[4]
+    assert np.all(c3.weight.grad[~LENET5_C3_TABLE] == 0)
+    for name, p in model.named_parameters():
+        assert grad_error(loss, p.grad, p.data, max_entries=6, seed=2) < 1e-6, name
+
+
+def test_alexnet_and_inception_shapes():
+    alex = build_model("alexnet-small")
+    assert sum(isinstance(layer, LocalResponseNorm) for layer in alex.layers) == 2
+    assert sum(isinstance(layer, Dropout) for layer in alex.layers) == 2
+    assert [c.out_channels for c in alex.layers if isinstance(c, Conv2D)] == [32, 64, 96, 96, 64]
+    assert alex.output_shape((1, 28, 28)) == (10,)
+    inc = build_model("inception-small")
+    blocks = [layer for layer in inc.layers if isinstance(layer, Concat)]
+    assert [b.output_shape((32, 14, 14)) for b in blocks[:1]] == [(104, 14, 14)]
+    assert blocks[1].output_shape((104, 7, 7)) == (192, 7, 7)
+    assert len(blocks) == 2 and all(len(b.branches) == 4 for b in blocks)
+
+
+@pytest.mark.parametrize("arch", list(MODELS))
+def test_every_architecture_adapts_to_channels_and_classes(arch):
+    model = build_model(arch, input_shape=(3, 32, 32), classes=4, seed=2)
+    x = np.random.default_rng(3).standard_normal((2, 3, 32, 32)).astype(np.float32)
+    assert model.predict(x).shape == (2, 4)
+    text = model.summary((3, 32, 32))
+    assert text.splitlines()[-1] == f"total parameters: {model.num_parameters():,}"
+
+
+@pytest.mark.parametrize(
+    "arch, smallest", [("paper", 13), ("lenet5", 12), ("lenet5-1998", 28), ("alexnet-small", 12)]
+)
+def test_too_small_inputs_give_an_error_naming_the_minimum_size(arch, smallest):
+    with pytest.raises(ValueError, match=f"smallest square input it fits is {smallest}x{smallest}"):
+        build_model(arch, input_shape=(1, 8, 8))
+    build_model(arch, input_shape=(1, smallest, smallest))
+
+
+def test_inception_fits_the_8x8_digits_and_bad_arguments_are_rejected():
+    model = build_model("inception-small", input_shape=(1, 8, 8))
+    assert model.predict(np.zeros((1, 1, 8, 8), np.float32)).shape == (1, 10)
+    with pytest.raises(ValueError, match="unknown architecture 'vgg'"):
+        build_model("vgg")
+    with pytest.raises(ValueError, match="classes"):
+        build_model("paper", classes=1)
+    with pytest.raises(ValueError, match="input_shape"):
+        build_model("paper", input_shape=(28, 28))
+
+
+def test_architecture_info_lists_kernel_volumes():
+    info = architecture_info(build_model("paper"), (1, 28, 28))
+    assert info["parameters"] == build_model("paper").num_parameters()
+    assert [r["kernel_volume"] for r in info["conv_layers"]] == [49, 245]
+    assert [r["output_shape"] for r in info["conv_layers"]] == [[5, 22, 22], [10, 16, 16]]
+    lenet = architecture_info(lenet5_1998(), (1, 28, 28))["conv_layers"]
+    assert [r["kernel_volume"] for r in lenet] == [25, 6 * 25, 16 * 25]  # C3: at most 6 maps
+    inc = architecture_info(build_model("inception-small"), (1, 28, 28))["conv_layers"]
+    assert len(inc) == 13 and inc[0]["path"] == "0"
+    five = [r for r in inc if r["kernel"][1:] == [5, 5]]
+    assert [r["kernel_volume"] for r in five] == [8 * 25, 12 * 25]
+    assert [r["input_shape"] for r in five] == [[8, 14, 14], [12, 7, 7]]
+    q = architecture_info(
+        build_model("inception-small", __import__("qcnn").quantum.QuantumConfig.exact()),
+        (1, 28, 28),
+    )
+    assert all(r["quantum"] for r in q["conv_layers"])

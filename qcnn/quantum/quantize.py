@@ -94,7 +94,7 @@ def _plan_sequence(layers: list[Layer], prefix: str) -> list[_Group]:
         layer = layers[i]
         if _is_classical_conv(layer) and i + 1 < len(layers) and isinstance(layers[i + 1], ReLU):
             n = 2
-            if i + 2 < len(layers) and isinstance(layers[i + 2], MaxPool2D):  # AvgPool2D too
+            if i + 2 < len(layers) and isinstance(layers[i + 2], (MaxPool2D, AvgPool2D)):
                 n = 3
             groups.append(_Group(tuple(layers[i : i + n]), f"{prefix}{i}"))
             i += n

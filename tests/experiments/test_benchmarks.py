@@ -26,3 +26,15 @@ def test_seconds_per_image_counts_only_timed_steps():
     calls = []
     spi = bench.seconds_per_image(calls.append, batches=5, batch_size=4)
     assert calls == [0, 1, 2, 0, 1, 2, 3, 4] and spi >= 0  # 3 warm-up steps, then 5 timed
+
+
+def test_bench_architectures_runs_and_writes_json(tmp_path):
+    path = Path(__file__).resolve().parents[2] / "benchmarks" / "bench_architectures.py"
+    spec = importlib.util.spec_from_file_location("bench_architectures", path)
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    out = tmp_path / "arch.json"
+    assert bench.main(["--batches", "1", "--arch", "lenet5", "--json", str(out)]) == 0
+    res = json.loads(out.read_text())
+    assert [(r["arch"], r["shards"]) for r in res["runs"]] == [("lenet5", 1), ("lenet5", 2)]
+    assert all(r["s_per_step"] > 0 and r["two_epochs_s"] > 0 for r in res["runs"])

@@ -161,8 +161,8 @@ class Conv2D(Layer):
 
     ``derived_seed``: a :class:`numpy.random.SeedSequence` reserved at construction (the next
     child of the seed sequence the weights are drawn from), the seed of any random stream derived
-    from this layer later, e.g. the noise of its quantum twin (``qcnn.quantum.quantize``);
-    reserving it draws nothing, so the weights do not depend on it.
+    from this layer later, e.g. the noise of a stochastic layer that replaces it with the same
+    weights; reserving it draws nothing, so the weights do not depend on it.
 
     ``connections``: optional boolean ``(out_channels, in_channels)`` table; output map ``o``
     then sees only the input maps ``c`` with ``connections[o, c]`` (LeNet-5's partial

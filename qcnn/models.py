@@ -398,7 +398,15 @@ def make_optimizer(
     hooks = []
     if config is not None and config.delta > 0:
         rng = np.random.default_rng(seed_stream(seed, "gradient_noise"))
-        hooks.append(QuantumGradientNoise(config.delta, rng, on=config.gradient_noise_on))
+        hooks.append(
+            QuantumGradientNoise(
+                config.delta,
+                rng,
+                on=config.gradient_on,
+                model=config.gradient_model,
+                signs=config.gradient_signs,
+            )  # fmt: skip
+        )
     return SGD(model.parameters(), lr=lr, momentum=momentum, grad_hooks=hooks)
 
 

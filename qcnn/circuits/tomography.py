@@ -37,10 +37,9 @@ from qcnn.circuits.backend import (
 from qcnn.circuits.encoding import RyTreeLoader, amplitude_encode
 from qcnn.circuits.inner_product import HadamardTestTemplate
 from qcnn.quantum.sampling import tomography_shots
+from qcnn.quantum.tomography import SIGN_THRESHOLD, kp_signs
 
 __all__ = ["SIGN_THRESHOLD", "TomographyResult", "linf_tomography"]
-
-SIGN_THRESHOLD = 0.4  # KP: sign +1 when n(0, i) > 0.4 p_i N
 
 
 @dataclass
@@ -157,8 +156,7 @@ def linf_tomography(
             raw = runner.run_circuits(circs, n + 1, big_n, seed_sign)
             resources["signs"] = circuit_stats(circs[0])
         sign_counts = raw[:, 0::2]  # outcomes with control = 0, indexed by i
-        sign = np.where(sign_counts > SIGN_THRESHOLD * probs * big_n, 1.0, -1.0)
-        sign[probs == 0] = 1.0  # never observed: the estimate is 0 whatever the sign
+        sign = kp_signs(sign_counts, counts)  # the emulator's rule (qcnn.quantum.tomography)
     estimate = sign * np.sqrt(probs)
 
     def cut(a: np.ndarray) -> np.ndarray:

@@ -212,6 +212,6 @@ def config_from_args(args: argparse.Namespace) -> QuantumConfig:
         noise_order=args.noise_order,
         sampling_power=args.sampling_power,
         sampled_value=args.sampled_value,
-        gradient_noise_on=args.gradient_noise_on,
+        gradient_on=args.gradient_noise_on,
         norms=args.norms,
     )

@@ -3,7 +3,8 @@
 - :class:`QuantumConfig`: every knob of model §2-3, validated.
 - :class:`QuantumConv2D`: the quantum convolution layer (IPE error model, capped ReLU,
   l-infinity tomography sampling, pooling on write), a drop-in for :class:`qcnn.nn.Conv2D`.
-- :class:`QuantumGradientNoise`: quantum backprop as an optimizer gradient hook.
+- :class:`QuantumGradientNoise`: quantum backprop as an optimizer gradient hook (Gaussian noise
+  or l-infinity tomography, :func:`tomography_estimate`).
 - :func:`quantize`: any classical network made quantum (conv + ReLU [+ pooling] -> quantum layer).
 - sub-routines: :mod:`qcnn.quantum.ipe`, :mod:`qcnn.quantum.sampling`,
   :mod:`qcnn.quantum.nonlinearity`; running-time model: :mod:`qcnn.quantum.resources`.
@@ -11,6 +12,7 @@
 
 from qcnn.quantum.config import QuantumConfig
 from qcnn.quantum.executor import ConvProblem, EmulatorExecutor, Executor, make_executor
+from qcnn.quantum.gradient_models import noisy_gradient
 from qcnn.quantum.gradient_noise import QuantumGradientNoise
 from qcnn.quantum.ipe import (
     ae_estimate,
@@ -31,6 +33,7 @@ from qcnn.quantum.sampling import (
     shots_from_sigma,
     tomography_shots,
 )
+from qcnn.quantum.tomography import tomography_estimate
 
 __all__ = [
     "quantize",
@@ -39,6 +42,8 @@ __all__ = [
     "QuantumConfig",
     "QuantumConv2D",
     "QuantumGradientNoise",
+    "noisy_gradient",
+    "tomography_estimate",
     "ConvProblem",
     "Executor",
     "EmulatorExecutor",

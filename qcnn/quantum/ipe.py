@@ -178,4 +178,6 @@ def estimate_inner_products(
         return y.copy()
     if config.ipe == "gaussian":
         return gaussian_ipe(y, scale, config.eps, rng)
-    return amplitude_estimation_ipe(y, scale, config.resolved_ae_bits, rng, config.ae_median)
+    return amplitude_estimation_ipe(
+        y, scale, config.resolved_ae_bits, rng, config.resolved_ae_median
+    )

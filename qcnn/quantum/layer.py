@@ -24,6 +24,7 @@ from qcnn.nn import functional as F
 from qcnn.nn.layers import Conv2D
 from qcnn.quantum.config import QuantumConfig
 from qcnn.quantum.executor import ConvProblem, Executor, make_executor
+from qcnn.quantum.gradient_models import noisy_gradient
 from qcnn.quantum.nonlinearity import noisy_cap_relu
 from qcnn.quantum.sampling import implied_eta, sampled_values, shots_from_sigma, tomography_shots
 
@@ -218,6 +219,12 @@ class QuantumConv2D(Conv2D):
             dout = F.avg_pool2d_backward(dout, pool_cache)
         dpre = dout * df  # unsampled pixels and capped pixels get no gradient
         dx, dw, _ = F.conv2d_backward(dpre, cache, self.need_input_grad, workspace=self._ws)
+        cfg = self.config
+        if dx is not None and cfg.input_gradient_noise and cfg.delta > 0:
+            # the gradient passed back is itself read out of a quantum state (model §3): one
+            # vector per image, each with its own norm
+            dx = noisy_gradient(dx, cfg.delta, self.rng, cfg.gradient_model,
+                                signs=cfg.gradient_signs, batch_dims=1)  # fmt: skip
         self._set_weight_grad(dw)
         if self.bias is not None:
             self.bias.grad = dpre.sum(axis=(0, 2, 3)).astype(self.bias.data.dtype, copy=False)

@@ -70,8 +70,21 @@ BAD_VALUES = [
     ("sampling_power", 3, {}),
     ("sampling_power", "1", {}),
     ("sampled_value", "estimate", {}),
-    ("gradient_noise_on", "kernels", {}),
+    ("gradient_on", "kernels", {}),
     ("norms", "per_batch", {}),
+    ("gradient_model", "tomography", {}),
+    ("gradient_model", None, {}),
+    ("gradient_signs", "random", {}),
+    ("input_gradient_noise", 1, {}),
+    ("input_gradient_noise", "yes", {}),
+    ("input_gradient_noise", None, {}),
+    ("failure_prob", 0.0, {"ipe": "amplitude_estimation"}),
+    ("failure_prob", 1.0, {"ipe": "amplitude_estimation"}),
+    ("failure_prob", -0.1, {"ipe": "amplitude_estimation"}),
+    ("failure_prob", NAN, {"ipe": "amplitude_estimation"}),
+    ("failure_prob", "0.01", {"ipe": "amplitude_estimation"}),
+    ("failure_prob", True, {"ipe": "amplitude_estimation"}),
+    ("failure_prob", 0.01, {}),  # no amplitude estimation: it would do nothing
 ]
 
 
@@ -111,8 +124,13 @@ def test_every_field_is_covered_by_the_validation_tests():
         {"sampling_power": 2},
         {"noise_order": "theory"},
         {"sampled_value": "tomography"},
-        {"gradient_noise_on": "quantum"},
+        {"gradient_on": "quantum"},
         {"norms": "first_image"},
+        {"gradient_model": "linf_tomography"},
+        {"gradient_signs": "exact"},
+        {"input_gradient_noise": True},
+        {"ipe": "amplitude_estimation", "failure_prob": 1e-9},
+        {"ipe": "amplitude_estimation", "failure_prob": 0.5},
     ],
 )
 def test_boundary_values_are_accepted(kwargs):
@@ -174,13 +192,14 @@ ROUND_TRIP = [
         ae_bits=7,
         ae_median=5,
         noise_order="theory",
-        gradient_noise_on="quantum",
+        gradient_on="quantum",
         norms="first_image",
         eps=0.0,
         delta=0.0,
         sigma=1.0,
     ),
     QuantumConfig(ipe="amplitude_estimation", eps=0.003),
+    QuantumConfig(gradient_model="linf_tomography", gradient_signs="exact", gradient_on="quantum"),
 ]
 
 
@@ -238,8 +257,12 @@ def test_paper_preset_is_the_authors_simulation():
         "noise_order": "paper",
         "sampling_power": 1,
         "sampled_value": "exact",
-        "gradient_noise_on": "all",
+        "gradient_on": "all",
         "norms": "per_image",
+        "gradient_model": "gaussian",
+        "gradient_signs": "kp",
+        "input_gradient_noise": False,
+        "failure_prob": None,
     }
     assert cfg == QuantumConfig()  # the defaults are the paper preset
     custom = QuantumConfig.paper(eps=0.1, cap=2.0, sigma=0.2, delta=0.1)
@@ -327,3 +350,79 @@ def test_derived_ae_bits_respect_the_ae_bits_limit():
 def test_integer_fields_reject_bools(field):
     with pytest.raises(ValueError, match=field):
         QuantumConfig(**{field: True})
+
+
+# -- theory mode -------------------------------------------------------------------------------
+
+
+def test_failure_prob_makes_eps_a_bound():
+    cfg = QuantumConfig(ipe="amplitude_estimation", failure_prob=0.01)
+    # eps as a bound: the smallest m with pi/2^m + pi^2/4^m <= eps, and k from Delta
+    assert cfg.resolved_ae_bits == 9 and cfg.resolved_ae_median == 11
+    assert cfg.effective_eps == pytest.approx(math.pi / 512 + math.pi**2 / 512**2)
+    assert cfg.effective_eps <= cfg.eps
+    coarse = QuantumConfig(ipe="amplitude_estimation", eps=0.1, failure_prob=0.1)
+    # pi/32 = 0.098 <= 0.1 but pi/32 + pi^2/1024 = 0.108 > 0.1: the bound needs one more bit
+    assert coarse.resolved_ae_bits == 6 and coarse.resolved_ae_median == 3
+    assert QuantumConfig(ipe="amplitude_estimation", eps=0.1).resolved_ae_bits == 5
+
+
+def test_median_count_is_the_smallest_odd_k_meeting_the_failure_probability():
+    from qcnn.quantum.config import (
+        AE_SUCCESS_PROBABILITY,
+        median_count,
+        median_failure_probability,
+    )
+
+    assert AE_SUCCESS_PROBABILITY == pytest.approx(8 / math.pi**2)
+    # hand-computed: one run fails with q = 1 - 8/pi^2 = 0.18943; k = 3 fails when >= 2 fail
+    q = 1 - 8 / math.pi**2
+    assert median_failure_probability(1) == pytest.approx(q)
+    assert median_failure_probability(3) == pytest.approx(3 * q**2 * (1 - q) + q**3)
+    for delta in (0.3, 0.1, 0.05, 0.01, 1e-3, 1e-6):
+        k = median_count(delta)
+        assert k % 2 == 1
+        assert median_failure_probability(k) <= delta
+        assert k == 1 or median_failure_probability(k - 2) > delta
+        # never more than the median lemma's Hoeffding form ln(1/Delta) / (2 (p - 1/2)^2)
+        assert k <= math.log(1 / delta) / (2 * (8 / math.pi**2 - 0.5) ** 2) + 2
+    assert [median_count(d) for d in (0.1, 0.01)] == [3, 11]
+
+
+def test_failure_prob_and_ae_median_are_exclusive():
+    with pytest.raises(ValueError, match="ae_median") as info:
+        QuantumConfig(ipe="amplitude_estimation", failure_prob=0.01, ae_median=5)
+    assert "failure_prob" in str(info.value)
+    cfg = QuantumConfig(ipe="amplitude_estimation", ae_median=5)
+    assert cfg.resolved_ae_median == 5 and cfg.effective_eps == math.pi / 2**9
+
+
+def test_old_name_of_gradient_on_still_loads():
+    """results.json files written before the rename say gradient_noise_on."""
+    old = {"eps": 0.01, "gradient_noise_on": "quantum", "sigma": 0.5}
+    cfg = QuantumConfig.from_dict(old)
+    assert cfg.gradient_on == "quantum" and cfg.gradient_noise_on == "quantum"
+    assert "gradient_noise_on" not in cfg.to_dict()
+    assert QuantumConfig().replace(gradient_noise_on="quantum") == cfg.replace(sigma=0.5)
+    with pytest.raises(ValueError, match="gradient_noise_on"):
+        QuantumConfig.from_dict({"gradient_noise_on": "quantum", "gradient_on": "all"})
+    same = QuantumConfig.from_dict({"gradient_noise_on": "all", "gradient_on": "all"})
+    assert same == QuantumConfig()
+
+
+def test_recorded_configs_of_the_klp19_run_load_unchanged():
+    """Every config in experiments/klp19/results.json (written before theory mode) loads, keeps
+    its values and means notebook mode."""
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[2] / "experiments" / "klp19" / "results.json"
+    runs = json.loads(path.read_text())["runs"]
+    configs = [r["quantum"]["config"] for r in runs if r.get("quantum")]
+    assert configs
+    for d in configs:
+        cfg = QuantumConfig.from_dict(d)
+        assert cfg.gradient_on == d["gradient_noise_on"]
+        for k, v in d.items():
+            if k != "gradient_noise_on":
+                assert getattr(cfg, k) == v
+        assert cfg.gradient_model == "gaussian" and not cfg.input_gradient_noise

@@ -656,7 +656,7 @@ def test_gradient_noise_zero_delta_zero_grad_and_quantum_restriction():
 @pytest.mark.parametrize("on", ["all", "quantum"])
 def test_gradient_noise_through_make_optimizer(on):
     delta, lr = 0.05, 0.1
-    cfg = QuantumConfig.paper(delta=delta).replace(gradient_noise_on=on)
+    cfg = QuantumConfig.paper(delta=delta).replace(gradient_on=on)
     model = paper_qcnn(cfg, seed=3, dtype=np.float64)
     opt = make_optimizer(model, lr=lr, config=cfg, seed=3)
     assert len(opt.grad_hooks) == 1 and opt.grad_hooks[0].on == on

@@ -1,0 +1,148 @@
+"""Emulated l-infinity tomography of a real vector with the Kerenidis-Prakash sign step.
+
+The quantum algorithm reads a vector out of a state ``|x> = v / ||v||_2`` (its norm is known
+separately) by l-infinity tomography (KLP19, model §2.5 and §3):
+
+1. **Magnitudes.** Measure N copies of ``|x>`` in the computational basis: outcome i with
+   probability ``p_i = v_i^2 / ||v||^2``, so the counts are ``Multinomial(N, p)``; the magnitude
+   estimate is ``sqrt(n_i / N)``.
+2. **Signs** (Kerenidis-Prakash). Prepare ``(|0>|x> + |1>|sqrt(p~)>) / sqrt2`` with
+   ``p~_i = n_i / N``, apply H to the control and measure N more copies. Outcome ``(0, i)`` has
+   probability ``(x_i + sqrt(p~_i))^2 / 4`` (:func:`sign_step_probabilities`): about ``p_i`` when
+   ``x_i > 0`` and about 0 when ``x_i < 0``. The sign is +1 when ``n(0, i) > 0.4 n_i``
+   (``= 0.4 p~_i N``, :data:`SIGN_THRESHOLD`), else -1 (:func:`kp_signs`).
+
+With ``N = ceil(36 ln d / delta^2)`` (:func:`qcnn.quantum.sampling.tomography_shots`) the
+estimate ``v~_i = sign_i sqrt(n_i / N) ||v||`` satisfies ``||v~ - v||_inf <= delta ||v||_2``
+with probability at least ``1 - 1 / d^0.83`` (the guarantee KLP19 state for their l-infinity
+tomography; tested in ``tests/quantum/test_tomography.py``). Entries never observed come back as
+0: the error is bounded and biased toward zero, unlike additive Gaussian noise.
+
+:func:`tomography_estimate` emulates both steps *in law*: the counts of step 1 and the counts
+``n(0, i)`` of step 2 are exact multinomial draws (:func:`qcnn.quantum.multinomial.multinomial_counts`),
+so its output has exactly the distribution of the circuit's (``qcnn.circuits.tomography`` runs the
+same two steps as circuits and shares :data:`SIGN_THRESHOLD` and :func:`kp_signs`).
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import numpy as np
+
+from qcnn.quantum.multinomial import multinomial_counts
+from qcnn.quantum.sampling import tomography_shots
+
+__all__ = [
+    "SIGN_THRESHOLD",
+    "sign_step_probabilities",
+    "kp_signs",
+    "tomography_estimate",
+    "theorem_success_probability",
+]
+
+SIGN_THRESHOLD = 0.4  # KP: sign +1 when n(0, i) > 0.4 p~_i N
+
+
+def theorem_success_probability(d: int) -> float:
+    """``1 - 1 / d^0.83``: the probability with which KLP19's l-infinity tomography theorem
+    guarantees ``||v~ - v||_inf <= delta ||v||_2`` for a d-dimensional vector."""
+    return 1.0 - float(d) ** -0.83
+
+
+def sign_step_probabilities(x: np.ndarray, sqrt_p: np.ndarray) -> np.ndarray:
+    """P(outcome ``(0, i)``) of the KP sign circuit: ``(x_i + sqrt(p~_i))^2 / 4``.
+
+    ``x`` is the unit vector ``v / ||v||``, ``sqrt_p`` the magnitudes ``sqrt(n_i / N)`` of step 1;
+    the outcomes ``(1, i)`` have ``(x_i - sqrt(p~_i))^2 / 4``.
+    """
+    return (np.asarray(x) + np.asarray(sqrt_p)) ** 2 / 4.0
+
+
+def kp_signs(sign_counts: np.ndarray, counts: np.ndarray) -> np.ndarray:
+    """Signs from the KP sign step: +1 where ``n(0, i) > 0.4 n_i``, else -1; +1 where ``n_i = 0``
+    (never observed: the estimate is 0 whatever the sign). Shapes of the two arrays match."""
+    sign_counts, counts = np.asarray(sign_counts), np.asarray(counts)
+    signs = np.where(sign_counts > SIGN_THRESHOLD * counts, 1.0, -1.0)
+    signs[counts == 0] = 1.0
+    return signs
+
+
+def tomography_estimate(
+    v: np.ndarray,
+    delta: float,
+    rng: np.random.Generator,
+    *,
+    signs: Literal["kp", "exact"] = "kp",
+    shots: int | None = None,
+    batch_dims: int = 0,
+) -> np.ndarray:
+    """l-infinity tomography estimate of a real array, emulated exactly in law.
+
+    Args:
+        v: any real array. With ``batch_dims = b`` its first b axes index independent vectors
+            (e.g. ``b = 1``: one tomography per image of a ``(N, C, H, W)`` gradient); otherwise
+            the whole array is one vector of ``d = v.size`` entries.
+        delta: precision > 0; ``N = ceil(36 ln d / delta^2)`` shots per step (d: entries of one
+            vector).
+        rng: the generator every draw comes from.
+        signs: ``'kp'``: the Kerenidis-Prakash sign step (its counts drawn in law); ``'exact'``:
+            the true signs (an ablation).
+        shots: N directly (overrides ``delta``).
+        batch_dims: number of leading batch axes (see ``v``).
+
+    Returns:
+        An array of v's shape and dtype (float64 for integer input): ``sign_i sqrt(n_i / N) ||v||``,
+        0 where the entry was never observed. Zero vectors give zeros; tiny and huge vectors are
+        handled by scaling with ``max |v_i|`` before squaring (no underflow or overflow).
+    """
+    v = np.asarray(v)
+    if not (np.issubdtype(v.dtype, np.floating) or np.issubdtype(v.dtype, np.integer)):
+        raise TypeError(f"tomography_estimate needs a real array, got dtype {v.dtype}")
+    if signs not in ("kp", "exact"):
+        raise ValueError(f"signs must be 'kp' or 'exact', got {signs!r}")
+    if isinstance(batch_dims, bool) or not isinstance(batch_dims, int):
+        raise ValueError(f"batch_dims must be an integer, got {batch_dims!r}")
+    if not 0 <= batch_dims <= v.ndim:
+        raise ValueError(f"batch_dims must be in [0, {v.ndim}], got {batch_dims}")
+    out_dtype = v.dtype if np.issubdtype(v.dtype, np.floating) else np.dtype(np.float64)
+    n_vec = int(np.prod(v.shape[:batch_dims], dtype=np.int64))
+    d = int(np.prod(v.shape[batch_dims:], dtype=np.int64))
+    if shots is None:
+        if (not isinstance(delta, (int, float)) or isinstance(delta, bool)
+                or not np.isfinite(delta) or delta <= 0):  # fmt: skip
+            raise ValueError(f"delta must be a finite number > 0, got {delta!r}")
+        n_shots = tomography_shots(d, float(delta)) if d >= 1 else 0
+    else:
+        if isinstance(shots, bool) or not isinstance(shots, (int, np.integer)) or shots < 1:
+            raise ValueError(f"shots must be a positive integer, got {shots!r}")
+        n_shots = int(shots)
+    if v.size == 0:
+        return np.zeros(v.shape, dtype=out_dtype)
+
+    rows = v.reshape(n_vec, d).astype(np.float64)
+    if not np.isfinite(rows).all():
+        raise ValueError("tomography_estimate needs finite values")
+    scale = np.abs(rows).max(axis=1)
+    live = scale > 0
+    unit = np.divide(rows, scale[:, None], out=np.zeros_like(rows), where=live[:, None])
+    norm = np.sqrt(np.einsum("ij,ij->i", unit, unit))  # ||v|| / max|v| in [1, sqrt(d)]
+    x = np.divide(unit, norm[:, None], out=np.zeros_like(unit), where=live[:, None])
+    probs = x * x
+
+    counts = multinomial_counts(np.where(live, n_shots, 0), probs, rng)
+    mag = np.sqrt(counts / n_shots)
+    if signs == "exact":
+        sign = np.where(rows < 0, -1.0, 1.0)
+    else:
+        # Step 2: counts of the outcomes (0, i) for the observed i; every other outcome (the
+        # (1, i) and the unobserved (0, i)) is lumped into one last category.
+        seen = counts > 0
+        q = np.where(seen, sign_step_probabilities(x, mag), 0.0)
+        rest = np.maximum(1.0 - q.sum(axis=1), 0.0)
+        sign_counts = multinomial_counts(
+            np.where(live, n_shots, 0), np.concatenate([q, rest[:, None]], axis=1), rng
+        )[:, :d]
+        sign = kp_signs(sign_counts, counts)
+    est = sign * mag * (norm * scale)[:, None]
+    return est.reshape(v.shape).astype(out_dtype, copy=False)

@@ -20,7 +20,7 @@ tomography; tested in ``tests/quantum/test_tomography.py``). Entries never obser
 
 :func:`tomography_estimate` emulates both steps *in law*: the counts of step 1 and the counts
 ``n(0, i)`` of step 2 are exact multinomial draws (:func:`qcnn.quantum.multinomial.multinomial_counts`),
-so its output has exactly the distribution of the circuit's (``qcnn.circuits.tomography`` runs the
+so its output has exactly the distribution of the circuit's (the Qiskit version in the circuits package runs the
 same two steps as circuits and shares :data:`SIGN_THRESHOLD` and :func:`kp_signs`).
 """
 

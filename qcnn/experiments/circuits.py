@@ -6,7 +6,9 @@ and what they cost:
 
 1. one MNIST test image, downsampled 28x28 -> 8x8: crop the 2-pixel border (28 -> 24, MNIST
    digits sit in the central 20x20 box), then average each 3x3 block (24 -> 8); pixels are
-   scaled to [0, 1] and normalised with the MNIST mean/std like the networks' inputs;
+   scaled to [0, 1] and normalised with the MNIST mean/std like the networks' inputs. With
+   ``--dataset digits`` (scikit-learn's 8x8 digits, the circuits' natural size) the image is
+   used as it is, normalised like the networks' inputs, without downsampling;
 2. ``QuantumConv2D(1, K, 3)`` with ``executor="circuits"``: every (patch, kernel) inner product
    (36 x K of them) by a Hadamard test + amplitude estimation circuit, the capped ReLU, then the
    output state measured N times (pixels never drawn become 0);
@@ -47,10 +49,11 @@ from qcnn.circuits.backend import AER_METHODS, CircuitRunner
 from qcnn.circuits.encoding import normalise_rows
 from qcnn.circuits.inner_product import decomposed_stats
 from qcnn.circuits.sampling import output_state_circuit
-from qcnn.data import load_mnist_dataset
+from qcnn.data import load_dataset, load_mnist_dataset
 from qcnn.data.mnist import MNIST_MEAN, MNIST_STD
 from qcnn.experiments.cli import (
     add_common_arguments,
+    dataset_name,
     nonneg_int,
     pos_float,
     pos_int,
@@ -159,7 +162,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="depolarizing error after every 1- and 2-qubit gate (Aer noise model; "
         "circuits are then decomposed into u + cx)",
     )
-    p.add_argument("--index", type=nonneg_int, default=0, help="index of the MNIST test image")
+    p.add_argument(
+        "--dataset",
+        type=dataset_name,
+        default="mnist",
+        help="mnist (a test image downsampled 28x28 -> 8x8) or 8x8 images used as they are: "
+        "digits (scikit-learn's 8x8 digits, offline) or npz:PATH",
+    )
+    p.add_argument("--index", type=nonneg_int, default=0, help="index of the test image")
     p.add_argument(
         "--download",
         action="store_true",
@@ -256,10 +266,23 @@ def make_backend(args: argparse.Namespace) -> BackendV2:
     return aer_backend(args.backend, noise_model=noise_model)
 
 
+def layer_input(image: np.ndarray) -> np.ndarray:
+    """The layer's ``(1, 1, 8, 8)`` float64 input: a 28x28 uint8 MNIST image is downsampled and
+    normalised with the MNIST mean/std; an 8x8 image (e.g. the digits) is taken as it is,
+    already normalised by the data-set registry."""
+    img = np.asarray(image)
+    if img.shape == (8, 8):
+        if not np.issubdtype(img.dtype, np.floating):
+            raise ValueError("an 8x8 input must be a normalised float image, got dtype "
+                             f"{img.dtype}")  # fmt: skip
+        return img.astype(np.float64)[None, None]
+    x01 = downsample(img)
+    return ((x01 - MNIST_MEAN) / MNIST_STD)[None, None]
+
+
 def run_layer(args: argparse.Namespace, image: np.ndarray, backend: BackendV2) -> LayerRun:
-    """Downsample the 28x28 ``image`` and run it through the circuit layer."""
-    x01 = downsample(image)
-    x = ((x01 - MNIST_MEAN) / MNIST_STD)[None, None]  # (1, 1, 8, 8)
+    """Run ``image`` (see :func:`layer_input`) through the circuit layer."""
+    x = layer_input(image)  # (1, 1, 8, 8)
     cfg = QuantumConfig(
         ipe="amplitude_estimation",
         ae_bits=args.ae_bits,
@@ -405,8 +428,10 @@ def measure_resources(args: argparse.Namespace, run: LayerRun, backend: BackendV
 
 
 def demo_title(args: argparse.Namespace, label: int, shots: int) -> str:
+    name = getattr(args, "dataset", "mnist")
+    name = "MNIST" if name == "mnist" else name
     return (
-        f"MNIST test #{args.index} (label {label}), {args.kernels} kernels 3x3, "
+        f"{name} test #{args.index} (label {label}), {args.kernels} kernels 3x3, "
         f"{args.method} m={args.ae_bits}, N={shots} shots, backend {args.backend}"
         + (f", noise {args.noise}" if args.noise else "")
     )
@@ -484,16 +509,36 @@ def run_demo(args: argparse.Namespace, image: np.ndarray, source: str, label: in
     return summary
 
 
+def load_test_images(args: argparse.Namespace) -> tuple[np.ndarray, np.ndarray, str]:
+    """``(images, labels, source)`` of the test split: MNIST as uint8 28x28 (downsampled by
+    the demo); another data set of 8x8 single-channel images (``digits``, an ``npz:PATH``)
+    normalised by the registry, used without downsampling."""
+    if args.dataset == "mnist":
+        data = load_mnist_dataset(args.data_dir, download=args.download)
+        images, labels = data.split("test")
+        return images, labels, data.source
+    ds = load_dataset(args.dataset, args.data_dir, download=args.download, dtype=np.float64)
+    if ds.shape != (1, 8, 8):
+        raise ValueError(
+            f"--dataset {args.dataset} has images of shape {ds.shape} (C, H, W); the circuits "
+            "demo takes MNIST (downsampled to 8x8) or 8x8 single-channel images such as digits"
+        )
+    return ds.x_test[:, 0], ds.y_test, ds.source
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    data = load_mnist_dataset(args.data_dir, download=args.download)
-    images, labels = data.split("test")
+    try:
+        images, labels, source = load_test_images(args)
+    except (FileNotFoundError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     if args.index >= images.shape[0]:
         print(
             f"--index {args.index} is out of range ({images.shape[0]} test images)", file=sys.stderr
         )
         return 2
-    run_demo(args, images[args.index], data.source, int(labels[args.index]))
+    run_demo(args, images[args.index], source, int(labels[args.index]))
     return 0
 
 

@@ -15,7 +15,10 @@ from typing import Any
 from qcnn.quantum import QuantumConfig
 
 __all__ = [
+    "ARCH_HELP",
     "add_common_arguments",
+    "add_model_arguments",
+    "dataset_name",
     "add_quantum_arguments",
     "config_from_args",
     "nonneg_int",
@@ -100,13 +103,57 @@ def add_common_arguments(
     parser.add_argument(
         "--data-dir",
         default=None,
-        help="folder with the MNIST files, searched before $QCNN_DATA_DIR and ~/.cache/qcnn/mnist "
-        "(README, section Data)",
+        help="folder with the data set's files (MNIST, Fashion-MNIST), searched before "
+        "$QCNN_DATA_DIR / $QCNN_FASHION_MNIST_DIR and ~/.cache/qcnn/<data set> (README, section Data)",
     )
     parser.add_argument("--out", default=out_default, help=out_help)
     parser.add_argument("--seed", type=nonneg_int, default=seed_default, help=seed_help)
     parser.add_argument(
         "--quiet", action="store_true", help="no progress output, only the final summary"
+    )
+
+
+ARCH_HELP = {
+    "paper": "KLP19's network (two 7x7 convs, no pooling)",
+    "lenet5": "LeNet-style, modern (ReLU, max pooling)",
+    "lenet5-1998": "LeCun 1998 (trainable subsampling, C3 connection table, tanh: stays classical "
+    "when quantized)",
+    "alexnet-small": "AlexNet ideas at 28x28 (5 conv 3x3, LRN, dropout)",
+    "inception-small": "two Inception v1 blocks, global average pooling",
+}
+
+
+def dataset_name(text: str) -> str:
+    """argparse type of ``--dataset``: a registered name or ``npz:PATH``."""
+    from qcnn.data import dataset_spec
+
+    try:
+        dataset_spec(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return text
+
+
+def add_model_arguments(parser: argparse.ArgumentParser, *, arch_default: str = "paper") -> None:
+    """Declare ``--arch`` (an architecture of :data:`qcnn.models.MODELS`) and ``--dataset``
+    (a data set of the registry :mod:`qcnn.data.registry`, or ``npz:PATH``)."""
+    from qcnn.data import DATASETS
+    from qcnn.models import MODELS
+
+    parser.add_argument(
+        "--arch",
+        choices=list(MODELS),
+        default=arch_default,
+        help="network: " + "; ".join(f"{k}: {ARCH_HELP.get(k, k)}" for k in MODELS),
+    )
+    parser.add_argument(
+        "--dataset",
+        type=dataset_name,
+        default="mnist",
+        metavar="{" + ",".join(DATASETS) + ",npz:PATH}",
+        help="data set: "
+        + "; ".join(f"{k}: {s.description}" for k, s in DATASETS.items())
+        + "; npz:PATH: arrays x_train, y_train, x_test, y_test of a .npz file",
     )
 
 

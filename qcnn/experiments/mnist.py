@@ -1,6 +1,8 @@
 """``python -m qcnn.experiments.mnist``: train the CNN and the QCNN side by side on MNIST.
 
-By default: the KLP19 network, classical and quantum at the paper preset (eps 0.01, C 10,
+``--arch`` picks the network (:data:`qcnn.models.MODELS`; the QCNN is
+``quantize(network, config)``), ``--dataset`` the data (``mnist``, ``fashion-mnist``, ``digits``,
+``npz:PATH``). By default: the KLP19 network, classical and quantum at the paper preset (eps 0.01, C 10,
 sigma 0.5, delta 0.01), 2 epochs of SGD (lr 0.01, batch 64) on full MNIST, plus the trained CNN's
 weights evaluated under the quantum forward pass. Writes into ``--out``:
 
@@ -23,6 +25,7 @@ import numpy as np
 
 from qcnn.experiments.cli import (
     add_common_arguments,
+    add_model_arguments,
     add_quantum_arguments,
     check_output_dir,
     config_from_args,
@@ -39,8 +42,8 @@ from qcnn.experiments.runner import (
     train_run,
 )
 from qcnn.io import atomic_write_json, atomic_write_text
-from qcnn.models import MODELS, build_model, transfer_weights
-from qcnn.quantum import QuantumConfig
+from qcnn.models import build_model, quantum_layers, transfer_weights
+from qcnn.quantum import QuantumConfig, quantization_plan
 from qcnn.train import History, rows_to_csv
 
 __all__ = ["main", "build_parser"]
@@ -56,12 +59,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", choices=["cnn", "qcnn", "both"], default="both",
                    help="which network(s) to train; 'both' also evaluates the CNN's weights under the "
                         "quantum forward pass")  # fmt: skip
-    p.add_argument(
-        "--arch",
-        choices=sorted(MODELS),
-        default="paper",
-        help="paper: KLP19's network (no pooling); lenet5: LeNet-style with pooling",
-    )
+    add_model_arguments(p)
     p.add_argument("--epochs", type=nonneg_int, default=2, help="training epochs")
     p.add_argument("--batch-size", type=pos_int, default=64, help="mini-batch size")
     p.add_argument("--lr", type=pos_float, default=0.01, help="SGD learning rate")
@@ -119,19 +117,39 @@ def write_results(
 
 def write_feature_maps(
     out: Path, data: Data, config: QuantumConfig, weights_from, arch: str, seed: int
-) -> None:
-    """The first quantum layer's stages on the first test image (figure ``feature_maps.png``)."""
-    from qcnn.models import quantum_layers
+) -> bool:
+    """The first quantum layer's stages on the first test image (figure ``feature_maps.png``);
+    False (no figure) when the quantized network has no quantum layer."""
     from qcnn.plotting import plot_feature_maps
 
-    qnet = build_model(arch, config, seed=seed)
+    qnet = build_model(arch, config, seed=seed, input_shape=data.shape, classes=data.classes)
     if weights_from is not None:
         transfer_weights(weights_from, qnet)
+    if not quantum_layers(qnet):
+        return False
     layer = quantum_layers(qnet)[0]
     layer.rng = np.random.default_rng(0)  # a fixed picture for a fixed network
     stages = layer.forward_stages(data.x_test[:1])
     title = f"first quantum layer, eps={config.eps:g}, C={config.cap:g}, sigma={config.sigma}"
     plot_feature_maps(data.x_test[0, 0], stages, out / "feature_maps.png", title=title)
+    return True
+
+
+def describe_model(arch: str, data: Data, config: QuantumConfig | None, seed: int) -> str:
+    """The layer table of the classical network and, with a config, what quantizing it does.
+
+    Raises ValueError when the architecture does not fit the data's images."""
+    cnn = build_model(arch, None, seed=seed, input_shape=data.shape, classes=data.classes)
+    lines = [f"architecture {arch} on {data.shape} inputs, {data.classes} classes:",
+             cnn.summary(data.shape)]  # fmt: skip
+    if config is not None:
+        plan = quantization_plan(cnn)
+        quantum = [n.path for n in plan if n.action == "quantum"]
+        kept = [f"{n.path} {n.layer.split('(')[0]}" for n in plan if n.action == "classical"
+                and not n.layer.startswith(("Dense", "Flatten", "ReLU", "Dropout"))]  # fmt: skip
+        lines.append(f"quantized: {len(quantum)} quantum layer(s) at {', '.join(quantum) or '-'}"
+                     f"; kept classical: {', '.join(kept) or '-'}")  # fmt: skip
+    return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -151,15 +169,18 @@ def main(argv: list[str] | None = None) -> int:
 
     progress = not args.quiet and sys.stderr.isatty()
     try:
-        data = load_data(args.data_dir, args.train_size, args.test_size)
+        data = load_data(args.data_dir, args.train_size, args.test_size, args.dataset)
+        description = describe_model(args.arch, data, config, args.seed)
     except (FileNotFoundError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    if data.info["name"] != "mnist" and not args.quiet:
+    if args.dataset == "mnist" and data.info["name"] != "mnist" and not args.quiet:
         print(
             f"NOTE: training on {data.info['name']} ({data.info['source']}), not full MNIST",
             file=sys.stderr,
         )
+    if not args.quiet:
+        print(description)
 
     common = dict(arch=args.arch, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
                   momentum=args.momentum, seed=args.seed)  # fmt: skip
@@ -187,11 +208,12 @@ def main(argv: list[str] | None = None) -> int:
     from qcnn.plotting import plot_training_curves
 
     plot_training_curves(records, out / "curves.png")
-    if config is not None:
-        write_feature_maps(out, data, config, models.get("qcnn"), args.arch, args.seed)
+    maps = config is not None and write_feature_maps(
+        out, data, config, models.get("qcnn"), args.arch, args.seed
+    )
     print(_summary(records, data.info))
     print(f"results written to {out}/ (results.json, history.csv, curves.png"
-          f"{', feature_maps.png' if config is not None else ''})")  # fmt: skip
+          f"{', feature_maps.png' if maps else ''})")  # fmt: skip
     return 0
 
 

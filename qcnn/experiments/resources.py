@@ -17,6 +17,7 @@ import numpy as np
 
 from qcnn.experiments.cli import (
     add_common_arguments,
+    add_model_arguments,
     add_quantum_arguments,
     check_output_dir,
     config_from_args,
@@ -103,7 +104,7 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="model.npz of a trained QCNN or CNN (from python -m qcnn.experiments.mnist); default: fresh",
     )
-    p.add_argument("--arch", default="paper", choices=["paper", "lenet5"])
+    add_model_arguments(p)
     p.add_argument("--images", type=pos_int, default=512, help="test images measured")
     add_common_arguments(
         p,
@@ -136,11 +137,19 @@ def _main(argv: list[str] | None) -> int:
         check_output_dir(out, resume=False)
     except ValueError as exc:
         p.error(str(exc))
-    data = load_data(args.data_dir, train_size=1, test_size=args.images)
-    model = build_model(args.arch, config, seed=args.seed)
+    try:
+        data = load_data(args.data_dir, train_size=1, test_size=args.images, dataset=args.dataset)
+        shape = dict(input_shape=data.shape, classes=data.classes)
+        model = build_model(args.arch, config, seed=args.seed, **shape)
+    except (FileNotFoundError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    if not quantum_layers(model):
+        print(f"error: --arch {args.arch} has no quantum layer once quantized", file=sys.stderr)
+        return 2
     if args.weights:
         state = load_npz_strict(args.weights)
-        donor = build_model(args.arch, None, seed=args.seed)
+        donor = build_model(args.arch, None, seed=args.seed, **shape)
         try:
             model.load_state_dict(state)
         except ValueError:

@@ -2,7 +2,9 @@
 
 A run record is a plain dict (the ``runs[*]`` entries of ``results.json``)::
 
-    {"model": "cnn" | "qcnn" | "cnn-weights-quantum-forward", "arch", "quantum": null | {...},
+    {"model": "cnn" | "qcnn" | "cnn-weights-quantum-forward", "arch",
+     "architecture": {"parameters", "input_shape", "conv_layers": [{kernel, kernel_volume, ...}]},
+     "quantum": null | {...},
      "seed", "epochs", "batch_size", "lr", "momentum", "test_accuracy", "test_loss",
      "final_train_loss", "train_seconds", "history": [epoch records], "loss_log": [step logs]}
 """
@@ -20,9 +22,15 @@ from typing import Any
 import numpy as np
 
 from qcnn import __version__
-from qcnn.data import load_mnist_dataset, preprocess
+from qcnn.data import load_dataset
 from qcnn.io import atomic_write_json
-from qcnn.models import build_model, make_optimizer, quantum_layers, transfer_weights
+from qcnn.models import (
+    architecture_info,
+    build_model,
+    make_optimizer,
+    quantum_layers,
+    transfer_weights,
+)
 from qcnn.nn import Sequential, walk
 from qcnn.quantum import QuantumConfig, QuantumConv2D
 from qcnn.train import History, evaluate, fit
@@ -32,7 +40,8 @@ __all__ = ["Data", "RunSpec", "load_data", "train_run", "quantum_forward_run", "
 
 @dataclass(frozen=True, eq=False)
 class Data:
-    """Preprocessed MNIST: x ``(N, 1, 28, 28)`` float32, y ``(N,)`` int64, and its provenance."""
+    """A normalised data set: x ``(N, C, H, W)`` float32, y ``(N,)`` int64, and its provenance
+    (``info``: name, source, sizes, ``shape`` ``[C, H, W]``, ``classes``, normalisation)."""
 
     x_train: np.ndarray
     y_train: np.ndarray
@@ -40,22 +49,27 @@ class Data:
     y_test: np.ndarray
     info: dict[str, Any]
 
+    @property
+    def shape(self) -> tuple[int, int, int]:
+        c, h, w = self.x_train.shape[1:]
+        return int(c), int(h), int(w)
+
+    @property
+    def classes(self) -> int:
+        return int(self.info.get("classes", 10))
+
 
 def load_data(
-    data_dir: str | None = None, train_size: int | None = None, test_size: int | None = None
+    data_dir: str | None = None,
+    train_size: int | None = None,
+    test_size: int | None = None,
+    dataset: str = "mnist",
 ) -> Data:
-    """Load MNIST (see :func:`qcnn.data.load_mnist_dataset`) and keep the first ``*_size`` images."""
-    ds = load_mnist_dataset(data_dir)
-    n_train = len(ds.train_labels) if train_size is None else min(train_size, len(ds.train_labels))
-    n_test = len(ds.test_labels) if test_size is None else min(test_size, len(ds.test_labels))
-    info = {"name": ds.name, "source": ds.source, "train_size": n_train, "test_size": n_test}
-    return Data(
-        preprocess(ds.train_images[:n_train]),
-        ds.train_labels[:n_train],
-        preprocess(ds.test_images[:n_test]),
-        ds.test_labels[:n_test],
-        info,
-    )
+    """Load ``dataset`` from the registry (:func:`qcnn.data.load_dataset`: ``mnist``,
+    ``fashion-mnist``, ``digits``, ``npz:PATH``) and keep the first ``*_size`` images."""
+    ds = load_dataset(dataset, data_dir, train_size=train_size, test_size=test_size)
+    info = {**ds.info(), "normalisation": ds.normalisation}
+    return Data(ds.x_train, ds.y_train, ds.x_test, ds.y_test, info)
 
 
 @dataclass(frozen=True)
@@ -131,7 +145,9 @@ def train_run(
 
     Returns the run record and the trained model.
     """
-    model = build_model(spec.arch, spec.config, seed=spec.seed)
+    model = build_model(
+        spec.arch, spec.config, seed=spec.seed, input_shape=data.shape, classes=data.classes
+    )
     optimizer = make_optimizer(model, spec.lr, spec.momentum, spec.config, seed=spec.seed)
     history: History = fit(
         model,
@@ -164,6 +180,7 @@ def train_run(
         "arch": spec.arch,
         "spec": spec.to_dict(),
         "dataset": data.info,
+        "architecture": architecture_info(model, data.shape),
         "quantum": None
         if spec.config is None
         else {"config": spec.config.to_dict(), "layers": stats},
@@ -194,13 +211,16 @@ def quantum_forward_run(
     arch: str = "paper",
 ) -> dict[str, Any]:
     """Evaluate a trained CNN's weights under the quantum forward pass (no training)."""
-    qcnn = build_model(arch, config, seed=cnn_record["seed"])
+    qcnn = build_model(
+        arch, config, seed=cnn_record["seed"], input_shape=data.shape, classes=data.classes
+    )
     transfer_weights(cnn, qcnn)
     t0 = time.perf_counter()
     test_loss, test_acc, stats = _evaluate_with_stats(qcnn, data)
     return {
         "model": "cnn-weights-quantum-forward",
         "arch": arch,
+        "architecture": architecture_info(qcnn, data.shape),
         "quantum": {"config": config.to_dict(), "layers": stats},
         "seed": cnn_record["seed"],
         "epochs": cnn_record["epochs"],

@@ -28,6 +28,7 @@ import numpy as np
 
 from qcnn.experiments.cli import (
     add_common_arguments,
+    add_model_arguments,
     check_output_dir,
     nonneg_int,
     pos_float,
@@ -41,6 +42,7 @@ from qcnn.experiments.runner import (
     train_run,
 )
 from qcnn.io import atomic_write_json, atomic_write_text
+from qcnn.models import build_model
 from qcnn.quantum import QuantumConfig
 from qcnn.train import rows_to_csv
 
@@ -265,6 +267,7 @@ def build_parser() -> argparse.ArgumentParser:
         default=1,
         help="batch slices per run trained in parallel threads (1 suits --workers 2 on 2 cores)",
     )
+    add_model_arguments(p)
     add_common_arguments(
         p,
         out_default="runs/sweep",
@@ -283,6 +286,7 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError as exc:
         parser.error(str(exc))
     common = dict(
+        arch=args.arch,
         epochs=args.epochs,
         batch_size=args.batch_size,
         lr=args.lr,
@@ -291,11 +295,17 @@ def main(argv: list[str] | None = None) -> int:
     )
     specs = grid_specs(GRIDS[args.grid], tuple(args.replicate_seeds), **common)
     data_args = {
+        "dataset": args.dataset,
         "data_dir": args.data_dir,
         "train_size": args.train_size,
         "test_size": args.test_size,
     }
-    data = load_data(**data_args)  # fail fast on missing data, and the parent needs it for evals
+    try:  # fail fast on missing data or an architecture that does not fit it
+        data = load_data(**data_args)  # the parent needs the data for evals too
+        build_model(args.arch, None, input_shape=data.shape, classes=data.classes)
+    except (FileNotFoundError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     meta = environment_info()
 
     records: dict[str, dict[str, Any]] = {}
@@ -351,12 +361,12 @@ def main(argv: list[str] | None = None) -> int:
 
     ordered = [records[s.run_id] for s in specs]
     if not args.no_quantum_forward:
-        from qcnn.models import build_model
-
         for spec, record in zip(specs, list(ordered), strict=True):
             if spec.config is not None:
                 continue
-            cnn = build_model(spec.arch, None, seed=spec.seed)
+            cnn = build_model(
+                spec.arch, None, seed=spec.seed, input_shape=data.shape, classes=data.classes
+            )
             cnn.load(out / "runs" / spec.run_id / "model.npz")
             for eps in GRIDS[args.grid]["eps"]:
                 cfg = QuantumConfig.paper(eps=eps, cap=10.0, sigma=0.5, delta=0.0)

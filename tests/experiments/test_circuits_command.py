@@ -93,3 +93,19 @@ def test_demo_cli_and_benchmark_run(tmp_path):
 def test_common_flags_keep_the_demo_defaults():
     args = demo.build_parser().parse_args([])
     assert (args.out, args.seed, args.data_dir, args.quiet) == ("results/circuits", 0, None, False)
+
+
+def test_digits_run_through_the_circuit_layer_without_downsampling(tmp_path):
+    """``--dataset digits``: scikit-learn's 8x8 digits, the circuits' natural size, as they are."""
+    from qcnn.data import load_dataset
+
+    ds = load_dataset("digits", dtype=np.float64)
+    np.testing.assert_array_equal(demo.layer_input(ds.x_test[3, 0]), ds.x_test[3:4])
+    argv = ["--dataset", "digits", "--index", "3", "--kernels", "2", "--ae-bits", "3", "--shots",
+            "30", "--out", str(tmp_path), "--quiet"]  # fmt: skip
+    assert demo.main(argv) == 0
+    saved = json.loads((tmp_path / "circuits_demo.json").read_text())
+    assert "digits" in saved["data_source"] and saved["label"] == int(ds.y_test[3])
+    assert saved["ipe_circuits"] == 36 * 2  # 6x6 positions of a 3x3 kernel on the 8x8 image
+    with pytest.raises(ValueError, match="normalised float"):
+        demo.layer_input(np.zeros((8, 8), np.uint8))

@@ -1,0 +1,107 @@
+"""``--arch`` and ``--dataset`` on the commands: results record the architecture (parameter count,
+per-layer kernel volumes), the data set and its shape; an architecture that does not fit the data
+is a clear error before any training; the layer table and the quantization plan are printed.
+Runs on scikit-learn's 8x8 digits (offline) and on small npz files."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from qcnn.experiments import mnist, resources, sweep
+from qcnn.models import build_model
+
+TINY = ["--train-size", "96", "--test-size", "40", "--epochs", "1", "--batch-size", "32"]
+
+
+@pytest.fixture(scope="module")
+def digits_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("digits") / "run"
+    argv = [*TINY, "--arch", "inception-small", "--dataset", "digits", "--out", str(out)]
+    assert mnist.main(argv) == 0
+    return out, json.loads((out / "results.json").read_text())
+
+
+def test_results_record_the_architecture_and_the_data_set(digits_run, capsys):
+    out, res = digits_run
+    assert res["dataset"]["name"] == "digits" and res["dataset"]["shape"] == [1, 8, 8]
+    assert res["dataset"]["classes"] == 10 and res["dataset"]["train_size"] == 96
+    expect = build_model("inception-small", input_shape=(1, 8, 8)).num_parameters()
+    runs = {r["model"]: r for r in res["runs"]}
+    assert set(runs) == {"cnn", "qcnn", "cnn-weights-quantum-forward"}
+    for r in runs.values():
+        arch = r["architecture"]
+        assert r["arch"] == "inception-small" and arch["parameters"] == expect
+        assert len(arch["conv_layers"]) == 13
+        assert arch["conv_layers"][0]["kernel_volume"] == 9  # stem: 3x3 on one channel
+    assert not any(c["quantum"] for c in runs["cnn"]["architecture"]["conv_layers"])
+    assert all(c["quantum"] for c in runs["qcnn"]["architecture"]["conv_layers"])
+    assert (out / "feature_maps.png").is_file()
+    assert (
+        out / "qcnn-inception-small-eps0.01-C10-sigma0.5-delta0.01-seed1" / "model.npz"
+    ).is_file()
+
+
+def test_summary_and_quantization_plan_are_printed(tmp_path, capsys):
+    argv = ["--train-size", "32", "--test-size", "16", "--epochs", "0", "--arch", "inception-small",
+            "--dataset", "digits", "--out", str(tmp_path / "o"), "--model", "both",
+            "--no-quantum-forward"]  # fmt: skip
+    assert mnist.main(argv) == 0
+    text = capsys.readouterr().out
+    assert "total parameters" in text and "output shape" in text
+    assert "quantized: 13 quantum layer(s)" in text and "3.3.0 MaxPool2D" in text
+
+
+def test_architecture_that_does_not_fit_the_data_is_an_error(tmp_path, capsys):
+    rc = mnist.main([*TINY, "--quiet", "--arch", "paper", "--dataset", "digits",
+                     "--out", str(tmp_path / "o")])  # fmt: skip
+    assert rc == 2
+    err = capsys.readouterr().err
+    assert "'paper' does not fit" in err and "13x13" in err
+    assert not (tmp_path / "o" / "results.json").exists()
+
+
+def test_unknown_and_missing_data_sets(tmp_path, capsys):
+    with pytest.raises(SystemExit) as info:
+        mnist.main(["--dataset", "cifar10", "--out", str(tmp_path / "o"), "--quiet"])
+    assert info.value.code == 2 and "unknown data set 'cifar10'" in capsys.readouterr().err
+    rc = mnist.main(["--dataset", f"npz:{tmp_path / 'none.npz'}", "--out", str(tmp_path / "o"),
+                     "--quiet"])  # fmt: skip
+    assert rc == 2 and "does not exist" in capsys.readouterr().err
+
+
+def test_npz_data_set_with_three_classes_and_a_model_without_quantum_layers(tmp_path):
+    rng = np.random.default_rng(0)
+    path = tmp_path / "set.npz"
+    np.savez(path, x_train=rng.integers(0, 256, (48, 28, 28), dtype=np.uint8),
+             y_train=np.arange(48) % 3, x_test=rng.integers(0, 256, (12, 28, 28), dtype=np.uint8),
+             y_test=np.arange(12) % 3)  # fmt: skip
+    out = tmp_path / "run"
+    argv = ["--epochs", "1", "--batch-size", "16", "--arch", "lenet5-1998", "--dataset",
+            f"npz:{path}", "--out", str(out), "--quiet", "--no-quantum-forward"]  # fmt: skip
+    assert mnist.main(argv) == 0
+    res = json.loads((out / "results.json").read_text())
+    assert res["dataset"]["classes"] == 3 and res["dataset"]["source"] == f"npz:{path}"
+    assert all(r["test_accuracy"] >= 0 for r in res["runs"])
+    qrun = [r for r in res["runs"] if r["model"] == "qcnn"][0]
+    assert not any(c["quantum"] for c in qrun["architecture"]["conv_layers"])  # tanh: classical
+    assert not (out / "feature_maps.png").exists()  # no quantum layer to picture
+
+
+def test_sweep_and_resources_take_arch_and_dataset(tmp_path):
+    out = tmp_path / "sweep"
+    argv = ["--grid", "quick", "--train-size", "32", "--test-size", "16", "--epochs", "1", "--arch", "inception-small", "--dataset", "digits",
+            "--no-quantum-forward", "--quiet", "--out", str(out)]  # fmt: skip
+    assert sweep.main(argv) == 0
+    runs = sorted(p.name for p in (out / "runs").iterdir())
+    assert runs[0] == "cnn-inception-small-seed1" and len(runs) == 3
+    rec = json.loads((out / "runs" / runs[0] / "run.json").read_text())
+    assert rec["dataset"]["name"] == "digits" and rec["architecture"]["parameters"] > 0
+    rout = tmp_path / "res"
+    assert resources.main(["--arch", "inception-small", "--dataset", "digits", "--images", "16",
+                           "--out", str(rout), "--quiet"]) == 0  # fmt: skip
+    rows = json.loads((rout / "resources.json").read_text())["layers"]
+    assert len(rows) == 13
+    assert resources.main(["--arch", "lenet5-1998", "--out", str(rout), "--quiet"]) == 2

@@ -92,8 +92,9 @@ def test_npz_data_set_with_three_classes_and_a_model_without_quantum_layers(tmp_
 
 def test_sweep_and_resources_take_arch_and_dataset(tmp_path):
     out = tmp_path / "sweep"
-    argv = ["--grid", "quick", "--train-size", "32", "--test-size", "16", "--epochs", "1", "--arch", "inception-small", "--dataset", "digits",
-            "--no-quantum-forward", "--quiet", "--out", str(out)]  # fmt: skip
+    argv = ["--grid", "quick", "--train-size", "32", "--test-size", "16", "--epochs", "1",
+            "--arch", "inception-small", "--dataset", "digits", "--no-quantum-forward",
+            "--quiet", "--out", str(out)]  # fmt: skip
     assert sweep.main(argv) == 0
     runs = sorted(p.name for p in (out / "runs").iterdir())
     assert runs[0] == "cnn-inception-small-seed1" and len(runs) == 3

@@ -58,8 +58,12 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--ae-bits", type=int, nargs="+", default=[4], help="m values to time")
     p.add_argument("--repeats", type=int, default=5, help="warm forward passes per row")
     p.add_argument("--backend", choices=AER_METHODS, default="automatic", help="Aer method")
-    p.add_argument("--hadamard-shots", type=int, default=1024,
-                   help="shots per circuit of the Hadamard-only row (0: skip the row)")  # fmt: skip
+    p.add_argument(
+        "--hadamard-shots",
+        type=int,
+        default=1024,
+        help="shots per circuit of the Hadamard-only row (0: skip the row)",
+    )
     args = p.parse_args(argv)
     rows = [bench("amplitude_estimation", m, args.backend, args.repeats, 1) for m in args.ae_bits]
     if args.hadamard_shots:

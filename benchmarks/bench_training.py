@@ -127,9 +127,10 @@ def torch_models(torch):
 
     def qcnn(cfg: QuantumConfig):
         return nn.Sequential(
-            QuantumConv(1, 5, 7, cfg.eps, cfg.cap, cfg.sigma), QuantumConv(5, 10, 7, cfg.eps, cfg.cap, cfg.sigma),
+            QuantumConv(1, 5, 7, cfg.eps, cfg.cap, cfg.sigma),
+            QuantumConv(5, 10, 7, cfg.eps, cfg.cap, cfg.sigma),
             *head(),
-        )  # fmt: skip
+        )
 
     return cnn, qcnn
 
@@ -170,8 +171,14 @@ def main(argv=None) -> int:
     n = max(args.batches * args.batch_size, 4096)
     x, y, source = mnist_or_random(n)
     cfg = QuantumConfig.paper()
-    results = {"machine": platform.platform(), "cpus": os.cpu_count(), "data": source, "batch_size": args.batch_size,
-               "batches": args.batches, "numpy": np.__version__}  # fmt: skip
+    results = {
+        "machine": platform.platform(),
+        "cpus": os.cpu_count(),
+        "data": source,
+        "batch_size": args.batch_size,
+        "batches": args.batches,
+        "numpy": np.__version__,
+    }
 
     cnn = paper_cnn(1)
     results["qcnn_engine_cnn_s_per_image"] = time_qcnn(

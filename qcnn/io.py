@@ -21,7 +21,7 @@ import tempfile
 import threading
 from collections.abc import Iterator
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, cast
 
 import numpy as np
 
@@ -106,8 +106,10 @@ def atomic_open(path: str | os.PathLike, mode: str = "wb") -> Iterator[IO]:
         prefix=f".{path.name}.{_TEMP_MARK}{os.getpid()}-", suffix=".tmp", dir=path.parent
     )
     try:
-        kwargs = {"encoding": "utf-8", "newline": ""} if mode == "w" else {}
-        with os.fdopen(fd, mode, **kwargs) as fh:
+        fh_: IO = (
+            os.fdopen(fd, "w", encoding="utf-8", newline="") if mode == "w" else os.fdopen(fd, "wb")
+        )
+        with fh_ as fh:
             yield fh
             fh.flush()
             if hasattr(os, "fchmod"):  # mkstemp's 0600 -> what open() would have given
@@ -216,4 +218,5 @@ def atomic_savez(path: str | os.PathLike, arrays: dict[str, np.ndarray]) -> None
         if np.asarray(arr).dtype == object:
             raise TypeError(f"array {name!r} has dtype object; refusing to pickle it")
     with atomic_open(path, "wb") as fh:
-        np.savez(fh, **arrays)
+        # cast: numpy's stub types **kwds as its own keyword arguments (allow_pickle: bool)
+        np.savez(fh, **cast(dict[str, Any], arrays))

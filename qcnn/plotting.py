@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
@@ -43,7 +43,7 @@ def save_figure(fig: Any, path: str | os.PathLike, dpi: int = 120) -> None:
         fig.savefig(fh, format="png", dpi=dpi, bbox_inches="tight")
 
 
-def _new_figure(width: float, height: float, layout: str | None = None):
+def _new_figure(width: float, height: float, layout: Literal["constrained"] | None = None):
     from matplotlib.figure import Figure
 
     return Figure(figsize=(width, height), layout=layout)
@@ -100,8 +100,12 @@ def plot_feature_maps(
     """The paper's "quantum effects on an image": for one image (H, W) and the stages of
     :meth:`qcnn.quantum.QuantumConv2D.forward_stages` (each ``(1, O, H', W')``), one row per
     output channel: exact conv, with IPE noise, after the cap, after sampling."""
-    order = [("exact", "exact convolution"), ("estimated", "with IPE noise"),
-             ("activated", "capped ReLU"), ("sampled", "after sampling")]  # fmt: skip
+    order = [
+        ("exact", "exact convolution"),
+        ("estimated", "with IPE noise"),
+        ("activated", "capped ReLU"),
+        ("sampled", "after sampling"),
+    ]
     channels = [c for c in channels if c < stages["exact"].shape[1]]
     fig = _new_figure(2.4 * (len(order) + 1), 2.4 * len(channels) + 0.4)
     axes = np.atleast_2d(fig.subplots(len(channels), len(order) + 1))
@@ -179,8 +183,13 @@ def plot_sigma_curves(
     for i, run in enumerate(sorted(qcnn_runs, key=lambda r: r["quantum"]["config"]["sigma"])):
         log = run.get("loss_log") or []
         sigma = run["quantum"]["config"]["sigma"]
-        ax.plot([s["images_seen"] for s in log], smooth([s["loss"] for s in log], window),
-                color=cmap[i], lw=1.2, label=f"QCNN sigma={sigma:g}")  # fmt: skip
+        ax.plot(
+            [s["images_seen"] for s in log],
+            smooth([s["loss"] for s in log], window),
+            color=cmap[i],
+            lw=1.2,
+            label=f"QCNN sigma={sigma:g}",
+        )
     ax.set(xlabel="training images seen", ylabel="training loss", title=title)
     ax.set_yscale("log")
     ax.grid(alpha=0.3)

@@ -160,9 +160,19 @@ class History:
         )
 
     CSV_COLUMNS = (
-        "kind", "epoch", "batch", "images_seen", "loss", "loss_avg", "train_loss",
-        "train_accuracy", "test_loss", "test_accuracy", "seconds", "eval_seconds",
-    )  # fmt: skip
+        "kind",
+        "epoch",
+        "batch",
+        "images_seen",
+        "loss",
+        "loss_avg",
+        "train_loss",
+        "train_accuracy",
+        "test_loss",
+        "test_accuracy",
+        "seconds",
+        "eval_seconds",
+    )
 
     def csv_rows(self, **extra: Any) -> list[dict[str, Any]]:
         """Rows for a CSV: ``kind`` is ``'step'`` (a loss log) or ``'epoch'`` (a summary)."""
@@ -203,10 +213,11 @@ def generators_of(
     (:func:`qcnn.nn.walk` order), then the random gradient hooks' ``rng``."""
     gens = [layer.rng for layer in walk(model) if layer.rng is not None]
     if optimizer is not None:
+        # a gradient hook is any callable; one that draws random numbers exposes ``hook.rng``
         gens += [
-            h.rng
+            rng
             for h in optimizer.grad_hooks
-            if isinstance(getattr(h, "rng", None), np.random.Generator)
+            if isinstance(rng := getattr(h, "rng", None), np.random.Generator)
         ]
     return gens
 
@@ -323,11 +334,15 @@ def fit(
     history = History()
     start_epoch = 0
     run_meta = {
-        "batch_size": batch_size, "seed": seed, "train_size": len(x_train),
+        "batch_size": batch_size,
+        "seed": seed,
+        "train_size": len(x_train),
         "test_size": None if test is None else len(test[0]),
-        "optimizer": type(optimizer).__name__, "lr": optimizer.lr, "shards": shards,
+        "optimizer": type(optimizer).__name__,
+        "lr": optimizer.lr,
+        "shards": shards,
         "optimizer_settings": _optimizer_settings(optimizer),
-    }  # fmt: skip
+    }
     if run_spec is not None:
         run_meta["spec"] = run_spec
     run_meta = json.loads(json.dumps(to_jsonable(run_meta)))  # as a checkpoint stores it
@@ -425,7 +440,7 @@ def _optimizer_settings(optimizer: Optimizer) -> dict[str, Any]:
 
 
 def _divergence_cause(optimizer: Optimizer) -> str:
-    deltas = [h.delta for h in optimizer.grad_hooks if getattr(h, "delta", 0)]
+    deltas = [delta for h in optimizer.grad_hooks if (delta := getattr(h, "delta", 0))]
     cause = f"likely cause: the learning rate ({optimizer.lr:g}) is too large"
     if deltas:
         cause += f", or the gradient noise delta ({deltas[0]:g}) is"
@@ -443,10 +458,15 @@ def _weights_finite(model: Sequential) -> bool:
 
 _STEP_TYPES = {"epoch": int, "batch": int, "images_seen": int, "loss": float, "loss_avg": float}
 _EPOCH_TYPES = {
-    "epoch": int, "images_seen": int, "train_loss": float, "train_accuracy": float,
-    "test_loss": (float, None), "test_accuracy": (float, None), "seconds": float,
+    "epoch": int,
+    "images_seen": int,
+    "train_loss": float,
+    "train_accuracy": float,
+    "test_loss": (float, None),
+    "test_accuracy": (float, None),
+    "seconds": float,
     "eval_seconds": float,
-}  # fmt: skip
+}
 
 
 def _fits(value: Any, kind: Any) -> bool:
@@ -542,7 +562,8 @@ def _read_checkpoint(
     problem = _meta_problem(meta)
     if problem:
         raise damaged(problem)
-    model_state, optim_state = {}, {}
+    model_state: dict[str, np.ndarray] = {}
+    optim_state: dict[str, np.ndarray] = {}
     for key, value in data.items():
         prefix, _, rest = key.partition("/")
         if prefix not in ("model", "optim") or not rest:

@@ -113,27 +113,27 @@ DAMAGE = {
     "history epoch lacks a key": (
         lambda p: _edit(p, lambda m: m["history"]["epochs"][0].pop("train_loss")),
         "history.epochs[0]",
-    ),  # fmt: skip
+    ),
     "history loss is text": (
         lambda p: _edit(p, _set("history", "epochs", 0, "train_loss", "x")),
         "train_loss",
-    ),  # fmt: skip
+    ),
     "history loss is NaN": (
         lambda p: _edit(p, _set("history", "epochs", 0, "train_loss", float("nan"))),
         "train_loss",
-    ),  # fmt: skip
+    ),
     "rng not a list": (lambda p: _edit(p, _set("rng", {})), "rng"),
     "rng state garbage": (
         lambda p: _edit(p, _set("rng", 0, "state", {"state": "x"})),
         "generator state 0",
-    ),  # fmt: skip
+    ),
     "rng entry missing": (lambda p: _edit(p, lambda m: m["rng"].pop()), "generator states"),
     "NaN weight": (
         lambda p: _rewrite(
             p, arrays=lambda d: {**d, "model/0.weight": d["model/0.weight"] * np.nan}
         ),
         "model/0.weight",
-    ),  # fmt: skip
+    ),
     "inf momentum": (
         lambda p: _rewrite(
             p,
@@ -143,25 +143,25 @@ DAMAGE = {
             },
         ),
         "optim/momentum.3.weight",
-    ),  # fmt: skip
+    ),
     "text weights": (
         lambda p: _rewrite(p, arrays=lambda d: {**d, "model/0.bias": np.array(["a", "b"])}),
         "dtype",
-    ),  # fmt: skip
+    ),
     "unexpected entry": (
         lambda p: _rewrite(p, arrays=lambda d: {**d, "extra": np.zeros(2)}),
         "unexpected entry 'extra'",
-    ),  # fmt: skip
+    ),
     "no weights": (
         lambda p: _rewrite(
             p, arrays=lambda d: {k: v for k, v in d.items() if not k.startswith("model/")}
         ),
         "no model weights",
-    ),  # fmt: skip
+    ),
     "missing weight": (
         lambda p: _rewrite(p, arrays=lambda d: {k: v for k, v in d.items() if k != "model/3.bias"}),
         "3.bias",
-    ),  # fmt: skip
+    ),
 }
 
 
@@ -204,8 +204,7 @@ def test_resume_names_every_differing_setting(ckpt):
 def test_resume_compares_the_callers_whole_spec(tmp_path):
     spec = {"arch": "tiny", "config": {"eps": 0.01, "sigma": 0.5}, "dataset": {"train_size": 24}}
     model, opt = make()
-    fit(model, opt, (X, Y), epochs=1, batch_size=8, seed=3, checkpoint_dir=tmp_path,
-        run_spec=spec)  # fmt: skip
+    fit(model, opt, (X, Y), epochs=1, batch_size=8, seed=3, checkpoint_dir=tmp_path, run_spec=spec)
     other = {**spec, "config": {"eps": 0.01, "sigma": 0.3, "new_field": True}}
     model, opt = make()
     with pytest.raises(RunMismatchError) as info:
@@ -237,8 +236,16 @@ def test_divergence_names_run_epoch_batch_and_cause_and_keeps_the_last_checkpoin
     model, opt = make()
     opt.lr = 1e30  # the resumed epoch blows up
     with pytest.raises(TrainingDiverged) as info:
-        fit(model, opt, (X, Y), epochs=2, batch_size=8, seed=3, checkpoint_dir=tmp_path,
-            desc="tiny-run")  # fmt: skip
+        fit(
+            model,
+            opt,
+            (X, Y),
+            epochs=2,
+            batch_size=8,
+            seed=3,
+            checkpoint_dir=tmp_path,
+            desc="tiny-run",
+        )
     exc = info.value
     assert (exc.run, exc.epoch) == ("tiny-run", 1) and exc.batch >= 1
     msg = str(exc)
@@ -287,8 +294,10 @@ def test_stale_temp_files_of_dead_writers_are_removed(tmp_path):
     sub = tmp_path / "run"
     sub.mkdir()
     dead = _dead_pid()
-    stale = [tmp_path / f".results.json.qcnn-{dead}-ab_12cd.tmp",
-             sub / f".checkpoint.npz.qcnn-{dead}-x9y8z7.tmp"]  # fmt: skip
+    stale = [
+        tmp_path / f".results.json.qcnn-{dead}-ab_12cd.tmp",
+        sub / f".checkpoint.npz.qcnn-{dead}-x9y8z7.tmp",
+    ]
     live = sub / f".model.npz.qcnn-{os.getpid()}-abcdef.tmp"  # a writer that still runs
     foreign = [tmp_path / ".notes.tmp", tmp_path / "data.tmp"]  # not ours: never touched
     for p in [*stale, live, *foreign]:

@@ -313,11 +313,20 @@ def test_checkpoint_contents(tmp_path):
     assert "optim/momentum.5.weight" in data and int(data["optim/steps"]) == 6
     meta = json.loads(str(data["meta"]))
     assert meta["epoch"] == 1 and meta["run"] == {
-        "batch_size": BATCH, "seed": 7, "train_size": 48, "test_size": None, "optimizer": "SGD",
-        "lr": opt.lr, "shards": 1,
-        "optimizer_settings": {"momentum": 0.9, "nesterov": False, "weight_decay": 0.0,
-                               "grad_hooks": [{"type": "NoisyGrad"}]},
-    }  # fmt: skip
+        "batch_size": BATCH,
+        "seed": 7,
+        "train_size": 48,
+        "test_size": None,
+        "optimizer": "SGD",
+        "lr": opt.lr,
+        "shards": 1,
+        "optimizer_settings": {
+            "momentum": 0.9,
+            "nesterov": False,
+            "weight_decay": 0.0,
+            "grad_hooks": [{"type": "NoisyGrad"}],
+        },
+    }
     assert len(meta["rng"]) == 1 + len(generators_of(model, opt))  # shuffle + dropout + hook
     model_b, opt_b = make_run(seed=3)
     epoch, hist = load_checkpoint(

@@ -310,6 +310,7 @@ def _logical_ipe_circuits(
         measured.add_register(ClassicalRegister(1, "c"))
         measured.measure(0, 0)
         return tmpl, measured, unmeasured, 1
+    assert ae_bits is not None  # amplitude estimation always has its m
     unmeasured = amplitude_estimation_circuit(tmpl.preparation, ae_bits, 0, measure=False)
     measured = amplitude_estimation_circuit(tmpl.preparation, ae_bits, 0, measure=True)
     return tmpl, measured, unmeasured, ae_bits
@@ -393,6 +394,7 @@ class InnerProductEstimator:
             return counts[:, 1] / total, counts
         median_of = _check_median_of(median_of)
         counts = self.outcome_counts(a_states, b_states, median_of, seed)
+        assert self.ae_bits is not None  # set for amplitude estimation
         return ae_estimates_from_counts(counts, self.ae_bits), counts
 
     def resources(self) -> dict[str, CircuitStats]:
@@ -531,12 +533,14 @@ def estimate_inner_product(
             logical.add_register(ClassicalRegister(1, "c"))
             logical.measure(0, 0)
         else:
+            assert m is not None  # amplitude estimation
             logical = amplitude_estimation_circuit(prep, m, 0, measure=True)
         run_circuit = runner.transpile(logical)
         counts = runner.run_circuits([run_circuit], bits, shots, seed)
         if method == "hadamard":
             a_hat = counts[:, 1] / shots
         else:
+            assert m is not None  # amplitude estimation
             a_hat = ae_estimates_from_counts(counts, m)
     native = circuit_stats(run_circuit)
     a_hat_f = float(a_hat[0])

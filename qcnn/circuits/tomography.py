@@ -124,7 +124,11 @@ def linf_tomography(
         n, dim = enc.num_qubits, enc.dim
         x_state = enc.state
         prep, _ = RyTreeLoader(n).bound(enc.state)
-    big_n = tomography_shots(dim, eta) if shots is None else int(shots)
+    if eta is not None:
+        big_n = tomography_shots(dim, eta)
+    else:
+        assert shots is not None  # exactly one of eta and shots (checked above)
+        big_n = int(shots)
     if big_n < 1:
         raise ValueError(f"shots must be >= 1, got {shots!r}")
 

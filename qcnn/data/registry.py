@@ -94,9 +94,13 @@ class Dataset:
     def info(self) -> dict[str, Any]:
         """What results record about the data."""
         return {
-            "name": self.name, "source": self.source, "train_size": len(self.y_train),
-            "test_size": len(self.y_test), "shape": list(self.shape), "classes": self.classes,
-        }  # fmt: skip
+            "name": self.name,
+            "source": self.source,
+            "train_size": len(self.y_train),
+            "test_size": len(self.y_test),
+            "shape": list(self.shape),
+            "classes": self.classes,
+        }
 
 
 # ----------------------------------------------------------------------------------------------
@@ -109,9 +113,13 @@ def _load_mnist(data_dir: str | os.PathLike | None, download: bool) -> RawSplits
 
     ds = load_mnist_dataset(data_dir, download)
     return RawSplits(
-        ds.train_images[:, None], ds.train_labels, ds.test_images[:, None], ds.test_labels,
-        source=ds.source, name=ds.name,
-    )  # fmt: skip
+        ds.train_images[:, None],
+        ds.train_labels,
+        ds.test_images[:, None],
+        ds.test_labels,
+        source=ds.source,
+        name=ds.name,
+    )
 
 
 def _load_fashion(data_dir: str | os.PathLike | None, download: bool) -> RawSplits:
@@ -152,7 +160,7 @@ register_dataset(
         10,
         255.0,
         *_mnist_stats(),
-    )  # fmt: skip
+    )
 )
 register_dataset(
     DatasetSpec(
@@ -162,12 +170,12 @@ register_dataset(
         (1, 28, 28),
         10,
         255.0,
-    )  # fmt: skip
+    )
 )
 register_dataset(
     DatasetSpec(
         "digits", "scikit-learn 8x8 digits, 1,433/364 (offline)", _load_digits, (1, 8, 8), 10, 16.0
-    )  # fmt: skip
+    )
 )
 
 

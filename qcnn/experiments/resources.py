@@ -38,6 +38,8 @@ __all__ = ["build_parser", "main", "report"]
 def report(model: Sequential, config: QuantumConfig, x: np.ndarray, y: np.ndarray) -> list[dict]:
     """Measure each quantum layer (nested ones too) on ``x`` ``(N, C, H, W)`` and evaluate the
     running-time model with the input shape each layer saw."""
+    if config.sigma is None:
+        raise ValueError("the running-time model needs sigma (the fraction of pixels sampled)")
     layers = quantum_layers(model)
     for layer in layers:
         layer.detailed_stats = True
@@ -48,8 +50,9 @@ def report(model: Sequential, config: QuantumConfig, x: np.ndarray, y: np.ndarra
         s = layer.stats_mean()
         in_shape = layer.last_input_shape
         assert in_shape is not None  # evaluate ran every layer
+        out_c, out_h, out_w = layer.conv_output_shape(in_shape)
         res = layer_resources(
-            layer.conv_output_shape(in_shape),
+            (out_c, out_h, out_w),
             (in_shape[0], *layer.kernel_size),
             sigma=config.sigma,
             eps=config.effective_eps,
@@ -156,8 +159,13 @@ def _main(argv: list[str] | None) -> int:
             donor.load_state_dict(state)  # CNN weights: move them into the QCNN in order
             transfer_weights(donor, model)
     rows = report(model, config, data.x_test, data.y_test)
-    result = {"config": config.to_dict(), "dataset": data.info, "weights": args.weights,
-              "environment": environment_info(), "layers": rows}  # fmt: skip
+    result = {
+        "config": config.to_dict(),
+        "dataset": data.info,
+        "weights": args.weights,
+        "environment": environment_info(),
+        "layers": rows,
+    }
     atomic_write_json(out / "resources.json", result)
     md = _markdown(rows)
     atomic_write_text(

@@ -167,6 +167,8 @@ def train_run(
     t0 = time.perf_counter()
     eval_seconds = sum(e.eval_seconds for e in history.epochs)
     stats = _layer_stats(model)
+    test_loss: float | None
+    test_acc: float | None
     if not history.epochs or any(not s["stats"] for s in stats):
         # e.g. a finished run restored from its checkpoint: evaluate again (same fixed seed)
         test_loss, test_acc, stats = _evaluate_with_stats(model, data)

@@ -59,7 +59,7 @@ GRIDS: dict[str, dict[str, list[float]]] = {
 }
 
 # The authors' numbers (model §5): test accuracy at sigma 0.5, C 10, and final training losses.
-PAPER_TABLE = [
+PAPER_TABLE: list[dict[str, Any]] = [
     {"model": "cnn", "eps": None, "delta": None, "test_accuracy": 0.9687},
     {"model": "qcnn", "eps": 0.01, "delta": 0.01, "test_accuracy": 0.9537},
     {"model": "qcnn", "eps": 0.01, "delta": 0.1, "test_accuracy": 0.9353},
@@ -157,8 +157,14 @@ def _mean_std(values: list[float], scale: float = 1.0, fmt: str = ".2f", unit: s
     return f"{v.mean():{fmt}}{unit} ± {v.std(ddof=1):{fmt}} (n={v.size})"
 
 
-def _matches(r: dict[str, Any], model: str, eps: float | None = None, delta: float | None = None,
-             cap: float = 10.0, sigma: float = 0.5) -> bool:  # fmt: skip
+def _matches(
+    r: dict[str, Any],
+    model: str,
+    eps: float | None = None,
+    delta: float | None = None,
+    cap: float = 10.0,
+    sigma: float = 0.5,
+) -> bool:
     if r["model"] != model:
         return False
     if model == "cnn":
@@ -186,13 +192,18 @@ def paper_comparison(records: list[dict[str, Any]]) -> str:
         out.append(
             f"| {ref['model']} | {eps} | {delta} | {100 * ref['test_accuracy']:.2f} % | {ours} |"
         )
-    out += ["", "Final training loss (mean of the last 12 logs), eps 0.01, C 10, delta 0.01:", "",
-            "| sigma | authors | ours |", "|---|---|---|"]  # fmt: skip
-    for sigma, ref in PAPER_FINAL_LOSS.items():
+    out += [
+        "",
+        "Final training loss (mean of the last 12 logs), eps 0.01, C 10, delta 0.01:",
+        "",
+        "| sigma | authors | ours |",
+        "|---|---|---|",
+    ]
+    for sigma, ref_loss in PAPER_FINAL_LOSS.items():
         losses = [
             r["final_train_loss"] for r in records if _matches(r, "qcnn", 0.01, 0.01, 10.0, sigma)
         ]
-        out.append(f"| {sigma:g} | {ref:.3f} | {_mean_std(losses, 1, '.3f')} |")
+        out.append(f"| {sigma:g} | {ref_loss:.3f} | {_mean_std(losses, 1, '.3f')} |")
     cnn = [r["final_train_loss"] for r in records if r["model"] == "cnn"]
     out.append(f"| CNN | {PAPER_CNN_FINAL_LOSS:.3f} | {_mean_std(cnn, 1, '.3f')} |")
     return "\n".join(out) + "\n"
@@ -203,8 +214,17 @@ def write_summary(
 ) -> None:
     from qcnn.plotting import plot_sigma_curves
 
-    rows = sorted((_row(r) for r in records), key=lambda r: (r["model"], r["eps"] or 0, r["cap"] or 0,
-                                                             r["delta"] or 0, r["sigma"] or 0, r["seed"]))  # fmt: skip
+    rows = sorted(
+        (_row(r) for r in records),
+        key=lambda r: (
+            r["model"],
+            r["eps"] or 0,
+            r["cap"] or 0,
+            r["delta"] or 0,
+            r["sigma"] or 0,
+            r["seed"],
+        ),
+    )
     cols = list(rows[0]) if rows else []
     atomic_write_text(out / "summary.csv", rows_to_csv(rows, cols))
     header = (
@@ -239,8 +259,12 @@ def build_parser() -> argparse.ArgumentParser:
         description="Run the paper's grid of QCNN trainings (and the CNN), resumably, and summarise it.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
-    p.add_argument("--grid", choices=sorted(GRIDS), default="paper",
-                   help="paper: 40 QCNN runs + CNN; quick: 2 QCNN runs + CNN")  # fmt: skip
+    p.add_argument(
+        "--grid",
+        choices=sorted(GRIDS),
+        default="paper",
+        help="paper: 40 QCNN runs + CNN; quick: 2 QCNN runs + CNN",
+    )
     p.add_argument("--epochs", type=nonneg_int, default=2)
     p.add_argument("--batch-size", type=pos_int, default=64)
     p.add_argument("--lr", type=pos_float, default=0.01)
@@ -318,8 +342,10 @@ def main(argv: list[str] | None = None) -> int:
         else:
             todo.append((spec, run_dir))
     if not args.quiet:
-        print(f"{len(specs)} runs: {len(records)} finished, {len(todo)} to run with {args.workers} worker(s)",
-              file=sys.stderr)  # fmt: skip
+        print(
+            f"{len(specs)} runs: {len(records)} finished, {len(todo)} to run with {args.workers} worker(s)",
+            file=sys.stderr,
+        )
 
     t0 = time.perf_counter()
     bar = None

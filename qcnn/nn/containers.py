@@ -37,7 +37,7 @@ class Concat(Layer):
         self.branches: list[Layer] = list(branches)
         self._splits: list[int] | None = None
 
-    @property  # type: ignore[override]
+    @property
     def need_input_grad(self) -> bool:
         return any(b.need_input_grad for b in self.branches)
 

@@ -48,6 +48,7 @@ from typing import NamedTuple
 
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
+from numpy.typing import DTypeLike
 
 __all__ = [
     "check_window_args",
@@ -152,7 +153,7 @@ def check_window_args(
 
 
 def conv_geometry(
-    in_hw: tuple[int, int],
+    in_hw: tuple[int, ...],
     kernel: int | tuple[int, int],
     stride: int | tuple[int, int] = 1,
     padding: Padding = 0,
@@ -271,7 +272,7 @@ class Workspace:
     def __init__(self) -> None:
         self._buffers: dict[str, np.ndarray] = {}
 
-    def get(self, name: str, size: int, dtype: np.dtype) -> np.ndarray:
+    def get(self, name: str, size: int, dtype: DTypeLike) -> np.ndarray:
         """A 1-D buffer of ``size`` elements of ``dtype`` (contents undefined)."""
         buf = self._buffers.get(name)
         if buf is None or buf.size < size or buf.dtype != dtype:
@@ -493,9 +494,14 @@ def conv1d_forward(
     # sizes checked here first so that errors name conv1d; the pairs are (1, L) and (1, k)
     conv_geometry((1, x.shape[2]), (1, weight.shape[2]), stride2, padding2, what="conv1d")
     out, cache = conv2d_forward(
-        x[:, :, None, :], weight[:, :, None, :], bias, stride2, padding2,
-        workspace=workspace, workspace_key=workspace_key,
-    )  # fmt: skip
+        x[:, :, None, :],
+        weight[:, :, None, :],
+        bias,
+        stride2,
+        padding2,
+        workspace=workspace,
+        workspace_key=workspace_key,
+    )
     return out[:, :, 0, :], cache
 
 

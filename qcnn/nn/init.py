@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
+from numpy.typing import DTypeLike
 
 __all__ = ["fan_in", "kaiming_uniform", "uniform_bias"]
 
@@ -25,7 +26,7 @@ def kaiming_uniform(
     shape: tuple[int, ...],
     rng: np.random.Generator,
     a: float = math.sqrt(5.0),
-    dtype: np.dtype = np.float32,
+    dtype: DTypeLike = np.float32,
 ) -> np.ndarray:
     """``U(-b, b)`` with ``b = gain * sqrt(3 / fan_in)``, ``gain = sqrt(2 / (1 + a^2))``.
 
@@ -38,7 +39,7 @@ def kaiming_uniform(
 
 
 def uniform_bias(
-    n: int, weight_shape: tuple[int, ...], rng: np.random.Generator, dtype: np.dtype = np.float32
+    n: int, weight_shape: tuple[int, ...], rng: np.random.Generator, dtype: DTypeLike = np.float32
 ) -> np.ndarray:
     """PyTorch's default bias: ``U(-1/sqrt(fan_in), 1/sqrt(fan_in))``."""
     bound = 1.0 / math.sqrt(fan_in(weight_shape))

@@ -27,6 +27,7 @@ import math
 from collections.abc import Iterable, Iterator
 
 import numpy as np
+from numpy.typing import DTypeLike
 
 from qcnn.checks import check_finite, check_int
 from qcnn.nn import functional as F
@@ -181,7 +182,7 @@ class Conv2D(Layer):
         bias: bool = True,
         *,
         rng: np.random.Generator | int | None = None,
-        dtype: np.dtype = np.float32,
+        dtype: DTypeLike = np.float32,
         connections: np.ndarray | None = None,
     ) -> None:
         super().__init__()
@@ -204,11 +205,11 @@ class Conv2D(Layer):
         if self.connections is not None:
             self.weight.data *= self._mask()
         self._ws = F.Workspace()
-        self._cache = None
+        self._cache: F.ConvCache | None = None
 
     def _conv_forward(
         self, x: np.ndarray, bias: np.ndarray | None, training: bool
-    ) -> tuple[np.ndarray, tuple]:
+    ) -> tuple[np.ndarray, F.ConvCache]:
         """Checked convolution of ``x`` ``(N, C, H, W)``: ``(out (N, O, H', W'), cache)``.
 
         Refuses NaN/inf in ``x`` (one vectorised pass, see :func:`qcnn.checks.check_finite`):
@@ -224,9 +225,14 @@ class Conv2D(Layer):
         )
         # Inference gets its own buffer so it never clobbers the cache a backward still needs.
         return F.conv2d_forward(
-            x, self.kernel(), bias, self.stride, self.padding,
-            workspace=self._ws, workspace_key="cols" if training else "cols_eval",
-        )  # fmt: skip
+            x,
+            self.kernel(),
+            bias,
+            self.stride,
+            self.padding,
+            workspace=self._ws,
+            workspace_key="cols" if training else "cols_eval",
+        )
 
     def forward(self, x: np.ndarray, training: bool = True) -> np.ndarray:
         out, cache = self._conv_forward(x, None if self.bias is None else self.bias.data, training)
@@ -238,7 +244,7 @@ class Conv2D(Layer):
             raise RuntimeError(f"{self!r}: backward called without a training forward pass")
         dx, dw, db = F.conv2d_backward(dout, self._cache, self.need_input_grad, workspace=self._ws)
         self._set_weight_grad(dw)
-        if self.bias is not None:
+        if self.bias is not None and db is not None:  # db is None exactly when there is no bias
             self.bias.grad = db.astype(self.bias.data.dtype, copy=False)
         return dx
 
@@ -312,7 +318,7 @@ class Conv1D(Layer):
         bias: bool = True,
         *,
         rng: np.random.Generator | int | None = None,
-        dtype: np.dtype = np.float32,
+        dtype: DTypeLike = np.float32,
     ) -> None:
         super().__init__()
         if in_channels < 1 or out_channels < 1:
@@ -334,7 +340,7 @@ class Conv1D(Layer):
             self.bias = Parameter(uniform_bias(out_channels, shape, rng, dtype), "bias")
             self.params["bias"] = self.bias
         self._ws = F.Workspace()
-        self._cache = None
+        self._cache: F.ConvCache | None = None
 
     def forward(self, x: np.ndarray, training: bool = True) -> np.ndarray:
         if x.ndim != 3 or x.shape[1] != self.in_channels:
@@ -342,10 +348,14 @@ class Conv1D(Layer):
                 f"{self!r} expects input (N, {self.in_channels}, L), got shape {x.shape}"
             )
         out, cache = F.conv1d_forward(
-            x, self.weight.data, None if self.bias is None else self.bias.data,
-            self.stride, self.padding,
-            workspace=self._ws, workspace_key="cols" if training else "cols_eval",
-        )  # fmt: skip
+            x,
+            self.weight.data,
+            None if self.bias is None else self.bias.data,
+            self.stride,
+            self.padding,
+            workspace=self._ws,
+            workspace_key="cols" if training else "cols_eval",
+        )
         self._cache = cache if training else None
         return out
 
@@ -354,7 +364,7 @@ class Conv1D(Layer):
             raise RuntimeError(f"{self!r}: backward called without a training forward pass")
         dx, dw, db = F.conv1d_backward(dout, self._cache, self.need_input_grad, workspace=self._ws)
         self.weight.grad = dw
-        if self.bias is not None:
+        if self.bias is not None and db is not None:  # db is None exactly when there is no bias
             self.bias.grad = db.astype(self.bias.data.dtype, copy=False)
         return dx
 
@@ -380,7 +390,7 @@ class Dense(Layer):
         bias: bool = True,
         *,
         rng: np.random.Generator | int | None = None,
-        dtype: np.dtype = np.float32,
+        dtype: DTypeLike = np.float32,
     ) -> None:
         super().__init__()
         in_features = check_int(in_features, "Dense: in_features", min=1)
@@ -503,7 +513,7 @@ class Dropout(Layer):
         if not 0 <= p < 1:
             raise ValueError(f"Dropout: p must be in [0, 1), got {p!r}")
         self.p = float(p)
-        self.rng = _default_rng(rng)
+        self.rng: np.random.Generator = _default_rng(rng)
 
     def forward(self, x: np.ndarray, training: bool = True) -> np.ndarray:
         if not training or self.p == 0:
@@ -608,7 +618,7 @@ class Subsampling2D(Layer):
     """
 
     def __init__(
-        self, channels: int, kernel_size: int = 2, *, dtype: np.dtype = np.float32
+        self, channels: int, kernel_size: int = 2, *, dtype: DTypeLike = np.float32
     ) -> None:
         super().__init__()
         if channels < 1:

@@ -7,6 +7,7 @@ import zipfile
 from collections.abc import Iterator
 
 import numpy as np
+from numpy.typing import DTypeLike
 
 from qcnn.io import atomic_savez
 from qcnn.nn.layers import Dense, Layer
@@ -41,7 +42,7 @@ class Sequential(Layer):
         for name, p in self.named_parameters():
             p.name = name
 
-    @property  # type: ignore[override]
+    @property
     def need_input_grad(self) -> bool:
         return self.layers[0].need_input_grad
 
@@ -145,7 +146,8 @@ class Sequential(Layer):
         _summary_rows(self, "", tuple(input_shape), rows, depth=-1)
         total = self.num_parameters()
         w = [
-            max(len(r[k]) for r in rows + [("name", "layer", "output shape", 0)]) for k in range(3)
+            max(len(str(r[k])) for r in rows + [("name", "layer", "output shape", 0)])
+            for k in range(3)
         ]
         header = (
             f"{'name':<{w[0]}}  {'layer':<{w[1]}}  {'output shape':<{w[2]}}  {'parameters':>10}"
@@ -158,7 +160,7 @@ class Sequential(Layer):
     def num_parameters(self) -> int:
         return sum(p.data.size for p in self.parameters())
 
-    def astype(self, dtype: np.dtype) -> Sequential:
+    def astype(self, dtype: DTypeLike) -> Sequential:
         """Cast every parameter to ``dtype`` in place (float64 for gradient checks); returns self."""
         for p in self.parameters():
             p.data = p.data.astype(dtype)

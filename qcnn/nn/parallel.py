@@ -130,8 +130,7 @@ class DataParallel:
             results = list(_get_pool(self.shards).map(run, parts))
         shard_params = [replica.parameters() for replica, _, _ in parts]
         for j, p in enumerate(self.model.parameters()):
-            grads = [params[j].grad for params in shard_params]
-            grads = [g for g in grads if g is not None]
+            grads = [g for params in shard_params if (g := params[j].grad) is not None]
             if not grads:
                 p.grad = None
                 continue

@@ -205,9 +205,11 @@ class QuantumConfig:
         ):
             raise bad("ae_bits", f"None or an integer in [1, {MAX_AE_BITS}]")
         if (
-            not isinstance(self.ae_median, int) or isinstance(self.ae_median, bool)
-            or self.ae_median < 1 or self.ae_median % 2 == 0
-        ):  # fmt: skip
+            not isinstance(self.ae_median, int)
+            or isinstance(self.ae_median, bool)
+            or self.ae_median < 1
+            or self.ae_median % 2 == 0
+        ):
             raise bad("ae_median", "an odd integer >= 1")
         if isinstance(self.sampling_power, bool) or self.sampling_power not in (1, 2):
             raise bad("sampling_power", "1 or 2")
@@ -283,8 +285,8 @@ class QuantumConfig:
         ``pi / 2^m`` for AE (``pi/2^m + pi^2/4^m``, a bound, with ``failure_prob``), 0 if exact."""
         if self.ipe == "exact":
             return 0.0
-        if self.ipe == "amplitude_estimation":
-            m = self.resolved_ae_bits
+        m = self.resolved_ae_bits
+        if m is not None:  # amplitude estimation
             return ae_bound(m) if self.failure_prob is not None else math.pi / 2**m
         return self.eps
 

@@ -178,6 +178,6 @@ def estimate_inner_products(
         return y.copy()
     if config.ipe == "gaussian":
         return gaussian_ipe(y, scale, config.eps, rng)
-    return amplitude_estimation_ipe(
-        y, scale, config.resolved_ae_bits, rng, config.resolved_ae_median
-    )
+    bits = config.resolved_ae_bits
+    assert bits is not None  # set whenever ipe is "amplitude_estimation"
+    return amplitude_estimation_ipe(y, scale, bits, rng, config.resolved_ae_median)

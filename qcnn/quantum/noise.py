@@ -19,6 +19,7 @@ import atexit
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
+from numpy.typing import DTypeLike
 
 __all__ = ["standard_normal", "box_muller"]
 
@@ -54,7 +55,7 @@ def box_muller(rng: np.random.Generator, out: np.ndarray) -> np.ndarray:
 
 
 def standard_normal(
-    rng: np.random.Generator, shape: tuple[int, ...], dtype: np.dtype = np.float32
+    rng: np.random.Generator, shape: tuple[int, ...], dtype: DTypeLike = np.float32
 ) -> np.ndarray:
     """``N(0, 1)`` samples of ``shape`` and ``dtype`` (float32 or float64) drawn from ``rng``."""
     dtype = np.dtype(dtype)

@@ -106,6 +106,12 @@ def crossover_table(
     for k in kernel_sizes:
         for depth in depths:
             volume = k * k * depth
-            rows.append({"kernel": k, "depth": depth, "kernel_volume": volume,
-                         "speedup": volume / (res.sigma * res.Q)})  # fmt: skip
+            rows.append(
+                {
+                    "kernel": k,
+                    "depth": depth,
+                    "kernel_volume": volume,
+                    "speedup": volume / (res.sigma * res.Q),
+                }
+            )
     return rows

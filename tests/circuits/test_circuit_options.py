@@ -75,8 +75,12 @@ def test_estimator_does_not_turn_ae_bits_0_into_the_default():
 def test_result_reports_the_settings_that_ran():
     r = estimate_inner_product(A, B, seed=0, decompose=False)
     assert (r.method, r.shots, r.ae_bits, r.median_of, r.loader) == (
-        "hadamard", 1024, None, 1, "ry_tree"
-    )  # fmt: skip
+        "hadamard",
+        1024,
+        None,
+        1,
+        "ry_tree",
+    )
     assert sum(r.counts.values()) == 1024
     r = estimate_inner_product(A, B, method="amplitude_estimation", seed=0, decompose=False)
     assert (r.shots, r.ae_bits, r.median_of) == (1, 4, 1)
@@ -85,15 +89,21 @@ def test_result_reports_the_settings_that_ran():
 
 def test_numpy_integers_are_accepted_and_reported_as_int():
     r = estimate_inner_product(
-        A, B, method="amplitude_estimation", ae_bits=np.int64(3), median_of=np.int32(3),
-        seed=0, decompose=False,
-    )  # fmt: skip
+        A,
+        B,
+        method="amplitude_estimation",
+        ae_bits=np.int64(3),
+        median_of=np.int32(3),
+        seed=0,
+        decompose=False,
+    )
     assert r.ae_bits == 3 and type(r.ae_bits) is int
     assert r.median_of == 3 and type(r.median_of) is int
     r = estimate_inner_product(A, B, shots=np.int64(100), seed=0, decompose=False)
     assert r.shots == 100 and type(r.shots) is int
-    ex = CircuitExecutor(shots=np.int64(64), ae_bits=np.int16(3), median_of=np.int64(1),
-                         sample_shots=np.uint8(5))  # fmt: skip
+    ex = CircuitExecutor(
+        shots=np.int64(64), ae_bits=np.int16(3), median_of=np.int64(1), sample_shots=np.uint8(5)
+    )
     assert (ex.shots, ex.ae_bits, ex.median_of, ex.sample_shots) == (64, 3, 1, 5)
 
 

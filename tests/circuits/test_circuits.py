@@ -250,9 +250,15 @@ def test_state_preparation_loader_agrees_in_distribution():
     a, b = rng.normal(size=4), rng.normal(size=4)
     runs = 20_001  # odd: the median of an even number of runs is refused
     res = estimate_inner_product(
-        a, b, method="amplitude_estimation", ae_bits=3, median_of=runs,
-        loader="state_preparation", seed=2, decompose=False,
-    )  # fmt: skip
+        a,
+        b,
+        method="amplitude_estimation",
+        ae_bits=3,
+        median_of=runs,
+        loader="state_preparation",
+        seed=2,
+        decompose=False,
+    )
     assert res.qubits == 3 + 1 + 2 and res.decomposed is None
     freq = np.zeros(8)
     for y, n in res.counts.items():
@@ -412,9 +418,15 @@ def test_circuit_stats_counts_two_qubit_gates():
 
 def _layer(cfg: QuantumConfig, out_channels: int = 4, **opts) -> QuantumConv2D:
     return QuantumConv2D(
-        1, out_channels, 3, config=cfg, executor="circuits", executor_options=opts,
-        rng=0, dtype=np.float64,
-    )  # fmt: skip
+        1,
+        out_channels,
+        3,
+        config=cfg,
+        executor="circuits",
+        executor_options=opts,
+        rng=0,
+        dtype=np.float64,
+    )
 
 
 def test_circuits_executor_is_declared_and_registered_by_name():
@@ -466,8 +478,12 @@ def test_layer_forward_with_circuits_8x8():
     assert rep["sampling"]["shots_per_circuit"] == 72
     y_bar = ex.last_inner_products + layer.bias.data.reshape(1, -1, 1, 1)
     kept = ex.last_counts.reshape(out.shape) > 0
-    f = np.clip(np.clip(F.conv2d(x, layer.weight.data, layer.bias.data), 0, 2.0)
-                + (y_bar - F.conv2d(x, layer.weight.data, layer.bias.data)), 0, 2.0)  # fmt: skip
+    f = np.clip(
+        np.clip(F.conv2d(x, layer.weight.data, layer.bias.data), 0, 2.0)
+        + (y_bar - F.conv2d(x, layer.weight.data, layer.bias.data)),
+        0,
+        2.0,
+    )
     np.testing.assert_allclose(out[kept], f[kept])
     assert (out[~kept] == 0).all()
     # same seed, same output (the layer's rng drives every simulator seed)

@@ -243,8 +243,12 @@ def test_digits_are_what_sklearn_load_digits_returns():
 def good_arrays(rng, layout="NHWC"):
     shape = (10, 6, 5, 3) if layout == "NHWC" else (10, 3, 6, 5)
     x = rng.integers(0, 256, shape, dtype=np.uint8)
-    return {"x_train": x[:7], "y_train": np.array([0, 1, 2, 3, 0, 1, 2]),
-            "x_test": x[7:], "y_test": np.array([3, 1, 0])}  # fmt: skip
+    return {
+        "x_train": x[:7],
+        "y_train": np.array([0, 1, 2, 3, 0, 1, 2]),
+        "x_test": x[7:],
+        "y_test": np.array([3, 1, 0]),
+    }
 
 
 @pytest.mark.parametrize("layout", ["NHWC", "NCHW"])
@@ -266,8 +270,13 @@ def test_npz_data_set_channels_last_and_first(tmp_path, layout):
 def test_npz_grey_float_images(tmp_path):
     rng = np.random.default_rng(3)
     path = tmp_path / "grey.npz"
-    np.savez(path, x_train=rng.normal(size=(5, 9, 9)), y_train=np.array([0, 1, 0, 1, 1]),
-             x_test=rng.normal(size=(2, 9, 9)), y_test=np.array([1, 0]))  # fmt: skip
+    np.savez(
+        path,
+        x_train=rng.normal(size=(5, 9, 9)),
+        y_train=np.array([0, 1, 0, 1, 1]),
+        x_test=rng.normal(size=(2, 9, 9)),
+        y_test=np.array([1, 0]),
+    )
     ds = load_dataset(f"npz:{path}")
     assert ds.shape == (1, 9, 9) and ds.classes == 2 and ds.normalisation["scale"] == 1.0
 

@@ -654,11 +654,29 @@ def test_real_mnist(monkeypatch):
     assert ds.train_images.shape == (60000, 28, 28) and ds.train_images.dtype == np.uint8
     assert ds.test_images.shape == (10000, 28, 28)
     assert np.bincount(ds.train_labels).tolist() == [
-        5923, 6742, 5958, 6131, 5842, 5421, 5918, 6265, 5851, 5949,
-    ]  # fmt: skip
+        5923,
+        6742,
+        5958,
+        6131,
+        5842,
+        5421,
+        5918,
+        6265,
+        5851,
+        5949,
+    ]
     assert np.bincount(ds.test_labels).tolist() == [
-        980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009,
-    ]  # fmt: skip
+        980,
+        1135,
+        1032,
+        1010,
+        982,
+        892,
+        958,
+        1028,
+        974,
+        1009,
+    ]
     # The normalisation constants are those of the training set.
     x = preprocess(ds.train_images)
     assert abs(float(x.mean())) < 1e-3 and abs(float(x.std()) - 1) < 1e-3
@@ -759,9 +777,16 @@ def test_batches_drop_last_and_no_shuffle():
 
 @pytest.mark.parametrize(
     ("n", "bs", "drop", "expected"),
-    [(103, 10, False, 11), (103, 10, True, 10), (100, 10, False, 10), (100, 10, True, 10),
-     (3, 10, False, 1), (3, 10, True, 0), (0, 5, False, 0)],
-)  # fmt: skip
+    [
+        (103, 10, False, 11),
+        (103, 10, True, 10),
+        (100, 10, False, 10),
+        (100, 10, True, 10),
+        (3, 10, False, 1),
+        (3, 10, True, 0),
+        (0, 5, False, 0),
+    ],
+)
 def test_num_batches(n, bs, drop, expected):
     assert num_batches(n, bs, drop) == expected
     x = np.arange(n)

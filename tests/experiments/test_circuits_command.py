@@ -46,8 +46,12 @@ def test_demo_runs_on_one_image(tmp_path):
         ["--out", str(tmp_path), "--kernels", "2", "--ae-bits", "3", "--shots", "30"]
     )
     summary = demo.run_demo(args, img, "synthetic", 7)
-    for name in ("circuits_demo.png", "circuit_resources.csv", "circuit_resources.md",
-                 "circuits_demo.json"):  # fmt: skip
+    for name in (
+        "circuits_demo.png",
+        "circuit_resources.csv",
+        "circuit_resources.md",
+        "circuits_demo.json",
+    ):
         assert (tmp_path / name).stat().st_size > 0
     rows = list(csv.DictReader((tmp_path / "circuit_resources.csv").open()))
     names = [r["subroutine"] for r in rows]
@@ -75,17 +79,42 @@ def test_compute_step_alone_gives_consistent_maps():
 @pytest.mark.slow
 def test_demo_cli_and_benchmark_run(tmp_path):
     out = subprocess.run(
-        [sys.executable, "-m", "qcnn.experiments.circuits", "--out", str(tmp_path),
-         "--kernels", "1", "--ae-bits", "2", "--data-dir", str(tmp_path)],
-        capture_output=True, text=True, timeout=300, cwd=ROOT,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "qcnn.experiments.circuits",
+            "--out",
+            str(tmp_path),
+            "--kernels",
+            "1",
+            "--ae-bits",
+            "2",
+            "--data-dir",
+            str(tmp_path),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=ROOT,
+    )
     assert out.returncode == 0, out.stderr
     assert "circuits/s" in out.stdout
     bench = subprocess.run(
-        [sys.executable, str(ROOT / "benchmarks" / "bench_circuits.py"), "--ae-bits", "2",
-         "--repeats", "1", "--hadamard-shots", "0"],
-        capture_output=True, text=True, timeout=300, cwd=ROOT,
-    )  # fmt: skip
+        [
+            sys.executable,
+            str(ROOT / "benchmarks" / "bench_circuits.py"),
+            "--ae-bits",
+            "2",
+            "--repeats",
+            "1",
+            "--hadamard-shots",
+            "0",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=ROOT,
+    )
     assert bench.returncode == 0, bench.stderr
     assert "circuits/s" in bench.stdout
 

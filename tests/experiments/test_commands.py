@@ -37,10 +37,17 @@ needs_data = pytest.mark.skipif(
 )
 SMALL = ["--train-size", "300", "--test-size", "100", "--epochs", "1", "--quiet"]
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
-RUN_KEYS = {"model", "quantum", "seed", "epochs", "test_accuracy", "test_loss", "train_seconds",
-            "history"}  # fmt: skip
-EPOCH_KEYS = {"epoch", "images_seen", "train_loss", "train_accuracy", "test_loss",
-              "test_accuracy"}  # fmt: skip
+RUN_KEYS = {
+    "model",
+    "quantum",
+    "seed",
+    "epochs",
+    "test_accuracy",
+    "test_loss",
+    "train_seconds",
+    "history",
+}
+EPOCH_KEYS = {"epoch", "images_seen", "train_loss", "train_accuracy", "test_loss", "test_accuracy"}
 
 
 class MustNotRun(AssertionError):
@@ -311,8 +318,19 @@ def test_common_flags_are_declared_once_with_each_commands_defaults(command):
 
 # The brief's invocation (batch 64 on 200 images = 4 batches, fewer than one loss log) crashes in
 # paper_comparison (see the xfail below); 200 images in batches of 20 give one loss log per run.
-SWEEP_ARGS = ["--grid", "quick", "--train-size", "200", "--test-size", "100", "--epochs", "1",
-              "--batch-size", "20", "--quiet"]  # fmt: skip
+SWEEP_ARGS = [
+    "--grid",
+    "quick",
+    "--train-size",
+    "200",
+    "--test-size",
+    "100",
+    "--epochs",
+    "1",
+    "--batch-size",
+    "20",
+    "--quiet",
+]
 SWEEP_RUN_IDS = [
     "cnn-paper-seed1",
     "qcnn-paper-eps0.01-C10-sigma0.1-delta0.01-seed1",
@@ -344,15 +362,20 @@ def test_sweep_writes_summaries_and_figures(sweep_run):
     _assert_png(figures[0])
     rows = _read_csv(sweep_run / "summary.csv")
     kinds = sorted((r["model"], r["sigma"]) for r in rows)
-    assert kinds == [("cnn", ""), ("cnn-weights-quantum-forward", "0.5"), ("qcnn", "0.1"),
-                     ("qcnn", "0.5")]  # fmt: skip
+    assert kinds == [
+        ("cnn", ""),
+        ("cnn-weights-quantum-forward", "0.5"),
+        ("qcnn", "0.1"),
+        ("qcnn", "0.5"),
+    ]
     for run_id in SWEEP_RUN_IDS:
         rec = json.loads((sweep_run / "runs" / run_id / "run.json").read_text())
         row = next(
-            r for r in rows
+            r
+            for r in rows
             if r["model"] == rec["model"]
             and (rec["quantum"] is None or float(r["sigma"]) == rec["quantum"]["config"]["sigma"])
-        )  # fmt: skip
+        )
         assert float(row["test_accuracy"]) == pytest.approx(rec["test_accuracy"], abs=1e-4)
         assert 0.0 <= rec["test_accuracy"] <= 1.0
         assert rec["final_train_loss"] is not None
@@ -399,9 +422,13 @@ def test_paper_comparison_with_runs_shorter_than_one_loss_log():
     cfg = QuantumConfig.paper(eps=0.01, cap=10.0, sigma=0.5, delta=0.01).to_dict()
     records = [
         {"model": "cnn", "quantum": None, "test_accuracy": 0.5, "final_train_loss": None},
-        {"model": "qcnn", "quantum": {"config": cfg}, "test_accuracy": 0.4,
-         "final_train_loss": None},
-    ]  # fmt: skip
+        {
+            "model": "qcnn",
+            "quantum": {"config": cfg},
+            "test_accuracy": 0.4,
+            "final_train_loss": None,
+        },
+    ]
     text = sweep.paper_comparison(records)
     assert "| 0.5 | 0.157 |" in text
 

@@ -34,12 +34,14 @@ def inception_like(seed=0, dtype=np.float64):
     block = Concat(
         Sequential(Conv2D(2, 2, 1, rng=r[1], dtype=dtype), ReLU()),
         Sequential(
-            Conv2D(2, 1, 1, rng=r[2], dtype=dtype), Tanh(),
-            Conv2D(1, 3, 3, padding="same", rng=r[3], dtype=dtype), Tanh(),
+            Conv2D(2, 1, 1, rng=r[2], dtype=dtype),
+            Tanh(),
+            Conv2D(1, 3, 3, padding="same", rng=r[3], dtype=dtype),
+            Tanh(),
         ),
         Sequential(MaxPool2D(3, 1, "same"), Conv2D(2, 2, 1, rng=r[4], dtype=dtype)),
         Conv2D(2, 1, 1, rng=r[5], dtype=dtype),
-    )  # fmt: skip
+    )
     return Sequential(
         Conv2D(1, 2, 3, padding=1, rng=r[0], dtype=dtype),
         Tanh(),

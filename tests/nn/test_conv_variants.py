@@ -144,9 +144,10 @@ def test_conv1d_matches_numpy_convolve(length, k):
     if length + 2 * p >= k:
         start = k - 1 - p
         np.testing.assert_allclose(
-            F.conv1d(x, w, padding=p), full[:, :, start : start + length + 2 * p - k + 1],
+            F.conv1d(x, w, padding=p),
+            full[:, :, start : start + length + 2 * p - k + 1],
             atol=1e-12,
-        )  # fmt: skip
+        )
 
 
 def test_conv1d_bias_and_validation():

@@ -195,9 +195,15 @@ def test_same_and_valid_output_size_rules(h, w, kh, kw, sh, sw):
 
 @HYP
 @given(
-    h=sizes, w=sizes, kh=kernels, kw=kernels, sh=strides, sw=strides,
-    ph=st.integers(0, 3), pw=st.integers(0, 3),
-)  # fmt: skip
+    h=sizes,
+    w=sizes,
+    kh=kernels,
+    kw=kernels,
+    sh=strides,
+    sw=strides,
+    ph=st.integers(0, 3),
+    pw=st.integers(0, 3),
+)
 def test_integer_padding_output_size_rule(h, w, kh, kw, sh, sw, ph, pw):
     span_h, span_w = h + 2 * ph - kh, w + 2 * pw - kw
     # the first failing axis (height, then width) is reported
@@ -545,14 +551,16 @@ def test_max_pool_ties_route_to_first_maximum(hw, k, s, padding):
 def test_max_pool_small_hand_examples():
     x = np.ones((1, 1, 2, 2))
     _, cache = F.max_pool2d_forward(x, 2)
-    np.testing.assert_array_equal(F.max_pool2d_backward(np.full((1, 1, 1, 1), 3.0), cache)[0, 0],
-                                  [[3.0, 0.0], [0.0, 0.0]])  # fmt: skip
+    np.testing.assert_array_equal(
+        F.max_pool2d_backward(np.full((1, 1, 1, 1), 3.0), cache)[0, 0], [[3.0, 0.0], [0.0, 0.0]]
+    )
     # one maximum shared by two overlapping windows collects both gradients
     x = np.array([0.0, 5.0, 0.0]).reshape(1, 1, 1, 3)
     out, cache = F.max_pool2d_forward(x, (1, 2), 1)
     np.testing.assert_array_equal(out.ravel(), [5.0, 5.0])
-    np.testing.assert_array_equal(F.max_pool2d_backward(np.array([[[[1.0, 2.0]]]]), cache).ravel(),
-                                  [0.0, 3.0, 0.0])  # fmt: skip
+    np.testing.assert_array_equal(
+        F.max_pool2d_backward(np.array([[[[1.0, 2.0]]]]), cache).ravel(), [0.0, 3.0, 0.0]
+    )
     # 'same' padding is -inf for max (a negative input still wins) and 0 for avg
     x = -np.ones((1, 1, 3, 3))
     assert F.max_pool2d(x, 2, 2, "same").max() == -1.0

@@ -73,8 +73,13 @@ def test_first_layer_skips_its_input_gradient_and_names_follow_layer_indices():
     assert model[0].need_input_grad is False
     assert all(layer.need_input_grad for layer in model.layers[1:])
     assert [name for name, _ in model.named_parameters()] == [
-        "0.weight", "0.bias", "4.weight", "4.bias", "6.weight", "6.bias",
-    ]  # fmt: skip
+        "0.weight",
+        "0.bias",
+        "4.weight",
+        "4.bias",
+        "6.weight",
+        "6.bias",
+    ]
     assert len(model) == 7 and list(model) == model.layers
     assert model.num_parameters() == (2 * 9 + 2) + (18 * 5 + 5) + (5 * 3 + 3)
     # a first Conv2D really returns no input gradient (and so skips the col2im work)
@@ -115,12 +120,27 @@ def nested_model(seed=0, dtype=np.float64):
 def test_nested_sequential_names_walk_and_shapes():
     model = nested_model()
     assert [name for name, _ in model.named_parameters()] == [
-        "0.weight", "0.bias", "1.2.1.weight", "1.2.1.bias", "2.weight", "2.bias",
-    ]  # fmt: skip
+        "0.weight",
+        "0.bias",
+        "1.2.1.weight",
+        "1.2.1.bias",
+        "2.weight",
+        "2.bias",
+    ]
     assert [p.name for p in model.parameters()] == [n for n, _ in model.named_parameters()]
     kinds = [type(layer).__name__ for layer in walk(model)]
-    assert kinds == ["Sequential", "Conv2D", "Sequential", "ReLU", "MaxPool2D", "Sequential",
-                     "Flatten", "Dense", "Tanh", "Dense"]  # fmt: skip
+    assert kinds == [
+        "Sequential",
+        "Conv2D",
+        "Sequential",
+        "ReLU",
+        "MaxPool2D",
+        "Sequential",
+        "Flatten",
+        "Dense",
+        "Tanh",
+        "Dense",
+    ]
     assert model.output_shape((1, 6, 6)) == (3,) and model[1].output_shape((2, 6, 6)) == (5,)
     # only the network's first layer skips its input gradient, however deep it sits
     assert model.need_input_grad is False and model[0].need_input_grad is False
@@ -163,8 +183,14 @@ def test_nested_sequential_gradients_match_finite_differences():
 
 def test_nested_state_dict_round_trip_and_flat_names_unchanged(tmp_path):
     flat, nested = small_model(1), nested_model(1)
-    assert list(flat.state_dict()) == ["0.weight", "0.bias", "4.weight", "4.bias", "6.weight",
-                                       "6.bias"]  # fmt: skip
+    assert list(flat.state_dict()) == [
+        "0.weight",
+        "0.bias",
+        "4.weight",
+        "4.bias",
+        "6.weight",
+        "6.bias",
+    ]
     nested.save(tmp_path / "nested.npz")
     other = nested_model(2)
     other.load(tmp_path / "nested.npz")
@@ -208,9 +234,14 @@ def test_load_rejects_wrong_names_and_shapes(tmp_path):
     path = tmp_path / "w.npz"
     small_model().save(path)
     wider = Sequential(
-        Conv2D(1, 3, 3, padding=1, rng=0, dtype=np.float64), ReLU(), MaxPool2D(2), Flatten(),
-        Dense(27, 5, rng=1, dtype=np.float64), Tanh(), Dense(5, 3, rng=2, dtype=np.float64),
-    )  # fmt: skip
+        Conv2D(1, 3, 3, padding=1, rng=0, dtype=np.float64),
+        ReLU(),
+        MaxPool2D(2),
+        Flatten(),
+        Dense(27, 5, rng=1, dtype=np.float64),
+        Tanh(),
+        Dense(5, 3, rng=2, dtype=np.float64),
+    )
     with pytest.raises(
         ValueError, match=r"parameter 0.weight: expected shape \(3, 1, 3, 3\), got \(2, 1, 3, 3\)"
     ):
@@ -353,8 +384,14 @@ def torch_twin(model, torch):
     mods = []
     for layer in model.layers:
         if isinstance(layer, Conv2D):
-            m = torch.nn.Conv2d(layer.in_channels, layer.out_channels, layer.kernel_size,
-                                stride=layer.stride, padding=layer.padding, dtype=torch.float64)  # fmt: skip
+            m = torch.nn.Conv2d(
+                layer.in_channels,
+                layer.out_channels,
+                layer.kernel_size,
+                stride=layer.stride,
+                padding=layer.padding,
+                dtype=torch.float64,
+            )
         elif isinstance(layer, Dense):
             m = torch.nn.Linear(layer.in_features, layer.out_features, dtype=torch.float64)
         elif isinstance(layer, ReLU):

@@ -40,9 +40,11 @@ LRN_CASES = [
 def test_lrn_matches_a_direct_loop(size, alpha, beta, k, shape):
     x = np.random.default_rng(1).standard_normal(shape) * 2
     np.testing.assert_allclose(
-        F.local_response_norm(x, size, alpha, beta, k), lrn_loop(x, size, alpha, beta, k),
-        rtol=1e-13, atol=1e-13,
-    )  # fmt: skip
+        F.local_response_norm(x, size, alpha, beta, k),
+        lrn_loop(x, size, alpha, beta, k),
+        rtol=1e-13,
+        atol=1e-13,
+    )
 
 
 @pytest.mark.parametrize("size, alpha, beta, k, shape", LRN_CASES)

@@ -182,9 +182,13 @@ def test_grad_hooks_apply_in_registration_order():
         np.testing.assert_array_equal(p.data, -((2 * g + 1) / 2))  # not 2 * (g + 1) / 2 etc.
         np.testing.assert_array_equal(p.grad, g)  # the stored gradient is left alone
     assert seen == [
-        ("double", "w"), ("plus_one", "w"), ("half", "w"),
-        ("double", "v"), ("plus_one", "v"), ("half", "v"),
-    ]  # fmt: skip
+        ("double", "w"),
+        ("plus_one", "w"),
+        ("half", "w"),
+        ("double", "v"),
+        ("plus_one", "v"),
+        ("half", "v"),
+    ]
 
 
 def test_hooks_see_the_raw_gradient_before_weight_decay_and_momentum():

@@ -55,8 +55,16 @@ def test_replicas_follow_the_master_weights():
 def _train_qcnn(shards, batches=4, seed=5):
     cfg = QuantumConfig.paper()
     model = paper_qcnn(cfg, seed=seed)
-    fit(model, make_optimizer(model, config=cfg, seed=seed), (X.astype(np.float32), Y), epochs=1,
-        batch_size=10, seed=seed, shards=shards, callbacks=[stop_after(batches)])  # fmt: skip
+    fit(
+        model,
+        make_optimizer(model, config=cfg, seed=seed),
+        (X.astype(np.float32), Y),
+        epochs=1,
+        batch_size=10,
+        seed=seed,
+        shards=shards,
+        callbacks=[stop_after(batches)],
+    )
     return model.state_dict()
 
 
@@ -73,8 +81,17 @@ def test_sharded_resume_equals_uninterrupted(tmp_path):
 
     def run(out, **kw):
         model = paper_qcnn(cfg, seed=2)
-        fit(model, make_optimizer(model, config=cfg, seed=2), (x32, Y), epochs=2, batch_size=10,
-            seed=2, shards=2, checkpoint_dir=out, **kw)  # fmt: skip
+        fit(
+            model,
+            make_optimizer(model, config=cfg, seed=2),
+            (x32, Y),
+            epochs=2,
+            batch_size=10,
+            seed=2,
+            shards=2,
+            checkpoint_dir=out,
+            **kw,
+        )
         return model.state_dict()
 
     full = run(tmp_path / "a")
@@ -86,11 +103,26 @@ def test_sharded_resume_equals_uninterrupted(tmp_path):
 def test_resume_refuses_other_shards(tmp_path):
     cfg = QuantumConfig.paper()
     model = paper_qcnn(cfg, seed=2)
-    fit(model, make_optimizer(model, config=cfg), (X.astype(np.float32), Y), epochs=1, batch_size=10,
-        shards=2, checkpoint_dir=tmp_path)  # fmt: skip
+    fit(
+        model,
+        make_optimizer(model, config=cfg),
+        (X.astype(np.float32), Y),
+        epochs=1,
+        batch_size=10,
+        shards=2,
+        checkpoint_dir=tmp_path,
+    )
     with pytest.raises(ValueError, match="other settings: shards: checkpoint 2, this run 1"):
-        fit(model, make_optimizer(model, config=cfg), (X.astype(np.float32), Y), epochs=2,
-            batch_size=10, shards=1, checkpoint_dir=tmp_path, resume=True)  # fmt: skip
+        fit(
+            model,
+            make_optimizer(model, config=cfg),
+            (X.astype(np.float32), Y),
+            epochs=2,
+            batch_size=10,
+            shards=1,
+            checkpoint_dir=tmp_path,
+            resume=True,
+        )
 
 
 def test_rejects_bad_shards_and_circuit_layers():

@@ -113,9 +113,17 @@ def test_exact_config_equals_conv_relu_forward_and_backward(geom, pool, bias):
     h, w, k, stride, padding = geom
     seed = 7
     q = QuantumConv2D(
-        3, 4, k, stride, padding, bias, config=QuantumConfig.exact(), pool=pool, rng=seed,
+        3,
+        4,
+        k,
+        stride,
+        padding,
+        bias,
+        config=QuantumConfig.exact(),
+        pool=pool,
+        rng=seed,
         dtype=np.float64,
-    )  # fmt: skip
+    )
     c = Conv2D(3, 4, k, stride, padding, bias, rng=seed, dtype=np.float64)
     np.testing.assert_array_equal(q.weight.data, c.weight.data)  # same seed, same weights
     if bias:
@@ -451,8 +459,9 @@ def test_tomography_values_keep_each_images_total():
 
 
 def test_ae_model_through_the_layer():
-    cfg = QuantumConfig(ipe="amplitude_estimation", ae_bits=5, sigma=None, cap=1e30,
-                        noise_order="theory")  # fmt: skip
+    cfg = QuantumConfig(
+        ipe="amplitude_estimation", ae_bits=5, sigma=None, cap=1e30, noise_order="theory"
+    )
     layer = QuantumConv2D(2, 3, 3, config=cfg, rng=2, dtype=np.float64)
     x = np.random.default_rng(3).standard_normal((4, 2, 8, 8))
     st = layer.forward_stages(x)

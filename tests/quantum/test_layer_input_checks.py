@@ -80,25 +80,44 @@ def test_the_check_changes_no_number():
 
 def test_numpy_scalars_are_accepted_in_quantum_config():
     cfg = QuantumConfig(
-        eps=np.float32(0.25), cap=np.int64(10), sigma=np.float64(0.5), delta=np.float32(0.125),
-        ae_median=np.int32(3), sampling_power=np.int8(1), noise_order=np.str_("theory"),
-    )  # fmt: skip
-    assert cfg == QuantumConfig(eps=0.25, cap=10, sigma=0.5, delta=0.125, ae_median=3,
-                                noise_order="theory")  # fmt: skip
+        eps=np.float32(0.25),
+        cap=np.int64(10),
+        sigma=np.float64(0.5),
+        delta=np.float32(0.125),
+        ae_median=np.int32(3),
+        sampling_power=np.int8(1),
+        noise_order=np.str_("theory"),
+    )
+    assert cfg == QuantumConfig(
+        eps=0.25, cap=10, sigma=0.5, delta=0.125, ae_median=3, noise_order="theory"
+    )
     assert type(cfg.cap) is int and type(cfg.eps) is float and type(cfg.noise_order) is str
     assert QuantumConfig.from_json(cfg.to_json()) == cfg
     ae = QuantumConfig(ipe="amplitude_estimation", ae_bits=np.int64(5))
     assert ae.resolved_ae_bits == 5
-    for bad in (dict(eps=np.float32(np.nan)), dict(ae_bits=np.int64(0)), dict(ae_median=np.int64(2)),
-                dict(sigma=np.float32(1.5)), dict(cap=np.bool_(True))):  # fmt: skip
+    for bad in (
+        dict(eps=np.float32(np.nan)),
+        dict(ae_bits=np.int64(0)),
+        dict(ae_median=np.int64(2)),
+        dict(sigma=np.float32(1.5)),
+        dict(cap=np.bool_(True)),
+    ):
         with pytest.raises(ValueError, match=next(iter(bad))):
             QuantumConfig(**{"ipe": "amplitude_estimation", "ae_bits": 3, **bad})
 
 
 def test_numpy_scalars_are_accepted_as_layer_and_training_arguments():
-    a = QuantumConv2D(np.int64(2), np.int32(3), np.int64(3), stride=np.int64(1),
-                      padding=np.int64(1), config=CFG, rng=np.int64(0), pool="max",
-                      pool_size=np.int64(2))  # fmt: skip
+    a = QuantumConv2D(
+        np.int64(2),
+        np.int32(3),
+        np.int64(3),
+        stride=np.int64(1),
+        padding=np.int64(1),
+        config=CFG,
+        rng=np.int64(0),
+        pool="max",
+        pool_size=np.int64(2),
+    )
     b = QuantumConv2D(2, 3, 3, stride=1, padding=1, config=CFG, rng=0, pool="max", pool_size=2)
     assert repr(a) == repr(b)
     np.testing.assert_array_equal(a.forward(_x(), False), b.forward(_x(), False))
@@ -113,8 +132,16 @@ def test_numpy_scalars_are_accepted_as_layer_and_training_arguments():
         opt = make_optimizer(model, lr=np.float32(0.01), config=CFG, seed=1)
         x = np.random.default_rng(3).normal(size=(8, 1, 28, 28)).astype(np.float32)
         y = np.arange(8) % 10
-        h = fit(model, opt, (x, y), epochs=cast(1), batch_size=cast(4), log_every=cast(1),
-                shards=cast(1), seed=cast(2))  # fmt: skip
+        h = fit(
+            model,
+            opt,
+            (x, y),
+            epochs=cast(1),
+            batch_size=cast(4),
+            log_every=cast(1),
+            shards=cast(1),
+            seed=cast(2),
+        )
         runs.append([s.loss for s in h.steps])
     assert runs[0] == runs[1]
 

@@ -70,8 +70,15 @@ def test_registered_executor_is_found_by_name_with_its_options(monkeypatch):
     monkeypatch.setattr(executor, "_REGISTRY", dict(executor._REGISTRY))
     executor.register_executor("fixed", FixedExecutor)
     assert "fixed" in executor.executor_names() and "emulator" in executor.executor_names()
-    layer = QuantumConv2D(1, 2, 3, config=QuantumConfig(), executor="fixed",
-                          executor_options={"value": 0.5}, bias=False)  # fmt: skip
+    layer = QuantumConv2D(
+        1,
+        2,
+        3,
+        config=QuantumConfig(),
+        executor="fixed",
+        executor_options={"value": 0.5},
+        bias=False,
+    )
     assert isinstance(layer.executor, FixedExecutor) and layer.executor.value == 0.5
     out = layer.forward(np.zeros((1, 1, 5, 5), np.float32), training=False)
     np.testing.assert_array_equal(out, 0.5)  # every estimate is 0.5, every pixel drawn once

@@ -74,8 +74,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--json", default=None, help="also write the results here")
     args = p.parse_args(argv)
     x, y, source = load_images(max(4096, args.batch_size * 4))
-    results = {"batches": args.batches, "batch_size": args.batch_size, "data": source,
-               "numpy": np.__version__, "python": platform.python_version(), "runs": []}  # fmt: skip
+    results = {
+        "batches": args.batches,
+        "batch_size": args.batch_size,
+        "data": source,
+        "numpy": np.__version__,
+        "python": platform.python_version(),
+        "runs": [],
+    }
     ref = seconds_per_step("paper", None, x, y, args.batches, args.batch_size, 1)
     print(f"{'network':34s} {'s/step':>8s} {'2 epochs (s)':>13s} {'x paper CNN':>12s}")
     print(f"{'paper CNN (reference)':34s} {ref:8.4f} {ref * STEPS_2_EPOCHS:13.0f} {1.0:12.2f}")
@@ -85,9 +91,16 @@ def main(argv: list[str] | None = None) -> int:
     for arch in args.arch:
         for kind, config, shards in kinds:
             s = seconds_per_step(arch, config, x, y, args.batches, args.batch_size, shards)
-            results["runs"].append({"arch": arch, "kind": kind, "shards": shards,
-                                    "s_per_step": s, "two_epochs_s": s * STEPS_2_EPOCHS,
-                                    "ratio_to_paper_cnn": s / ref})  # fmt: skip
+            results["runs"].append(
+                {
+                    "arch": arch,
+                    "kind": kind,
+                    "shards": shards,
+                    "s_per_step": s,
+                    "two_epochs_s": s * STEPS_2_EPOCHS,
+                    "ratio_to_paper_cnn": s / ref,
+                }
+            )
             name = f"{arch} {kind}"
             print(f"{name:34s} {s:8.4f} {s * STEPS_2_EPOCHS:13.0f} {s / ref:12.2f}", flush=True)
     results["paper_cnn_s_per_step"] = ref

@@ -35,6 +35,7 @@ from collections.abc import Callable
 from typing import Any
 
 import numpy as np
+from numpy.typing import DTypeLike
 
 from qcnn.nn import (
     SGD,
@@ -137,40 +138,54 @@ def _classifier(r: list[np.random.Generator], sizes: list[int], dtype, dropout=N
 
 
 def paper_cnn(
-    seed: Seed = 1, dtype: np.dtype = np.float32, *, input_shape: Shape = MNIST_SHAPE,
+    seed: Seed = 1,
+    dtype: DTypeLike = np.float32,
+    *,
+    input_shape: Shape = MNIST_SHAPE,
     classes: int = 10,
-) -> Sequential:  # fmt: skip
+) -> Sequential:
     """KLP19's classical CNN on ``(N, 1, 28, 28)``: 28 -> 22 -> 16, 2560 -> 300 -> 50 -> 10."""
     c, _, _ = _check_shape(input_shape, classes)
     r = spawn_generators(seed_stream(seed, "init"), 5)
-    convs = [Conv2D(c, 5, 7, rng=r[0], dtype=dtype), ReLU(),
-             Conv2D(5, 10, 7, rng=r[1], dtype=dtype), ReLU()]  # fmt: skip
+    convs = [
+        Conv2D(c, 5, 7, rng=r[0], dtype=dtype),
+        ReLU(),
+        Conv2D(5, 10, 7, rng=r[1], dtype=dtype),
+        ReLU(),
+    ]
     features = math.prod(_features_shape("paper", convs, input_shape))
     return Sequential(*convs, Flatten(), *_classifier(r[2:], [features, 300, 50, classes], dtype))
 
 
-def paper_qcnn(config: QuantumConfig, seed: Seed = 1, dtype: np.dtype = np.float32) -> Sequential:
+def paper_qcnn(config: QuantumConfig, seed: Seed = 1, dtype: DTypeLike = np.float32) -> Sequential:
     """KLP19's QCNN: ``quantize(paper_cnn(seed, dtype), config)``, both conv + ReLU quantum."""
     return quantize(paper_cnn(seed, dtype), config)
 
 
 def lenet5(
-    seed: Seed = 1, dtype: np.dtype = np.float32, *, input_shape: Shape = MNIST_SHAPE,
+    seed: Seed = 1,
+    dtype: DTypeLike = np.float32,
+    *,
+    input_shape: Shape = MNIST_SHAPE,
     classes: int = 10,
-) -> Sequential:  # fmt: skip
+) -> Sequential:
     """LeNet-5 style: conv 1->6 5x5 'same', pool 2, conv 6->16 5x5, pool 2, dense 400-120-84-10."""
     c, _, _ = _check_shape(input_shape, classes)
     r = spawn_generators(seed_stream(seed, "init"), 5)
     convs = [
-        Conv2D(c, 6, 5, padding="same", rng=r[0], dtype=dtype), ReLU(), MaxPool2D(2),
-        Conv2D(6, 16, 5, padding=0, rng=r[1], dtype=dtype), ReLU(), MaxPool2D(2),
-    ]  # fmt: skip
+        Conv2D(c, 6, 5, padding="same", rng=r[0], dtype=dtype),
+        ReLU(),
+        MaxPool2D(2),
+        Conv2D(6, 16, 5, padding=0, rng=r[1], dtype=dtype),
+        ReLU(),
+        MaxPool2D(2),
+    ]
     features = math.prod(_features_shape("lenet5", convs, input_shape))
     return Sequential(*convs, Flatten(), *_classifier(r[2:], [features, 120, 84, classes], dtype))
 
 
 def lenet5_quantum(
-    config: QuantumConfig, seed: Seed = 1, dtype: np.dtype = np.float32
+    config: QuantumConfig, seed: Seed = 1, dtype: DTypeLike = np.float32
 ) -> Sequential:
     """``quantize(lenet5(seed, dtype), config)``: quantum convs that max-pool during the write."""
     return quantize(lenet5(seed, dtype), config)
@@ -199,9 +214,13 @@ LENET5_C3_TABLE = _c3_table()  # (16 C3 maps, 6 S2 maps); 60 connections, 1,516 
 
 
 def lenet5_1998(
-    seed: Seed = 1, dtype: np.dtype = np.float32, *, input_shape: Shape = MNIST_SHAPE,
-    classes: int = 10, activation: str = "tanh",
-) -> Sequential:  # fmt: skip
+    seed: Seed = 1,
+    dtype: DTypeLike = np.float32,
+    *,
+    input_shape: Shape = MNIST_SHAPE,
+    classes: int = 10,
+    activation: str = "tanh",
+) -> Sequential:
     """LeNet-5 of LeCun et al. (1998) on MNIST as the primer describes it.
 
     C1: 6 maps 5x5 on the input padded by 2 (MNIST 28x28 -> the paper's 32x32; the padding is
@@ -220,12 +239,17 @@ def lenet5_1998(
     act = acts[activation]
     r = spawn_generators(seed_stream(seed, "init"), 5)
     convs = [
-        Conv2D(c, 6, 5, padding=2, rng=r[0], dtype=dtype), act(),  # C1
-        Subsampling2D(6, 2, dtype=dtype), act(),  # S2
-        Conv2D(6, 16, 5, rng=r[1], dtype=dtype, connections=LENET5_C3_TABLE), act(),  # C3
-        Subsampling2D(16, 2, dtype=dtype), act(),  # S4
-        Conv2D(16, 120, 5, rng=r[2], dtype=dtype), act(),  # C5
-    ]  # fmt: skip
+        Conv2D(c, 6, 5, padding=2, rng=r[0], dtype=dtype),
+        act(),  # C1
+        Subsampling2D(6, 2, dtype=dtype),
+        act(),  # S2
+        Conv2D(6, 16, 5, rng=r[1], dtype=dtype, connections=LENET5_C3_TABLE),
+        act(),  # C3
+        Subsampling2D(16, 2, dtype=dtype),
+        act(),  # S4
+        Conv2D(16, 120, 5, rng=r[2], dtype=dtype),
+        act(),  # C5
+    ]
     features = math.prod(_features_shape("lenet5-1998", convs, input_shape))
     return Sequential(
         *convs,
@@ -245,9 +269,12 @@ ALEXNET_HIDDEN = 256
 
 
 def alexnet_small(
-    seed: Seed = 1, dtype: np.dtype = np.float32, *, input_shape: Shape = MNIST_SHAPE,
+    seed: Seed = 1,
+    dtype: DTypeLike = np.float32,
+    *,
+    input_shape: Shape = MNIST_SHAPE,
     classes: int = 10,
-) -> Sequential:  # fmt: skip
+) -> Sequential:
     """AlexNet's ideas at MNIST scale (28 -> 14 -> 7 -> 3):
 
     conv 3x3 'same' with channels 32, 64, 96, 96, 64, each followed by ReLU; max pool 2 after the
@@ -269,10 +296,17 @@ def alexnet_small(
         return LocalResponseNorm(5, alpha=5e-4, beta=0.75, k=2.0)
 
     convs = [
-        *conv(0), MaxPool2D(2), lrn(),
-        *conv(1), MaxPool2D(2), lrn(),
-        *conv(2), *conv(3), *conv(4), MaxPool2D(3, 2, "valid"),
-    ]  # fmt: skip
+        *conv(0),
+        MaxPool2D(2),
+        lrn(),
+        *conv(1),
+        MaxPool2D(2),
+        lrn(),
+        *conv(2),
+        *conv(3),
+        *conv(4),
+        MaxPool2D(3, 2, "valid"),
+    ]
     features = math.prod(_features_shape("alexnet-small", convs, input_shape))
     sizes = [features, ALEXNET_HIDDEN, ALEXNET_HIDDEN, classes]
     return Sequential(*convs, Flatten(), *_classifier(r[5:8], sizes, dtype, dropout=r[8:10]))
@@ -298,9 +332,12 @@ def _inception_block(c_in: int, spec, r: list[np.random.Generator], dtype) -> Co
 
 
 def inception_small(
-    seed: Seed = 1, dtype: np.dtype = np.float32, *, input_shape: Shape = MNIST_SHAPE,
+    seed: Seed = 1,
+    dtype: DTypeLike = np.float32,
+    *,
+    input_shape: Shape = MNIST_SHAPE,
     classes: int = 10,
-) -> Sequential:  # fmt: skip
+) -> Sequential:
     """Inception v1 ideas at MNIST scale (28 -> 14 -> 7 -> 1):
 
     stem conv 3x3 'same' 32 + ReLU + max pool 2; Inception block (branches 1x1: 24;
@@ -312,10 +349,14 @@ def inception_small(
     r = spawn_generators(seed_stream(seed, "init"), 14)
     widths = [sum((b[0], b[1][1], b[2][1], b[3])) for b in INCEPTION_BLOCKS]
     features_layers = [
-        Conv2D(c, INCEPTION_STEM, 3, padding="same", rng=r[0], dtype=dtype), ReLU(), MaxPool2D(2),
-        _inception_block(INCEPTION_STEM, INCEPTION_BLOCKS[0], r[1:7], dtype), MaxPool2D(2),
-        _inception_block(widths[0], INCEPTION_BLOCKS[1], r[7:13], dtype), GlobalAvgPool2D(),
-    ]  # fmt: skip
+        Conv2D(c, INCEPTION_STEM, 3, padding="same", rng=r[0], dtype=dtype),
+        ReLU(),
+        MaxPool2D(2),
+        _inception_block(INCEPTION_STEM, INCEPTION_BLOCKS[0], r[1:7], dtype),
+        MaxPool2D(2),
+        _inception_block(widths[0], INCEPTION_BLOCKS[1], r[7:13], dtype),
+        GlobalAvgPool2D(),
+    ]
     (features,) = _features_shape("inception-small", features_layers, input_shape)
     return Sequential(*features_layers, Dense(features, classes, rng=r[13], dtype=dtype))
 
@@ -337,7 +378,7 @@ def build_model(
     arch: str,
     config: QuantumConfig | None = None,
     seed: Seed = 1,
-    dtype: np.dtype = np.float32,
+    dtype: DTypeLike = np.float32,
     *,
     input_shape: Shape = MNIST_SHAPE,
     classes: int = 10,
@@ -360,12 +401,18 @@ def _conv_rows(layer: Layer, path: str, shape: tuple[int, ...], rows: list) -> t
     out = layer.output_shape(shape)
     if isinstance(layer, Conv2D):
         kh, kw = layer.kernel_size
-        rows.append({
-            "path": path, "layer": type(layer).__name__, "quantum": isinstance(layer, QuantumConv2D),
-            "input_shape": list(shape), "output_shape": list(out),
-            "kernel": [layer.in_channels, kh, kw], "kernel_volume": layer.kernel_volume(),
-            "parameters": sum(p.data.size for p in layer.parameters()),
-        })  # fmt: skip
+        rows.append(
+            {
+                "path": path,
+                "layer": type(layer).__name__,
+                "quantum": isinstance(layer, QuantumConv2D),
+                "input_shape": list(shape),
+                "output_shape": list(out),
+                "kernel": [layer.in_channels, kh, kw],
+                "kernel_volume": layer.kernel_volume(),
+                "parameters": sum(p.data.size for p in layer.parameters()),
+            }
+        )
     prefix = f"{path}." if path else ""
     sub_shape = shape
     for i, sub in enumerate(layer.sublayers()):

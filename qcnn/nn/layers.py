@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Iterator
+from typing import cast
 
 import numpy as np
 from numpy.typing import DTypeLike
@@ -190,7 +191,8 @@ class Conv2D(Layer):
         out_channels = check_int(out_channels, f"{type(self).__name__}: out_channels", min=1)
         self.connections = _check_connections(connections, out_channels, in_channels)
         rng = _default_rng(rng)
-        (self.derived_seed,) = rng.bit_generator.seed_seq.spawn(1)
+        # cast: numpy types seed_seq as the ISeedSequence interface, which lacks spawn()
+        (self.derived_seed,) = cast(np.random.SeedSequence, rng.bit_generator.seed_seq).spawn(1)
         kh, kw = F.pair(kernel_size, "kernel_size")
         F.check_window_args((kh, kw), stride, padding, what="Conv2D")
         self.in_channels, self.out_channels = in_channels, out_channels

@@ -19,6 +19,7 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+from numpy.typing import DTypeLike
 
 from qcnn.nn import functional as F
 from qcnn.nn.layers import Conv2D
@@ -84,7 +85,7 @@ class QuantumConv2D(Conv2D):
         executor: str | Executor = "emulator",
         executor_options: dict[str, Any] | None = None,
         rng: np.random.Generator | int | None = None,
-        dtype: np.dtype = np.float32,
+        dtype: DTypeLike = np.float32,
         detailed_stats: bool = False,
         connections: np.ndarray | None = None,
     ) -> None:
@@ -94,17 +95,26 @@ class QuantumConv2D(Conv2D):
             raise ValueError(f"pool must be None, 'max' or 'avg', got {pool!r}")
         if pool is not None:
             F.check_window_args(
-                pool_size, pool_size if pool_stride is None else pool_stride, pool_padding,
+                pool_size,
+                pool_size if pool_stride is None else pool_stride,
+                pool_padding,
                 what=f"{pool} pool",
-            )  # fmt: skip
+            )
         gen = rng if isinstance(rng, np.random.Generator) else np.random.default_rng(rng)
         # The weights come from ``gen`` exactly as in Conv2D (same seed, same initial weights as
         # the classical twin); the runtime noise from the child stream of its seed that Conv2D
         # reserves (``derived_seed``), which is what ``quantize`` gives the classical twin too.
         super().__init__(
-            in_channels, out_channels, kernel_size, stride, padding, bias, rng=gen, dtype=dtype,
+            in_channels,
+            out_channels,
+            kernel_size,
+            stride,
+            padding,
+            bias,
+            rng=gen,
+            dtype=dtype,
             connections=connections,
-        )  # fmt: skip
+        )
         self.weight.tags |= {QUANTUM_TAG}
         self.config = config
         self.pool, self.pool_size = pool, F.pair(pool_size, "pool_size")

@@ -131,11 +131,23 @@ def _notes(groups: list[_Group], out: list[QuantizeNote]) -> None:
             base = g.path.rsplit(".", 1)
             head = f"{base[0]}." if len(base) == 2 else ""
             index = int(base[-1])
-            out.append(QuantizeNote(f"{head}{index + 1}", repr(rest[0]), "absorbed",
-                                    "the quantum layer's capped ReLU"))  # fmt: skip
+            out.append(
+                QuantizeNote(
+                    f"{head}{index + 1}",
+                    repr(rest[0]),
+                    "absorbed",
+                    "the quantum layer's capped ReLU",
+                )
+            )
             if len(rest) == 2:
-                out.append(QuantizeNote(f"{head}{index + 2}", repr(rest[1]), "merged",
-                                        "pooling during the quantum layer's write"))  # fmt: skip
+                out.append(
+                    QuantizeNote(
+                        f"{head}{index + 2}",
+                        repr(rest[1]),
+                        "merged",
+                        "pooling during the quantum layer's write",
+                    )
+                )
         else:
             name = type(g.layers[0]).__name__
             detail = _NO_COUNTERPART.get(name, "classical layer")
@@ -144,9 +156,11 @@ def _notes(groups: list[_Group], out: list[QuantizeNote]) -> None:
 
 def quantization_plan(model: Layer) -> list[QuantizeNote]:
     """What :func:`quantize` does with every layer of ``model`` (nothing is built)."""
-    groups = _plan_sequence(model.layers, "") if isinstance(model, Sequential) else [
-        _plan_layer(model, "0")
-    ]  # fmt: skip
+    groups = (
+        _plan_sequence(model.layers, "")
+        if isinstance(model, Sequential)
+        else [_plan_layer(model, "0")]
+    )
     out: list[QuantizeNote] = []
     _notes(groups, out)
     return out
@@ -162,19 +176,32 @@ class _Builder:
             return conv.derived_seed
         return self.noise_parent.spawn(1)[0]  # the k-th call gives the k-th child
 
-    def quantum(self, conv: Conv2D, pool: Layer | None) -> QuantumConv2D:
+    def quantum(self, conv: Conv2D, pool: MaxPool2D | AvgPool2D | None) -> QuantumConv2D:
         kind = None if pool is None else ("avg" if isinstance(pool, AvgPool2D) else "max")
         pool_args = {}
         if pool is not None:
-            pool_args = dict(pool=kind, pool_size=pool.kernel_size, pool_stride=pool.stride,
-                             pool_padding=pool.padding)  # fmt: skip
+            pool_args = dict(
+                pool=kind,
+                pool_size=pool.kernel_size,
+                pool_stride=pool.stride,
+                pool_padding=pool.padding,
+            )
         q = QuantumConv2D(
-            conv.in_channels, conv.out_channels, conv.kernel_size, conv.stride, conv.padding,
-            conv.bias is not None, config=self.config, rng=0, dtype=conv.weight.data.dtype,
-            connections=conv.connections, **pool_args, **self.options,
-        )  # fmt: skip
+            conv.in_channels,
+            conv.out_channels,
+            conv.kernel_size,
+            conv.stride,
+            conv.padding,
+            conv.bias is not None,
+            config=self.config,
+            rng=0,
+            dtype=conv.weight.data.dtype,
+            connections=conv.connections,
+            **pool_args,
+            **self.options,
+        )
         q.weight.data = conv.weight.data.copy()
-        if conv.bias is not None:
+        if conv.bias is not None and q.bias is not None:  # both or neither have one
             q.bias.data = conv.bias.data.copy()
         q.derived_seed = self.noise_seed(conv)
         q.rng = np.random.default_rng(q.derived_seed)
@@ -186,13 +213,16 @@ class _Builder:
             if g.children is not None:
                 container = g.layers[0]
                 if isinstance(container, Sequential):
-                    out.append(Sequential(self.build(g.children[0])))
+                    out.append(Sequential(*self.build(g.children[0])))
                 else:
                     out.append(Concat(*[self.build(child)[0] for child in g.children]))
             elif len(g.layers) > 1:
                 conv = g.layers[0]
-                assert isinstance(conv, Conv2D)
-                out.append(self.quantum(conv, g.layers[2] if len(g.layers) == 3 else None))
+                pool = g.layers[2] if len(g.layers) == 3 else None
+                assert isinstance(conv, Conv2D) and isinstance(
+                    pool, (MaxPool2D, AvgPool2D, type(None))
+                )
+                out.append(self.quantum(conv, pool))
             else:
                 out.append(copy.deepcopy(g.layers[0]))
         return out
@@ -213,5 +243,5 @@ def quantize(
         raise TypeError(f"model must be a qcnn.nn Layer, got {type(model).__name__}")
     builder = _Builder(config, seed, layer_options)
     if isinstance(model, Sequential):
-        return Sequential(builder.build(_plan_sequence(model.layers, "")))
-    return Sequential(builder.build([_plan_layer(model, "0")]))
+        return Sequential(*builder.build(_plan_sequence(model.layers, "")))
+    return Sequential(*builder.build([_plan_layer(model, "0")]))

@@ -15,8 +15,13 @@ from qcnn.seeding import seed_stream
 
 EXACT = QuantumConfig.exact()
 # quantum layers each builder has once quantized (lenet5-1998 feeds its convs to tanh: none)
-QUANTUM_LAYERS = {"paper": 2, "lenet5": 2, "lenet5-1998": 0, "alexnet-small": 5,
-                  "inception-small": 13}  # fmt: skip
+QUANTUM_LAYERS = {
+    "paper": 2,
+    "lenet5": 2,
+    "lenet5-1998": 0,
+    "alexnet-small": 5,
+    "inception-small": 13,
+}
 
 
 @pytest.mark.parametrize("arch", list(MODELS))
@@ -72,8 +77,18 @@ def test_plan_says_what_becomes_quantum_and_what_stays_classical():
     inc = quantization_plan(build_model("inception-small"))
     assert "3.3.0" in paths(inc, "classical")  # the branch's 3x3/1 max pool comes first
     assert {"0", "3.0.0", "3.1.0", "3.1.2", "3.3.1", "5.2.2"} <= set(paths(inc, "quantum"))
-    assert paths(inc, "container") == ["3", "3.0", "3.1", "3.2", "3.3", "5", "5.0", "5.1", "5.2",
-                                       "5.3"]  # fmt: skip
+    assert paths(inc, "container") == [
+        "3",
+        "3.0",
+        "3.1",
+        "3.2",
+        "3.3",
+        "5",
+        "5.0",
+        "5.1",
+        "5.2",
+        "5.3",
+    ]
     lenet = quantization_plan(lenet5_1998())
     convs = [n for n in lenet if n.layer.startswith("Conv2D")]
     assert all(n.action == "classical" and "not followed by a ReLU" in n.detail for n in convs)

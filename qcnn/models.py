@@ -452,7 +452,7 @@ def make_optimizer(
                 on=config.gradient_on,
                 model=config.gradient_model,
                 signs=config.gradient_signs,
-            )  # fmt: skip
+            )
         )
     return SGD(model.parameters(), lr=lr, momentum=momentum, grad_hooks=hooks)
 

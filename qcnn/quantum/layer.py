@@ -233,8 +233,9 @@ class QuantumConv2D(Conv2D):
         if dx is not None and cfg.input_gradient_noise and cfg.delta > 0:
             # the gradient passed back is itself read out of a quantum state (model §3): one
             # vector per image, each with its own norm
-            dx = noisy_gradient(dx, cfg.delta, self.rng, cfg.gradient_model,
-                                signs=cfg.gradient_signs, batch_dims=1)  # fmt: skip
+            dx = noisy_gradient(
+                dx, cfg.delta, self.rng, cfg.gradient_model, signs=cfg.gradient_signs, batch_dims=1
+            )
         self._set_weight_grad(dw)
         if self.bias is not None:
             self.bias.grad = dpre.sum(axis=(0, 2, 3)).astype(self.bias.data.dtype, copy=False)

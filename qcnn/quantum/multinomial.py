@@ -26,7 +26,7 @@ law is exact up to float64 rounding of the probabilities, as for numpy's sampler
 from __future__ import annotations
 
 import atexit
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 
 import numpy as np
 
@@ -73,7 +73,7 @@ def _numpy_multinomial(n: np.ndarray, pvals: np.ndarray, rng: np.random.Generato
     p_left = float(pvals[0, :h].sum())
     p_right = float(pvals[0, h:].sum())
     n_left = int(rng.binomial(n[0], p_left / (p_left + p_right))) if p_left > 0 else 0
-    parts = []
+    parts: list[Future[np.ndarray] | None] = []
     for g, sl, m, tot in (
         (g1, slice(0, h), n_left, p_left),
         (g2, slice(h, k), n[0] - n_left, p_right),
@@ -117,9 +117,12 @@ def _sorted_uniforms(n_per_seg: np.ndarray, rng: np.random.Generator) -> np.ndar
 
 
 def _segment_categorical(
-    weights: np.ndarray, seg_start: np.ndarray, seg_len: np.ndarray, n_draws: np.ndarray,
+    weights: np.ndarray,
+    seg_start: np.ndarray,
+    seg_len: np.ndarray,
+    n_draws: np.ndarray,
     rng: np.random.Generator,
-) -> np.ndarray:  # fmt: skip
+) -> np.ndarray:
     """Indices into the 1-D positive ``weights`` of ``n_draws[s]`` i.i.d. draws from each segment
     ``[seg_start[s], seg_start[s] + seg_len[s])`` with probability proportional to the weights
     (segments increasing, not overlapping, non-empty). Inverse CDF on one running sum with sorted

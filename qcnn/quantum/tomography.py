@@ -26,8 +26,6 @@ same two steps as circuits and shares :data:`SIGN_THRESHOLD` and :func:`kp_signs
 
 from __future__ import annotations
 
-from typing import Literal
-
 import numpy as np
 
 from qcnn.quantum.multinomial import multinomial_counts
@@ -73,7 +71,7 @@ def tomography_estimate(
     delta: float,
     rng: np.random.Generator,
     *,
-    signs: Literal["kp", "exact"] = "kp",
+    signs: str = "kp",  # "kp" or "exact", checked below
     shots: int | None = None,
     batch_dims: int = 0,
 ) -> np.ndarray:
@@ -109,8 +107,12 @@ def tomography_estimate(
     n_vec = int(np.prod(v.shape[:batch_dims], dtype=np.int64))
     d = int(np.prod(v.shape[batch_dims:], dtype=np.int64))
     if shots is None:
-        if (not isinstance(delta, (int, float)) or isinstance(delta, bool)
-                or not np.isfinite(delta) or delta <= 0):  # fmt: skip
+        if (
+            not isinstance(delta, (int, float))
+            or isinstance(delta, bool)
+            or not np.isfinite(delta)
+            or delta <= 0
+        ):
             raise ValueError(f"delta must be a finite number > 0, got {delta!r}")
         n_shots = tomography_shots(d, float(delta)) if d >= 1 else 0
     else:

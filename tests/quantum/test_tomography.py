@@ -209,8 +209,9 @@ def test_sign_step_statistics_match_the_exact_binomial_law():
         p_plus = 1 - stats.binom.cdf(thr, n_shots, q0)
         exact_plus += stats.binom.pmf(n0, n_shots, p0) * p_plus
     trials = 100_000
-    est = tomography_estimate(np.tile(v, (trials, 1)), 1.0, np.random.default_rng(4),
-                              shots=n_shots, batch_dims=1)  # fmt: skip
+    est = tomography_estimate(
+        np.tile(v, (trials, 1)), 1.0, np.random.default_rng(4), shots=n_shots, batch_dims=1
+    )
     got = (est[:, 0] > 0).mean()
     se = math.sqrt(exact_plus * (1 - exact_plus) / trials)
     assert abs(got - exact_plus) < 4 * se, (got, exact_plus)
@@ -250,8 +251,13 @@ def test_zero_tiny_and_huge_vectors_are_handled_by_scale():
     out = tomography_estimate(rows, 0.1, rng, batch_dims=1)
     assert (out[0] == 0).all() and (out[2] == 0).all() and (out[1] != 0).any()
     base = rng.standard_normal(50)
-    for scale, dtype in ((1e-30, np.float32), (1e-300, np.float64), (1e-160, np.float64),
-                         (1e150, np.float64), (1e-42, np.float32)):  # fmt: skip
+    for scale, dtype in (
+        (1e-30, np.float32),
+        (1e-300, np.float64),
+        (1e-160, np.float64),
+        (1e150, np.float64),
+        (1e-42, np.float32),
+    ):
         v = (base * scale).astype(dtype)
         est = tomography_estimate(v, 0.1, rng)
         assert np.isfinite(est).all() and est.dtype == dtype
@@ -315,8 +321,9 @@ def test_input_gradient_noise_applies_the_model_per_image(model):
     dout = np.random.default_rng(1).standard_normal((6, 3, 5, 5))
     out = {}
     for flag in (False, True):
-        layer = QuantumConv2D(2, 3, 5, config=base.replace(input_gradient_noise=flag), rng=7,
-                              dtype=np.float64)  # fmt: skip
+        layer = QuantumConv2D(
+            2, 3, 5, config=base.replace(input_gradient_noise=flag), rng=7, dtype=np.float64
+        )
         layer.forward(x)
         out[flag] = (layer.backward(dout), layer.weight.grad.copy())
     (dx, dw), (dx_q, dw_q) = out[False], out[True]
@@ -342,8 +349,9 @@ def test_emulator_and_circuit_tomography_agree_in_law():
     unit = x / np.linalg.norm(x)
     shots, reps = 30, 400
     circ = linf_tomography(x, shots=shots, repeats=reps, seed=5).estimate  # (reps, 8)
-    emu = tomography_estimate(np.tile(unit, (reps, 1)), 1.0, np.random.default_rng(6),
-                              shots=shots, batch_dims=1)  # fmt: skip
+    emu = tomography_estimate(
+        np.tile(unit, (reps, 1)), 1.0, np.random.default_rng(6), shots=shots, batch_dims=1
+    )
     for i in range(len(x)):
         values = np.unique(np.concatenate([circ[:, i], emu[:, i]]).round(9))
         a = np.array([(circ[:, i].round(9) == v).sum() for v in values])

@@ -273,8 +273,9 @@ def layer_input(image: np.ndarray) -> np.ndarray:
     img = np.asarray(image)
     if img.shape == (8, 8):
         if not np.issubdtype(img.dtype, np.floating):
-            raise ValueError("an 8x8 input must be a normalised float image, got dtype "
-                             f"{img.dtype}")  # fmt: skip
+            raise ValueError(
+                f"an 8x8 input must be a normalised float image, got dtype {img.dtype}"
+            )
         return img.astype(np.float64)[None, None]
     x01 = downsample(img)
     return ((x01 - MNIST_MEAN) / MNIST_STD)[None, None]

@@ -56,9 +56,13 @@ def build_parser() -> argparse.ArgumentParser:
         "results.json, history.csv, curves.png and feature_maps.png.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
-    p.add_argument("--model", choices=["cnn", "qcnn", "both"], default="both",
-                   help="which network(s) to train; 'both' also evaluates the CNN's weights under the "
-                        "quantum forward pass")  # fmt: skip
+    p.add_argument(
+        "--model",
+        choices=["cnn", "qcnn", "both"],
+        default="both",
+        help="which network(s) to train; 'both' also evaluates the CNN's weights under the "
+        "quantum forward pass",
+    )
     add_model_arguments(p)
     p.add_argument("--epochs", type=nonneg_int, default=2, help="training epochs")
     p.add_argument("--batch-size", type=pos_int, default=64, help="mini-batch size")
@@ -76,10 +80,14 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="with --model both: skip evaluating the CNN's weights under the quantum forward pass",
     )
-    p.add_argument("--shards", type=pos_int, default=None,
-                   help="train each batch as N slices in parallel threads (default: 2 for the QCNN, whose "
-                        "numpy work gains ~1.3x on 2 cores; 1 for the CNN, which gains nothing). Part of "
-                        "the run's identity: results depend on it, not on the machine")  # fmt: skip
+    p.add_argument(
+        "--shards",
+        type=pos_int,
+        default=None,
+        help="train each batch as N slices in parallel threads (default: 2 for the QCNN, whose "
+        "numpy work gains ~1.3x on 2 cores; 1 for the CNN, which gains nothing). Part of "
+        "the run's identity: results depend on it, not on the machine",
+    )
     add_common_arguments(
         p, out_default=None, out_help="output folder (default runs/mnist-<timestamp>)"
     )
@@ -140,15 +148,23 @@ def describe_model(arch: str, data: Data, config: QuantumConfig | None, seed: in
 
     Raises ValueError when the architecture does not fit the data's images."""
     cnn = build_model(arch, None, seed=seed, input_shape=data.shape, classes=data.classes)
-    lines = [f"architecture {arch} on {data.shape} inputs, {data.classes} classes:",
-             cnn.summary(data.shape)]  # fmt: skip
+    lines = [
+        f"architecture {arch} on {data.shape} inputs, {data.classes} classes:",
+        cnn.summary(data.shape),
+    ]
     if config is not None:
         plan = quantization_plan(cnn)
         quantum = [n.path for n in plan if n.action == "quantum"]
-        kept = [f"{n.path} {n.layer.split('(')[0]}" for n in plan if n.action == "classical"
-                and not n.layer.startswith(("Dense", "Flatten", "ReLU", "Dropout"))]  # fmt: skip
-        lines.append(f"quantized: {len(quantum)} quantum layer(s) at {', '.join(quantum) or '-'}"
-                     f"; kept classical: {', '.join(kept) or '-'}")  # fmt: skip
+        kept = [
+            f"{n.path} {n.layer.split('(')[0]}"
+            for n in plan
+            if n.action == "classical"
+            and not n.layer.startswith(("Dense", "Flatten", "ReLU", "Dropout"))
+        ]
+        lines.append(
+            f"quantized: {len(quantum)} quantum layer(s) at {', '.join(quantum) or '-'}"
+            f"; kept classical: {', '.join(kept) or '-'}"
+        )
     return "\n".join(lines)
 
 
@@ -157,7 +173,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     # Everything that can be wrong is checked before any data is loaded or any epoch runs.
     try:
-        config = config_from_args(args)  # validated even for --model cnn: a bad flag is an error
+        config: QuantumConfig | None = config_from_args(args)  # validated for --model cnn too
         if args.model == "cnn":
             config = None
         if not 0 <= args.momentum < 1:
@@ -182,8 +198,14 @@ def main(argv: list[str] | None = None) -> int:
     if not args.quiet:
         print(description)
 
-    common = dict(arch=args.arch, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
-                  momentum=args.momentum, seed=args.seed)  # fmt: skip
+    common = dict(
+        arch=args.arch,
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        lr=args.lr,
+        momentum=args.momentum,
+        seed=args.seed,
+    )
     specs = []
     if args.model in ("cnn", "both"):
         specs.append(RunSpec(config=None, shards=args.shards or 1, **common))
@@ -201,7 +223,7 @@ def main(argv: list[str] | None = None) -> int:
         records.append(record)
         models[spec.model] = model
         write_results(out, data.info, records, extra)  # after every run: nothing is lost on a crash
-    if args.model == "both" and not args.no_quantum_forward:
+    if args.model == "both" and config is not None and not args.no_quantum_forward:
         records.append(quantum_forward_run(models["cnn"], records[0], config, data, args.arch))
         write_results(out, data.info, records, extra)
 
@@ -212,8 +234,10 @@ def main(argv: list[str] | None = None) -> int:
         out, data, config, models.get("qcnn"), args.arch, args.seed
     )
     print(_summary(records, data.info))
-    print(f"results written to {out}/ (results.json, history.csv, curves.png"
-          f"{', feature_maps.png' if maps else ''})")  # fmt: skip
+    print(
+        f"results written to {out}/ (results.json, history.csv, curves.png"
+        f"{', feature_maps.png' if maps else ''})"
+    )
     return 0
 
 

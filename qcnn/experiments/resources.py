@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -142,7 +143,7 @@ def _main(argv: list[str] | None) -> int:
         p.error(str(exc))
     try:
         data = load_data(args.data_dir, train_size=1, test_size=args.images, dataset=args.dataset)
-        shape = dict(input_shape=data.shape, classes=data.classes)
+        shape: dict[str, Any] = dict(input_shape=data.shape, classes=data.classes)
         model = build_model(args.arch, config, seed=args.seed, **shape)
     except (FileNotFoundError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)

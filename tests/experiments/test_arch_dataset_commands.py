@@ -45,9 +45,23 @@ def test_results_record_the_architecture_and_the_data_set(digits_run, capsys):
 
 
 def test_summary_and_quantization_plan_are_printed(tmp_path, capsys):
-    argv = ["--train-size", "32", "--test-size", "16", "--epochs", "0", "--arch", "inception-small",
-            "--dataset", "digits", "--out", str(tmp_path / "o"), "--model", "both",
-            "--no-quantum-forward"]  # fmt: skip
+    argv = [
+        "--train-size",
+        "32",
+        "--test-size",
+        "16",
+        "--epochs",
+        "0",
+        "--arch",
+        "inception-small",
+        "--dataset",
+        "digits",
+        "--out",
+        str(tmp_path / "o"),
+        "--model",
+        "both",
+        "--no-quantum-forward",
+    ]
     assert mnist.main(argv) == 0
     text = capsys.readouterr().out
     assert "total parameters" in text and "output shape" in text
@@ -55,8 +69,9 @@ def test_summary_and_quantization_plan_are_printed(tmp_path, capsys):
 
 
 def test_architecture_that_does_not_fit_the_data_is_an_error(tmp_path, capsys):
-    rc = mnist.main([*TINY, "--quiet", "--arch", "paper", "--dataset", "digits",
-                     "--out", str(tmp_path / "o")])  # fmt: skip
+    rc = mnist.main(
+        [*TINY, "--quiet", "--arch", "paper", "--dataset", "digits", "--out", str(tmp_path / "o")]
+    )
     assert rc == 2
     err = capsys.readouterr().err
     assert "'paper' does not fit" in err and "13x13" in err
@@ -67,20 +82,37 @@ def test_unknown_and_missing_data_sets(tmp_path, capsys):
     with pytest.raises(SystemExit) as info:
         mnist.main(["--dataset", "cifar10", "--out", str(tmp_path / "o"), "--quiet"])
     assert info.value.code == 2 and "unknown data set 'cifar10'" in capsys.readouterr().err
-    rc = mnist.main(["--dataset", f"npz:{tmp_path / 'none.npz'}", "--out", str(tmp_path / "o"),
-                     "--quiet"])  # fmt: skip
+    rc = mnist.main(
+        ["--dataset", f"npz:{tmp_path / 'none.npz'}", "--out", str(tmp_path / "o"), "--quiet"]
+    )
     assert rc == 2 and "does not exist" in capsys.readouterr().err
 
 
 def test_npz_data_set_with_three_classes_and_a_model_without_quantum_layers(tmp_path):
     rng = np.random.default_rng(0)
     path = tmp_path / "set.npz"
-    np.savez(path, x_train=rng.integers(0, 256, (48, 28, 28), dtype=np.uint8),
-             y_train=np.arange(48) % 3, x_test=rng.integers(0, 256, (12, 28, 28), dtype=np.uint8),
-             y_test=np.arange(12) % 3)  # fmt: skip
+    np.savez(
+        path,
+        x_train=rng.integers(0, 256, (48, 28, 28), dtype=np.uint8),
+        y_train=np.arange(48) % 3,
+        x_test=rng.integers(0, 256, (12, 28, 28), dtype=np.uint8),
+        y_test=np.arange(12) % 3,
+    )
     out = tmp_path / "run"
-    argv = ["--epochs", "1", "--batch-size", "16", "--arch", "lenet5-1998", "--dataset",
-            f"npz:{path}", "--out", str(out), "--quiet", "--no-quantum-forward"]  # fmt: skip
+    argv = [
+        "--epochs",
+        "1",
+        "--batch-size",
+        "16",
+        "--arch",
+        "lenet5-1998",
+        "--dataset",
+        f"npz:{path}",
+        "--out",
+        str(out),
+        "--quiet",
+        "--no-quantum-forward",
+    ]
     assert mnist.main(argv) == 0
     res = json.loads((out / "results.json").read_text())
     assert res["dataset"]["classes"] == 3 and res["dataset"]["source"] == f"npz:{path}"
@@ -92,17 +124,46 @@ def test_npz_data_set_with_three_classes_and_a_model_without_quantum_layers(tmp_
 
 def test_sweep_and_resources_take_arch_and_dataset(tmp_path):
     out = tmp_path / "sweep"
-    argv = ["--grid", "quick", "--train-size", "32", "--test-size", "16", "--epochs", "1",
-            "--arch", "inception-small", "--dataset", "digits", "--no-quantum-forward",
-            "--quiet", "--out", str(out)]  # fmt: skip
+    argv = [
+        "--grid",
+        "quick",
+        "--train-size",
+        "32",
+        "--test-size",
+        "16",
+        "--epochs",
+        "1",
+        "--arch",
+        "inception-small",
+        "--dataset",
+        "digits",
+        "--no-quantum-forward",
+        "--quiet",
+        "--out",
+        str(out),
+    ]
     assert sweep.main(argv) == 0
     runs = sorted(p.name for p in (out / "runs").iterdir())
     assert runs[0] == "cnn-inception-small-seed1" and len(runs) == 3
     rec = json.loads((out / "runs" / runs[0] / "run.json").read_text())
     assert rec["dataset"]["name"] == "digits" and rec["architecture"]["parameters"] > 0
     rout = tmp_path / "res"
-    assert resources.main(["--arch", "inception-small", "--dataset", "digits", "--images", "16",
-                           "--out", str(rout), "--quiet"]) == 0  # fmt: skip
+    assert (
+        resources.main(
+            [
+                "--arch",
+                "inception-small",
+                "--dataset",
+                "digits",
+                "--images",
+                "16",
+                "--out",
+                str(rout),
+                "--quiet",
+            ]
+        )
+        == 0
+    )
     rows = json.loads((rout / "resources.json").read_text())["layers"]
     assert len(rows) == 13
     assert resources.main(["--arch", "lenet5-1998", "--out", str(rout), "--quiet"]) == 2

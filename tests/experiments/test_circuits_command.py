@@ -130,8 +130,21 @@ def test_digits_run_through_the_circuit_layer_without_downsampling(tmp_path):
 
     ds = load_dataset("digits", dtype=np.float64)
     np.testing.assert_array_equal(demo.layer_input(ds.x_test[3, 0]), ds.x_test[3:4])
-    argv = ["--dataset", "digits", "--index", "3", "--kernels", "2", "--ae-bits", "3", "--shots",
-            "30", "--out", str(tmp_path), "--quiet"]  # fmt: skip
+    argv = [
+        "--dataset",
+        "digits",
+        "--index",
+        "3",
+        "--kernels",
+        "2",
+        "--ae-bits",
+        "3",
+        "--shots",
+        "30",
+        "--out",
+        str(tmp_path),
+        "--quiet",
+    ]
     assert demo.main(argv) == 0
     saved = json.loads((tmp_path / "circuits_demo.json").read_text())
     assert "digits" in saved["data_source"] and saved["label"] == int(ds.y_test[3])

@@ -35,8 +35,9 @@ _CHOICES = {
     "norms": ("per_image", "first_image"),
     "gradient_model": GRADIENT_MODELS,
     "gradient_signs": ("kp", "exact"),
+    "tomography_normaliser": ("exact", "amplitude_estimation"),
 }
-_BOOLEANS = ("input_gradient_noise",)
+_BOOLEANS = ("input_gradient_noise", "noise_per_shot")
 # Names results.json files written before a field was renamed; from_dict reads them.
 _ALIASES = {"gradient_noise_on": "gradient_on"}
 
@@ -102,7 +103,8 @@ class QuantumConfig:
     """Settings of the emulated quantum convolution layer and of quantum backprop.
 
     Defaults are the authors' notebook ("notebook mode", model §6); the fields marked [theory]
-    switch on, one at a time, the algorithm as the theorems state it.
+    switch on, one at a time, the algorithm as the theorems state it (:meth:`theory` combines
+    them). docs/theory.md explains each.
 
     Attributes:
         eps: inner-product precision (>= 0). Its meaning depends on ``ipe``: in the Gaussian model
@@ -146,7 +148,13 @@ class QuantumConfig:
             layer passes back to the previous layer (``dL/dX``, one vector per image).
         failure_prob: [theory] Delta, 0 < Delta < 1: eps becomes a bound holding with probability
             >= 1 - Delta; the AE median count k and the AE bits are derived from (eps, Delta).
-            Needs ``ipe='amplitude_estimation'``.
+            Needs an amplitude-estimation model (``ipe`` or ``tomography_normaliser``).
+        noise_per_shot: [theory] every tomography shot re-runs the estimation: a pixel is drawn
+            with probability proportional to ``E[f(Ybar)]`` and carries a fresh estimate from the
+            f-tilted law; a pixel drawn n times takes the mean of its n values (docs/theory.md).
+        tomography_normaliser: with ``sampled_value='tomography'``, ``sum f`` is ``'exact'`` (an
+            oracle, the default) or estimated by ``'amplitude_estimation'`` of ``E[f] / C`` at the
+            configured precision [theory].
     """
 
     eps: float = 0.01
@@ -166,6 +174,8 @@ class QuantumConfig:
     gradient_signs: Literal["kp", "exact"] = "kp"
     input_gradient_noise: bool = False
     failure_prob: float | None = None
+    noise_per_shot: bool = False
+    tomography_normaliser: Literal["exact", "amplitude_estimation"] = "exact"
 
     def __post_init__(self) -> None:
         # numpy scalars (np.float32(0.5), np.int64(3), np.str_) are the same settings as the
@@ -219,14 +229,34 @@ class QuantumConfig:
         if self.failure_prob is not None:
             if not _is_number(self.failure_prob) or not 0 < self.failure_prob < 1:
                 raise bad("failure_prob", "None or a number with 0 < failure_prob < 1")
-            if self.ipe != "amplitude_estimation":
-                raise bad("failure_prob", "None unless ipe='amplitude_estimation'")
+            if (
+                self.ipe != "amplitude_estimation"
+                and self.tomography_normaliser != "amplitude_estimation"
+            ):
+                raise bad("failure_prob", "None unless an amplitude-estimation model is used "
+                          "(ipe or tomography_normaliser 'amplitude_estimation')")  # fmt: skip
             if self.ae_median != 1:
                 raise ValueError(
                     f"QuantumConfig.ae_median={self.ae_median!r} conflicts with failure_prob="
                     f"{self.failure_prob!r}, which derives the median count: pass one of them"
                 )
             median_count(self.failure_prob)  # raises for a Delta needing absurdly many runs
+        if self.noise_per_shot:
+            if not self.samples:
+                raise bad("noise_per_shot", "False without sampling (sigma or eta)")
+            if self.sampling_power != 1:
+                raise bad("noise_per_shot", "False with sampling_power 2 (the ablation has no "
+                          "per-shot law)")  # fmt: skip
+        if self.tomography_normaliser != "exact" and self.sampled_value != "tomography":
+            raise bad("tomography_normaliser", "'exact' unless sampled_value='tomography' (the "
+                      "normaliser scales tomography values only)")  # fmt: skip
+        if (
+            self.tomography_normaliser == "amplitude_estimation"
+            and self.eps == 0
+            and self.ae_bits is None
+        ):
+            raise bad("tomography_normaliser", "'exact' when eps = 0 and ae_bits is None (no "
+                      "precision to estimate the normaliser with)")  # fmt: skip
         if self.ipe == "amplitude_estimation" and self.ae_bits is None:
             if self.eps == 0:
                 raise ValueError(
@@ -248,15 +278,18 @@ class QuantumConfig:
 
     @property
     def uses_ae(self) -> bool:
-        """Whether some step runs (emulated) amplitude estimation."""
-        return self.ipe == "amplitude_estimation"
+        """Whether some step runs (emulated) amplitude estimation: the IPE or the normaliser."""
+        return self.ipe == "amplitude_estimation" or (
+            self.sampled_value == "tomography"
+            and self.tomography_normaliser == "amplitude_estimation"
+        )
 
     def _derived_bits(self) -> int:
         return _bound_bits_for(self.eps) if self.failure_prob is not None else _bits_for(self.eps)
 
     @property
     def ae_bits_any(self) -> int | None:
-        """m of every emulated AE: ``ae_bits`` or derived from eps (the
+        """m of every emulated AE (IPE and normaliser): ``ae_bits`` or derived from eps (the
         bound rule when ``failure_prob`` is set); None when no AE runs or eps = 0."""
         if not self.uses_ae:
             return None
@@ -303,6 +336,28 @@ class QuantumConfig:
         """The authors' simulation: Gaussian IPE, cap-noise-cap, exact values of sampled
         pixels, gradient noise on all parameters, per-image norms (the project's fix)."""
         return cls(eps=eps, cap=cap, sigma=sigma, delta=delta)
+
+    @classmethod
+    def theory(
+        cls,
+        eps: float = 0.01,
+        cap: float = 10.0,
+        delta: float = 0.01,
+        sigma: float = 0.5,
+        failure_prob: float = 0.01,
+    ) -> QuantumConfig:
+        """The algorithm as the theorems state it (model §6, docs/theory.md): amplitude
+        estimation with bits and median derived from (eps, Delta) so that eps is a bound holding
+        with probability >= 1 - Delta, noise before the cap, a fresh estimate per tomography
+        shot, tomography values with an estimated normaliser, and l-infinity tomography (KP signs)
+        of every gradient, including the one passed back by each quantum layer. Sampling stays
+        sized by sigma (so runs compare with the paper's grid)."""
+        return cls(
+            eps=eps, cap=cap, sigma=sigma, delta=delta, ipe="amplitude_estimation",
+            failure_prob=failure_prob, noise_order="theory", noise_per_shot=True,
+            sampled_value="tomography", tomography_normaliser="amplitude_estimation",
+            gradient_model="linf_tomography", gradient_on="all", input_gradient_noise=True,
+        )  # fmt: skip
 
     @classmethod
     def exact(cls, cap: float = 1e30) -> QuantumConfig:

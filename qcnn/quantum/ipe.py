@@ -28,6 +28,7 @@ __all__ = [
     "sample_ae_outcomes",
     "ae_estimate",
     "amplitude_estimation_ipe",
+    "amplitude_estimation_median_ipe",
     "estimate_inner_products",
     "hadamard_test_probability",
 ]
@@ -170,6 +171,29 @@ def amplitude_estimation_ipe(
     return out.astype(y.dtype, copy=False)
 
 
+def amplitude_estimation_median_ipe(
+    y: np.ndarray,
+    scale: np.ndarray,
+    m: int,
+    k: int,
+    rng: np.random.Generator,
+) -> np.ndarray:
+    """As :func:`amplitude_estimation_ipe` with the median of k runs, drawn in one step: the
+    median's outcome is ``F^-1(V)``, ``V ~ Beta((k+1)/2, (k+1)/2)``, on a window of the outcome
+    law (:mod:`qcnn.quantum.ae_law`; exact, undecided draws are redone on the full law). Same
+    law as the median of k draws of :func:`ae_estimate`, about k times cheaper."""
+    from qcnn.quantum.ae_law import ae_phase, sample_median_j, window
+
+    scale_b = np.broadcast_to(np.asarray(scale, dtype=np.float64), y.shape)
+    nz = scale_b > 0
+    cos_sim = np.divide(y, scale_b, out=np.zeros(y.shape), where=nz)
+    x = ae_phase(hadamard_test_probability(cos_sim).ravel(), m)
+    j = sample_median_j(window(x, m), k, rng, x=x).reshape(y.shape)
+    # Ybar = scale (1 - 2 a~) with a~ = sin^2(pi J / M): scale cos(2 pi J / M)
+    out = np.where(nz, scale_b * np.cos(2.0 * np.pi * j / (1 << int(m))), 0.0)
+    return out.astype(y.dtype, copy=False)
+
+
 def estimate_inner_products(
     y: np.ndarray, scale: np.ndarray, config: QuantumConfig, rng: np.random.Generator
 ) -> np.ndarray:
@@ -180,4 +204,7 @@ def estimate_inner_products(
         return gaussian_ipe(y, scale, config.eps, rng)
     bits = config.resolved_ae_bits
     assert bits is not None  # set whenever ipe is "amplitude_estimation"
-    return amplitude_estimation_ipe(y, scale, bits, rng, config.resolved_ae_median)
+    k = config.resolved_ae_median
+    if k > 1:
+        return amplitude_estimation_median_ipe(y, scale, bits, k, rng)
+    return amplitude_estimation_ipe(y, scale, bits, rng)

@@ -24,14 +24,30 @@ from numpy.typing import DTypeLike
 from qcnn.nn import functional as F
 from qcnn.nn.layers import Conv2D
 from qcnn.quantum.config import QuantumConfig
-from qcnn.quantum.executor import ConvProblem, Executor, make_executor
+from qcnn.quantum.executor import ConvProblem, EmulatorExecutor, Executor, make_executor
 from qcnn.quantum.gradient_models import noisy_gradient
+from qcnn.quantum.ipe import ae_estimate
 from qcnn.quantum.nonlinearity import noisy_cap_relu
+from qcnn.quantum.per_shot import gaussian_mean_f, sample_per_shot
 from qcnn.quantum.sampling import implied_eta, sampled_values, shots_from_sigma, tomography_shots
 
 __all__ = ["QuantumConv2D", "layer_shots", "QUANTUM_TAG"]
 
 QUANTUM_TAG = "quantum"  # Parameter tag of the kernels a quantum computer holds (gradient noise)
+
+
+ETA_REFERENCE = 0.1  # the precision the statistics quote the theorem's shot count for
+
+
+def ps_mu(config: QuantumConfig, y: np.ndarray) -> np.ndarray:
+    """Centre of the noisy value before the cap: Y (theory order) or clip(Y, 0, C) (paper)."""
+    return y if config.noise_order == "theory" else np.clip(y, 0.0, config.cap)
+
+
+def _normaliser_stats(total: np.ndarray, true_total: np.ndarray) -> dict[str, float]:
+    live = true_total > 0
+    rel = total[live] / true_total[live] - 1.0
+    return {"normaliser_rel_error_rms": float(np.sqrt(np.mean(rel**2))) if rel.size else 0.0}
 
 
 def layer_shots(config: QuantumConfig, d: int) -> int | None:
@@ -169,34 +185,15 @@ class QuantumConv2D(Conv2D):
         a_norm, f_norm = self._norm_products(x)
         scale = a_norm[:, None, :, :] * f_norm[None, :, None, None]
 
-        if cfg.ipe == "exact":
-            y_bar_nb = y_nb
-        else:
-            problem = ConvProblem(
-                cache.cols, self.kernel().reshape(self.out_channels, -1), y_nb, scale
-            )
-            y_bar_nb = self.executor.inner_products(problem, cfg, self.rng)
-        if self.bias is not None:
-            b = self.bias.data.reshape(1, -1, 1, 1)
-            y, y_bar = y_nb + b, y_bar_nb + b
-        else:
-            y, y_bar = y_nb, y_bar_nb
-        f, df = noisy_cap_relu(y, y_bar, cfg.cap, cfg.noise_order)
-
-        values = f.reshape(n, -1)
-        d = values.shape[1]
+        d = int(np.prod(y_nb.shape[1:]))
         shots = layer_shots(cfg, d)
-        if shots is None:
-            out, kept = f, None
+        extra: dict[str, float] = {}
+        if cfg.noise_per_shot and shots is not None:
+            y, y_bar, f, out, df, kept, extra = self._per_shot(y_nb, scale, n, shots)
+            values = f.reshape(n, -1)
         else:
-            counts = self.executor.sample(values, shots, cfg, self.rng)
-            kept = counts > 0
-            # an executor may override N (e.g. CircuitExecutor(sample_shots=...)): report what ran
-            shots = int(counts.sum(axis=1).max(initial=0)) or shots
-            out = sampled_values(values, counts, cfg.sampled_value, cfg.sampling_power).reshape(
-                f.shape
-            )
-            df &= kept.reshape(df.shape)
+            y, y_bar, f, out, df, kept, shots, extra = self._per_pixel(y_nb, scale, cache, n, shots)
+            values = f.reshape(n, -1)
         if stages is not None:
             stages.update(exact=y, estimated=y_bar, activated=f, sampled=out)
 
@@ -210,9 +207,96 @@ class QuantumConv2D(Conv2D):
                 out, self.pool_size, self.pool_stride, self.pool_padding
             )
 
-        self._record_stats(x, values, kept, shots, d, a_norm, f_norm, y, y_bar)
+        self._record_stats(x, values, kept, shots, d, a_norm, f_norm, y, y_bar, extra)
         self._qcache = (cache, df, pool_cache) if training else None
         return out
+
+    def _bias_map(self, like: np.ndarray) -> np.ndarray | None:
+        return None if self.bias is None else self.bias.data.reshape(1, -1, 1, 1)
+
+    def _per_pixel(self, y_nb, scale, cache, n, shots):
+        """One estimate per pixel, frozen across the shots (the notebook's model)."""
+        cfg = self.config
+        if cfg.ipe == "exact":
+            y_bar_nb = y_nb
+        else:
+            problem = ConvProblem(
+                cache.cols, self.kernel().reshape(self.out_channels, -1), y_nb, scale
+            )
+            y_bar_nb = self.executor.inner_products(problem, cfg, self.rng)
+        b = self._bias_map(y_nb)
+        y, y_bar = (y_nb, y_bar_nb) if b is None else (y_nb + b, y_bar_nb + b)
+        f, df = noisy_cap_relu(y, y_bar, cfg.cap, cfg.noise_order)
+        values = f.reshape(n, -1)
+        extra: dict[str, float] = {}
+        if shots is None:
+            return y, y_bar, f, f, df, None, None, extra
+        counts = self.executor.sample(values, shots, cfg, self.rng)
+        kept = counts > 0
+        # an executor may override N (e.g. CircuitExecutor(sample_shots=...)): report what ran
+        shots = int(counts.sum(axis=1).max(initial=0)) or shots
+        total = None
+        if cfg.sampled_value == "tomography" and cfg.tomography_normaliser != "exact":
+            true_total = values.astype(np.float64).sum(axis=1)
+            total = self._estimated_normaliser(true_total / values.shape[1], values.shape[1])
+            extra.update(_normaliser_stats(total, true_total))
+        out = sampled_values(values, counts, cfg.sampled_value, cfg.sampling_power, total=total)
+        df &= kept.reshape(df.shape)
+        return y, y_bar, f, out.reshape(f.shape), df, kept, shots, extra
+
+    def _per_shot(self, y_nb, scale, n, shots):
+        """A fresh estimate per tomography shot (QuantumConfig.noise_per_shot, docs/theory.md)."""
+        cfg = self.config
+        if not isinstance(self.executor, EmulatorExecutor):
+            raise ValueError(
+                f"QuantumConfig.noise_per_shot needs the emulator executor, got {self.executor!r}"
+            )
+        b = self._bias_map(y_nb)
+        y = y_nb if b is None else y_nb + b
+        shape, dtype = y_nb.shape, y_nb.dtype
+        flat = (n, -1)
+        bias = np.zeros(shape) if b is None else np.broadcast_to(b, shape)
+        ps = sample_per_shot(
+            cfg.ipe, y_nb.reshape(flat), y.reshape(flat), np.broadcast_to(scale, shape).reshape(flat),
+            bias.reshape(flat), cfg, shots, self.rng,
+        )  # fmt: skip
+        counts = ps.counts
+        kept = counts > 0
+        safe = np.maximum(counts, 1)
+        mean_value = np.where(kept, ps.value_sum / safe, 0.0)
+        extra: dict[str, float] = {"per_shot_fallbacks": float(ps.fallbacks)}
+        d = counts.shape[1]
+        if ps.mean_f is not None:
+            mean_f = ps.mean_f
+            extra["mean_f_bound"] = float(np.max(ps.mean_f_err, initial=0.0))
+        else:
+            mean_f = gaussian_mean_f(ps_mu(cfg, y), 2.0 * cfg.eps * np.broadcast_to(scale, shape),
+                                     cfg.cap).reshape(flat).mean(axis=1)  # fmt: skip
+        extra["mean_f"] = float(
+            mean_f.mean()
+        )  # E[f] over the estimator's law, not the drawn values
+        if cfg.sampled_value == "tomography":
+            true_total = mean_f * d
+            total = true_total
+            if cfg.tomography_normaliser != "exact":
+                total = self._estimated_normaliser(mean_f, d)
+                extra.update(_normaliser_stats(total, true_total))
+            out = counts / shots * total[:, None]
+        else:
+            out = mean_value
+        df = np.where(kept, ps.linear_sum / safe, 0.0).astype(dtype).reshape(shape)
+        y_bar = np.where(kept, y.reshape(flat) + ps.error_sum / safe, y.reshape(flat))
+        f = mean_value.astype(dtype).reshape(shape)
+        return (y, y_bar.astype(dtype).reshape(shape), f, out.astype(dtype).reshape(shape), df,
+                kept, extra)  # fmt: skip
+
+    def _estimated_normaliser(self, mean_f: np.ndarray, d: int) -> np.ndarray:
+        """``sum f`` per image from emulated amplitude estimation of ``E[f] / C`` (the ancilla's
+        amplitude before amplification) with the configured bits and median count."""
+        cfg = self.config
+        a = np.clip(mean_f / cfg.cap, 0.0, 1.0)
+        a_hat = ae_estimate(a, cfg.ae_bits_any, self.rng, cfg.resolved_ae_median)
+        return d * cfg.cap * a_hat
 
     def backward(self, dout: np.ndarray) -> np.ndarray | None:
         if self._qcache is None:
@@ -257,7 +341,7 @@ class QuantumConv2D(Conv2D):
         return (shape[0], *geom.out)
 
     # ------------------------------------------------------------------------------------------
-    def _record_stats(self, x, values, kept, shots, d, a_norm, f_norm, y, y_bar) -> None:
+    def _record_stats(self, x, values, kept, shots, d, a_norm, f_norm, y, y_bar, extra) -> None:
         # Reductions through BLAS dot products: a few hundred microseconds per call, so the
         # statistics can stay on during training.
         err = (y_bar - y).ravel()
@@ -272,6 +356,9 @@ class QuantumConv2D(Conv2D):
             "pixels": float(d),
             "shots": float(shots) if shots is not None else float("nan"),
             "implied_eta": implied_eta(d, shots) if shots is not None else float("nan"),
+            # the theorem's shot count for the reference precision, next to the shots used
+            "eta_reference": ETA_REFERENCE,
+            "shots_for_eta_reference": float(tomography_shots(d, ETA_REFERENCE)),
             "kept_fraction": float(np.count_nonzero(kept)) / kept.size if kept is not None else 1.0,
             "zero_images": float((values.max(axis=1) <= 0).sum()),
             "ipe_error_rms": float(np.sqrt(np.dot(err, err) / max(err.size, 1))),
@@ -284,6 +371,7 @@ class QuantumConv2D(Conv2D):
             stats["mu_A"] = (
                 float(np.linalg.norm(a0) / spectral_a) if spectral_a > 0 else float("nan")
             )
+        stats.update(extra)
         self.stats = stats
         for k, v in stats.items():
             self._stats_sum[k] = self._stats_sum.get(k, 0.0) + v

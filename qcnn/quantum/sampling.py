@@ -127,13 +127,18 @@ def _search_sorted_targets(xp: np.ndarray, targets: np.ndarray) -> np.ndarray:
 
 
 def sampled_values(
-    values: np.ndarray, counts: np.ndarray, mode: str = "exact", power: int = 1
+    values: np.ndarray,
+    counts: np.ndarray,
+    mode: str = "exact",
+    power: int = 1,
+    total: np.ndarray | None = None,
 ) -> np.ndarray:
     """Values written back after sampling: 0 for undrawn pixels, and for drawn ones
 
     - ``'exact'``: the value itself (the value register is measured with the index) [paper-sim];
     - ``'tomography'``: the estimate from the counts, ``(n/N)^(1/power) * ||f||_power``, i.e.
-      ``(n/N) sum f`` for power 1 [theory].
+      ``(n/N) sum f`` for power 1 [theory]. ``total`` ``(B,)``: the normaliser ``||f||_power``
+      to use instead of the exact one (e.g. an amplitude-estimation estimate of it).
 
     ``values`` and ``counts`` are ``(B, d)``.
     """
@@ -143,7 +148,10 @@ def sampled_values(
         raise ValueError(f"mode must be 'exact' or 'tomography', got {mode!r}")
     shots = counts.sum(axis=1, keepdims=True)
     freq = np.divide(counts, shots, out=np.zeros(counts.shape), where=shots > 0)
-    norm = (values.astype(np.float64) ** power).sum(axis=1, keepdims=True) ** (1.0 / power)
+    if total is not None:
+        norm = np.asarray(total, dtype=np.float64).reshape(-1, 1)
+    else:
+        norm = (values.astype(np.float64) ** power).sum(axis=1, keepdims=True) ** (1.0 / power)
     est = freq ** (1.0 / power) * norm if power != 1 else freq * norm
     return est.astype(values.dtype, copy=False)
 

@@ -84,7 +84,13 @@ BAD_VALUES = [
     ("failure_prob", NAN, {"ipe": "amplitude_estimation"}),
     ("failure_prob", "0.01", {"ipe": "amplitude_estimation"}),
     ("failure_prob", True, {"ipe": "amplitude_estimation"}),
-    ("failure_prob", 0.01, {}),  # no amplitude estimation: it would do nothing
+    ("failure_prob", 0.01, {}),  # no amplitude estimation anywhere: it would do nothing
+    ("noise_per_shot", 1, {}),
+    ("noise_per_shot", True, {"sigma": None}),  # no sampling, no shots
+    ("noise_per_shot", True, {"sampling_power": 2}),
+    ("tomography_normaliser", "oracle", {"sampled_value": "tomography"}),
+    ("tomography_normaliser", "amplitude_estimation", {}),  # values are exact: nothing to scale
+    ("tomography_normaliser", "amplitude_estimation", {"sampled_value": "tomography", "eps": 0.0}),
 ]
 
 
@@ -129,6 +135,14 @@ def test_every_field_is_covered_by_the_validation_tests():
         {"gradient_model": "linf_tomography"},
         {"gradient_signs": "exact"},
         {"input_gradient_noise": True},
+        {"noise_per_shot": True},
+        {"noise_per_shot": True, "sigma": None, "eta": 0.3},
+        {"sampled_value": "tomography", "tomography_normaliser": "amplitude_estimation"},
+        {
+            "sampled_value": "tomography",
+            "tomography_normaliser": "amplitude_estimation",
+            "failure_prob": 0.1,
+        },
         {"ipe": "amplitude_estimation", "failure_prob": 1e-9},
         {"ipe": "amplitude_estimation", "failure_prob": 0.5},
     ],
@@ -200,6 +214,8 @@ ROUND_TRIP = [
     ),
     QuantumConfig(ipe="amplitude_estimation", eps=0.003),
     QuantumConfig(gradient_model="linf_tomography", gradient_signs="exact", gradient_on="quantum"),
+    QuantumConfig.theory(),
+    QuantumConfig.theory(eps=0.1, cap=2.0, delta=0.1, sigma=0.2, failure_prob=0.1),
 ]
 
 
@@ -263,6 +279,8 @@ def test_paper_preset_is_the_authors_simulation():
         "gradient_signs": "kp",
         "input_gradient_noise": False,
         "failure_prob": None,
+        "noise_per_shot": False,
+        "tomography_normaliser": "exact",
     }
     assert cfg == QuantumConfig()  # the defaults are the paper preset
     custom = QuantumConfig.paper(eps=0.1, cap=2.0, sigma=0.2, delta=0.1)
@@ -355,6 +373,18 @@ def test_integer_fields_reject_bools(field):
 # -- theory mode -------------------------------------------------------------------------------
 
 
+def test_theory_preset_switches_on_every_theory_option():
+    cfg = QuantumConfig.theory()
+    assert (cfg.eps, cfg.cap, cfg.delta, cfg.sigma) == (0.01, 10.0, 0.01, 0.5)
+    assert cfg.failure_prob == 0.01
+    assert cfg.ipe == "amplitude_estimation" and cfg.noise_order == "theory"
+    assert cfg.noise_per_shot and cfg.input_gradient_noise
+    assert cfg.sampled_value == "tomography" and cfg.tomography_normaliser == "amplitude_estimation"
+    assert cfg.gradient_model == "linf_tomography" and cfg.gradient_on == "all"
+    assert cfg.gradient_signs == "kp" and cfg.norms == "per_image"
+    assert cfg.ae_bits_any == cfg.resolved_ae_bits == 9
+
+
 def test_failure_prob_makes_eps_a_bound():
     cfg = QuantumConfig(ipe="amplitude_estimation", failure_prob=0.01)
     # eps as a bound: the smallest m with pi/2^m + pi^2/4^m <= eps, and k from Delta
@@ -426,3 +456,12 @@ def test_recorded_configs_of_the_klp19_run_load_unchanged():
             if k != "gradient_noise_on":
                 assert getattr(cfg, k) == v
         assert cfg.gradient_model == "gaussian" and not cfg.input_gradient_noise
+        assert not cfg.noise_per_shot and cfg.tomography_normaliser == "exact"
+
+
+def test_normaliser_alone_uses_amplitude_estimation_bits():
+    """Gaussian IPE with an estimated normaliser: the normaliser's AE takes its bits from eps."""
+    cfg = QuantumConfig(sampled_value="tomography", tomography_normaliser="amplitude_estimation")
+    assert cfg.uses_ae and cfg.resolved_ae_bits is None and cfg.ae_bits_any == 9
+    bound = cfg.replace(failure_prob=0.01, eps=0.1)
+    assert bound.ae_bits_any == 6 and bound.resolved_ae_median == 11

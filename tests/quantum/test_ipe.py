@@ -25,6 +25,7 @@ from qcnn.quantum import (
     ae_estimate,
     ae_outcome_probabilities,
     amplitude_estimation_ipe,
+    amplitude_estimation_median_ipe,
     estimate_inner_products,
     gaussian_ipe,
     sample_ae_outcomes,
@@ -335,8 +336,16 @@ def test_estimate_inner_products_dispatch():
         estimate_inner_products(y, scale, g_cfg, np.random.default_rng(1)),
         gaussian_ipe(y, scale, 0.2, np.random.default_rng(1)),
     )
-    ae_cfg = QuantumConfig(ipe="amplitude_estimation", eps=0.1, ae_median=3)
+    ae_cfg = QuantumConfig(ipe="amplitude_estimation", eps=0.1)
     np.testing.assert_array_equal(
         estimate_inner_products(y, scale, ae_cfg, np.random.default_rng(2)),
-        amplitude_estimation_ipe(y, scale, 5, np.random.default_rng(2), median_of=3),
+        amplitude_estimation_ipe(y, scale, 5, np.random.default_rng(2)),
     )
+    # a median of k > 1 runs is drawn in one step (same law: tests/quantum/test_per_shot.py)
+    med_cfg = ae_cfg.replace(ae_median=3)
+    np.testing.assert_array_equal(
+        estimate_inner_products(y, scale, med_cfg, np.random.default_rng(2)),
+        amplitude_estimation_median_ipe(y, scale, 5, 3, np.random.default_rng(2)),
+    )
+    out = estimate_inner_products(y, scale, med_cfg, np.random.default_rng(3))
+    assert out.dtype == y.dtype and (np.abs(out) <= scale + 1e-12).all()

@@ -48,6 +48,8 @@ STAT_KEYS = {
     "pixels",
     "shots",
     "implied_eta",
+    "eta_reference",
+    "shots_for_eta_reference",
     "kept_fraction",
     "zero_images",
     "ipe_error_rms",
@@ -402,6 +404,8 @@ ZERO_CONFIGS = {
     "eta": QuantumConfig(sigma=None, eta=0.3),
     "first_image": QuantumConfig(norms="first_image"),
     "exact": QuantumConfig.exact(cap=5.0),
+    "per_shot": QuantumConfig(noise_per_shot=True),
+    "theory_preset": QuantumConfig.theory(),
 }
 
 

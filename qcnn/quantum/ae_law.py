@@ -1,0 +1,262 @@
+"""The law of the median of k canonical amplitude-estimation runs, per pixel, on a window.
+
+Canonical AE with ``M = 2^m`` points returns y in {0..M-1} with
+``P(y) = 1/2 [K(y - x) + K(y + x)]``, ``K(t) = sin^2(pi x) / (M^2 sin^2(pi t / M))`` (the Fejer
+kernel, :func:`qcnn.quantum.ipe.ae_outcome_probabilities`), ``x = M theta``, ``a = sin^2(pi theta)``.
+The estimate ``a~ = sin^2(pi y / M)`` depends on y only through ``J = min(y, M - y)`` in
+{0..M/2}, and increases with J; so the median of k estimates is ``sin^2(pi J_med / M)`` with
+``J_med`` the median of the k values of J. Folding the two branches gives the law of J:
+``P(J = j) = K(j - x) + K(j + x)`` for 0 < j < M/2 (one term at j = 0 and j = M/2).
+
+**Median of k.** If ``F`` is the CDF of J, the median of k i.i.d. draws is ``F^-1(V)`` with
+``V ~ Beta(h, h)``, ``h = (k + 1) / 2`` (the median of k uniforms, mapped through the monotone
+``F^-1``): one draw instead of k. Its CDF is ``G(F(j))`` with ``G(u) = P(Bin(k, u) >= h)``.
+
+**Window.** The law is computed on ``2W`` values of J around ``x`` (:class:`Window`): their exact
+probabilities, and the mass ``L = P(J < lo)`` below the window by Euler-Maclaurin summation of
+the kernel over the far arc, with its rigorous error bound (the remainder of the series is at
+most its last term because every even derivative of ``csc^2`` is positive). Sampling is *exact*:
+a draw whose ``V`` falls within that bound of a window boundary, or outside the window, is redone
+on the full law of its pixel (:func:`full_cdf`), which happens for a few draws in a million.
+Expectations on the window (:func:`median_window_law`) carry the bound explicitly.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+__all__ = [
+    "WINDOW",
+    "is_tiny",
+    "window_start",
+    "Window",
+    "ae_phase",
+    "window",
+    "full_cdf",
+    "median_cdf_map",
+    "sample_median_j",
+    "median_window_law",
+    "lower_tail_bound",
+]
+
+WINDOW = 3  # W: the window holds J = lo .. lo + 2W - 1 around x
+# Euler-Maclaurin terms (B_{2k}/(2k)! for k = 1, 2, 3); the remainder is at most the last term.
+_EM = (1.0 / 12.0, -1.0 / 720.0, 1.0 / 30240.0)
+# Margin for rounding in the window's CDF values: the window's probabilities are computed in
+# float32 (their angles in float64, so each is accurate to a few float32 ulps relative) and
+# summed in float64; 2e-6 covers 2W terms of at most 1 with relative error < 1e-6 each, and the
+# tests check it against the exact law.
+_ROUND = 2e-6
+
+
+def ae_phase(a: np.ndarray, m: int) -> np.ndarray:
+    """``x = M theta`` with ``a = sin^2(pi theta)``, theta in [0, 1/2] (float64)."""
+    a = np.clip(np.asarray(a, dtype=np.float64), 0.0, 1.0)
+    return (1 << int(m)) * np.arcsin(np.sqrt(a)) / np.pi
+
+
+def _csc_odd_derivatives(t: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """h', h''', h^(5) of h(u) = csc^2(u) as polynomials in t = cot(u)."""
+    t2 = t * t
+    d1 = -2.0 * t * (1.0 + t2)
+    d3 = -t * (16.0 + t2 * (40.0 + 24.0 * t2))
+    d5 = -t * (272.0 + t2 * (1232.0 + t2 * (1680.0 + 720.0 * t2)))
+    return d1, d3, d5
+
+
+@dataclass(frozen=True)
+class Window:
+    """The single-run law of J near the peak, per pixel (arrays over pixels, float64).
+
+    Attributes:
+        lo: ``(n,)`` first J of the window (int64); the window is ``lo .. lo + 2W - 1``.
+        cdf: ``(n, 2W + 1)``: ``F(lo - 1) = L, F(lo), ..., F(lo + 2W - 1)``.
+        tol: ``(n,)`` bound on the error of every ``cdf`` value (Euler-Maclaurin + rounding).
+        fixed: ``(n,)`` bool: x lies on the grid, J = ``lo`` for sure (cdf is then a step).
+        m: AE qubits.
+    """
+
+    lo: np.ndarray
+    cdf: np.ndarray
+    tol: np.ndarray
+    fixed: np.ndarray
+    m: int
+
+
+def is_tiny(m: int, w: int = WINDOW) -> bool:
+    """Whether the grid is so small (M/2 + 1 <= 2W + 1) that the window is all of J."""
+    return (1 << int(m)) // 2 <= 2 * w
+
+
+def window_start(x: np.ndarray, m: int, w: int = WINDOW) -> np.ndarray:
+    """``lo``, the first J of the window around ``x`` (int64), as :func:`window` places it."""
+    if is_tiny(m, w):
+        return np.zeros(np.shape(x), dtype=np.int64)
+    half = (1 << int(m)) // 2
+    return np.clip(np.floor(x) - (w - 1), 0, half + 1 - 2 * w).astype(np.int64)
+
+
+def window(x: np.ndarray, m: int, w: int = WINDOW) -> Window:
+    """The window of J around ``x = M theta`` (``(n,)`` in [0, M/2]) for m-qubit AE."""
+    x = np.asarray(x, dtype=np.float64)
+    big_m = 1 << int(m)
+    half = big_m // 2
+    width = 2 * w
+    if is_tiny(m, w):  # tiny grids: the window is all of J, computed directly
+        cdf_full = full_cdf(x, m)
+        n = x.size
+        lo = np.zeros(n, dtype=np.int64)
+        cdf = np.concatenate([np.zeros((n, 1)), cdf_full], axis=1)
+        pad = width + 1 - cdf.shape[1]
+        if pad > 0:
+            cdf = np.concatenate([cdf, np.ones((n, pad))], axis=1)
+        return Window(lo, cdf, np.full(n, _ROUND), np.zeros(n, dtype=bool), m)
+    n0 = np.floor(x)
+    frac = x - n0
+    fixed = frac == 0.0
+    lo = window_start(x, m, w)
+    phi = math.pi / big_m
+    s2 = np.sin(math.pi * np.minimum(frac, 1.0 - frac)) ** 2  # accurate near both grid points
+    c = s2 / (big_m * big_m)
+    t = np.arange(width, dtype=np.float64)
+    # main branch K(j - x) and folded branch K(j + x) for j = lo + t. The angle of the main
+    # branch is taken as phi * (integer offset - frac), exact in floating point, so that
+    # K stays accurate to rounding right at the peak (frac -> 0)
+    off = (lo - n0)[:, None] + t
+    sin_main = np.sin((phi * (off - frac[:, None])).astype(np.float32))
+    fold = (lo[:, None] + t) + x[:, None]  # in [0, M]: sin(phi u) = sin(phi (M - u)), take the
+    fold = np.minimum(fold, big_m - fold)  # smaller argument, accurate near u = M as well
+    sin_fold = np.sin((phi * fold).astype(np.float32))
+    c32 = c.astype(np.float32)[:, None]
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        prob = c32 / (sin_main * sin_main) + c32 / (sin_fold * sin_fold)
+    edge = np.flatnonzero((lo == 0) | (lo + width - 1 >= half))
+    if edge.size:  # J = 0 and J = M/2 have one preimage: one term, not two
+        j = lo[edge, None] + np.arange(width)
+        ends = (j == 0) | (j == half)
+        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+            one = c32[edge] / (sin_main[edge] * sin_main[edge])
+        prob[edge] = np.where(ends, one, prob[edge])
+    # lower tail L = sum over the arc y = -(lo-1) .. lo-1 of K(y - x), by Euler-Maclaurin
+    low = np.zeros(x.size)
+    tol = np.full(x.size, _ROUND)
+    has = (lo >= 1) & ~fixed
+    if has.any():
+        xa, la, ca = x[has], lo[has].astype(np.float64), c[has]
+        ua, ub = phi * (-(la - 1) - xa), phi * ((la - 1) - xa)  # both in (-pi, 0)
+        ta, tb = 1.0 / np.tan(ua), 1.0 / np.tan(ub)
+        total = (ca / phi) * (ta - tb) + 0.5 * ca * ((1 + ta * ta) + (1 + tb * tb))
+        da, db = _csc_odd_derivatives(ta), _csc_odd_derivatives(tb)
+        last = 0.0
+        for k, coef in enumerate(_EM):
+            order = 2 * k + 1
+            last = coef * ca * phi**order * (db[k] - da[k])
+            total = total + last
+        low[has] = total
+        tol[has] += np.abs(last)  # the remainder is at most the last term's size
+    cdf = np.empty((x.size, width + 1))
+    cdf[:, 0] = low
+    np.cumsum(prob, axis=1, out=cdf[:, 1:])
+    cdf[:, 1:] += low[:, None]
+    if fixed.any():  # phase on the grid: J = fold(n0) for sure
+        jf = np.minimum(n0[fixed], big_m - n0[fixed]).astype(np.int64)
+        lo_f = np.clip(jf - (w - 1), 0, half + 1 - width)
+        lo[fixed] = lo_f
+        cdf[fixed] = (lo_f[:, None] + np.arange(-1, width) >= jf[:, None]).astype(np.float64)
+        tol[fixed] = 0.0
+    return Window(lo, cdf, tol, fixed, int(m))
+
+
+def full_cdf(x: np.ndarray, m: int) -> np.ndarray:
+    """Exact CDF of J over all of {0..M/2}: ``(n, M/2 + 1)``, computed term by term."""
+    from qcnn.quantum.ipe import ae_outcome_probabilities
+
+    big_m = 1 << int(m)
+    half = big_m // 2
+    p = ae_outcome_probabilities(np.asarray(x, dtype=np.float64) / big_m, m)  # over y
+    pj = p[:, : half + 1].copy()
+    pj[:, 1:half] += p[:, big_m - 1 : half : -1]  # y and M - y give the same J
+    return np.cumsum(pj, axis=1)
+
+
+def median_cdf_map(u: np.ndarray, k: int) -> np.ndarray:
+    """``G(u) = P(Bin(k, u) >= (k+1)/2)``: the CDF of the median of k draws at a CDF value u."""
+    u = np.clip(np.asarray(u, dtype=np.float64), 0.0, 1.0)
+    if k == 1:
+        return u
+    h = (k + 1) // 2
+    n = k - h
+    v = 1.0 - u
+    # G = u^h * sum_j C(k, h+j) u^j v^(n-j), the sum by Horner on its homogeneous form
+    acc = np.full_like(u, float(math.comb(k, k)))
+    vpow = np.ones_like(u)
+    for j in range(n - 1, -1, -1):
+        vpow *= v
+        acc *= u
+        acc += math.comb(k, h + j) * vpow
+    acc *= u**h
+    return np.minimum(acc, 1.0)
+
+
+def lower_tail_bound(m: int, w: int = WINDOW) -> float:
+    """An upper bound on ``L = P(J < lo)`` over every phase x: the largest value on a fine grid
+    of x, with a 25 % margin (the worst case is smooth in x between grid points)."""
+    return _lower_tail_bound(int(m), int(w))
+
+
+_TAIL_CACHE: dict[tuple[int, int], float] = {}
+
+
+def _lower_tail_bound(m: int, w: int) -> float:
+    key = (m, w)
+    if key not in _TAIL_CACHE:
+        half = (1 << m) // 2
+        xs = np.linspace(0.0, half, 40 * half + 1)[1:-1]
+        win = window(xs, m, w)
+        _TAIL_CACHE[key] = float(min(1.0, 1.25 * (win.cdf[:, 0] + win.tol).max()))
+    return _TAIL_CACHE[key]
+
+
+def sample_median_j(
+    win: Window, k: int, rng: np.random.Generator, index: np.ndarray | None = None,
+    x: np.ndarray | None = None,
+) -> np.ndarray:  # fmt: skip
+    """J of the median of k AE runs, one draw per entry of ``index`` (pixels of ``win``; default
+    one per pixel). Exact: ``F^-1(V)``, ``V ~ Beta(h, h)``; draws the window cannot decide (V
+    outside it, or within ``tol`` of a boundary) are redone on the full law (needs ``x``)."""
+    idx = np.arange(win.lo.size) if index is None else np.asarray(index)
+    h = (k + 1) // 2
+    v = rng.beta(h, h, size=idx.size) if k > 1 else rng.random(idx.size)
+    cdf = win.cdf[idx]
+    tol = win.tol[idx]
+    pos = (cdf[:, 1:] < v[:, None]).sum(axis=1)  # J - lo: first window value with F >= V
+    out = win.lo[idx] + pos
+    width = cdf.shape[1] - 1
+    unsure = (v <= cdf[:, 0] + tol) | (pos >= width)
+    unsure |= (np.abs(cdf - v[:, None]) <= tol[:, None]).any(axis=1)
+    unsure &= ~win.fixed[idx]
+    if unsure.any():
+        if x is None:
+            raise ValueError("sample_median_j needs x to resolve draws outside the window")
+        sel = np.flatnonzero(unsure)
+        full = full_cdf(np.asarray(x)[idx[sel]], win.m)
+        out[sel] = np.minimum((full < v[sel, None]).sum(axis=1), full.shape[1] - 1)
+    return out
+
+
+def median_window_law(win: Window, k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The law of the median's J on the window: ``(probs (n, 2W), below (n,), above (n,),
+    err (n,))``: P(J_med = lo + t), P(J_med < lo), P(J_med > hi), and a bound on the error of each
+    of these numbers (from the window's ``tol``)."""
+    g = median_cdf_map(win.cdf, k)
+    probs = np.diff(g, axis=1)
+    below = g[:, 0]
+    above = 1.0 - g[:, -1]
+    # |G'| <= k C(k-1, h-1) / 2^(k-1) (the Beta(h, h) density at its mode)
+    h = (k + 1) // 2
+    slope = k * math.comb(k - 1, h - 1) / 2 ** (k - 1) if k > 1 else 1.0
+    err = 2.0 * slope * win.tol
+    return probs, below, above, err

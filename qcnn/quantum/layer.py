@@ -266,15 +266,13 @@ class QuantumConv2D(Conv2D):
         mean_value = np.where(kept, ps.value_sum / safe, 0.0)
         extra: dict[str, float] = {"per_shot_fallbacks": float(ps.fallbacks)}
         d = counts.shape[1]
-        if ps.mean_f is not None:
+        if ps.mean_f is not None and ps.mean_f_err is not None:
             mean_f = ps.mean_f
             extra["mean_f_bound"] = float(np.max(ps.mean_f_err, initial=0.0))
         else:
             mean_f = gaussian_mean_f(ps_mu(cfg, y), 2.0 * cfg.eps * np.broadcast_to(scale, shape),
                                      cfg.cap).reshape(flat).mean(axis=1)  # fmt: skip
-        extra["mean_f"] = float(
-            mean_f.mean()
-        )  # E[f] over the estimator's law, not the drawn values
+        extra["mean_f"] = float(mean_f.mean())  # E[f] over the estimator's law, not the draws
         if cfg.sampled_value == "tomography":
             true_total = mean_f * d
             total = true_total
@@ -295,7 +293,9 @@ class QuantumConv2D(Conv2D):
         amplitude before amplification) with the configured bits and median count."""
         cfg = self.config
         a = np.clip(mean_f / cfg.cap, 0.0, 1.0)
-        a_hat = ae_estimate(a, cfg.ae_bits_any, self.rng, cfg.resolved_ae_median)
+        bits = cfg.ae_bits_any
+        assert bits is not None  # validated: the normaliser's AE has eps > 0 or ae_bits
+        a_hat = ae_estimate(a, bits, self.rng, cfg.resolved_ae_median)
         return d * cfg.cap * a_hat
 
     def backward(self, dout: np.ndarray) -> np.ndarray | None:

@@ -157,17 +157,41 @@ def add_model_arguments(parser: argparse.ArgumentParser, *, arch_default: str = 
     )
 
 
+PRESETS = ("paper", "theory")
+
+
 def add_quantum_arguments(parser: argparse.ArgumentParser) -> None:
-    """The :class:`~qcnn.quantum.QuantumConfig` flags (read back by :func:`config_from_args`)."""
-    q = parser.add_argument_group("quantum layer (model §2-3; defaults: the paper preset)")
+    """The :class:`~qcnn.quantum.QuantumConfig` flags (read back by :func:`config_from_args`).
+
+    ``--preset`` chooses the starting configuration (``paper``: the authors' notebook, the
+    default; ``theory``: :meth:`QuantumConfig.theory`, docs/theory.md); every other flag given
+    explicitly overrides the preset's value. Flags left out keep the preset's values, except
+    that a preset value an explicit flag makes meaningless is dropped: ``--ae-median`` replaces the
+    preset's ``failure_prob`` (which would derive the median), ``--sampled-value exact`` the
+    preset's AE normaliser, and a ``failure_prob`` with no amplitude estimation left is unset.
+    """
+    q = parser.add_argument_group(
+        "quantum layer (model §2-3, docs/theory.md; defaults: the --preset's values)"
+    )
+    q.add_argument(
+        "--preset",
+        choices=PRESETS,
+        default="paper",
+        help="starting configuration: paper (the authors' notebook: Gaussian IPE, eps a standard "
+        "deviation) or theory (the theorems: AE with eps a bound holding with probability "
+        ">= 1 - failure_prob, noise per shot, tomography values, l-infinity tomography of every "
+        "gradient); explicit flags override it",
+    )
     q.add_argument(
         "--eps",
         type=nonneg_float,
-        default=0.01,
-        help="inner-product precision eps >= 0 (default 0.01)",
+        default=None,
+        help="inner-product precision eps >= 0 (default 0.01). A standard deviation with --ipe "
+        "gaussian; with --ipe amplitude_estimation it sets the AE bits, and with "
+        "--failure-prob it is a bound holding with probability >= 1 - failure_prob",
     )
     q.add_argument(
-        "--cap", type=pos_float, default=10.0, help="cap C > 0 of the capped ReLU (default 10)"
+        "--cap", type=pos_float, default=None, help="cap C > 0 of the capped ReLU (default 10)"
     )
     q.add_argument(
         "--sigma",
@@ -188,77 +212,140 @@ def add_quantum_arguments(parser: argparse.ArgumentParser) -> None:
     q.add_argument(
         "--delta",
         type=nonneg_float,
-        default=0.01,
-        help="gradient precision delta >= 0 (default 0.01)",
+        default=None,
+        help="gradient precision delta >= 0 (default 0.01): a standard deviation with "
+        "--gradient-model gaussian, a bound (with high probability) with linf_tomography",
     )
     q.add_argument(
         "--ipe",
         choices=["gaussian", "amplitude_estimation", "exact"],
-        default="gaussian",
-        help="inner-product estimation error model (default gaussian, the authors' simulation)",
+        default=None,
+        help="inner-product estimation error model (paper preset: gaussian, the authors' "
+        "simulation; theory preset: amplitude_estimation)",
     )
     q.add_argument(
         "--ae-bits",
         type=pos_int,
         default=None,
-        help="AE evaluation qubits m for --ipe amplitude_estimation (default: smallest m with pi/2^m <= eps)",
+        help="AE evaluation qubits m (default: from eps, the smallest m with pi/2^m <= eps, or "
+        "pi/2^m + pi^2/4^m <= eps with --failure-prob)",
     )
     q.add_argument(
-        "--ae-median", type=pos_int, default=1, help="median of k AE runs (odd, default 1)"
+        "--ae-median", type=pos_int, default=None, help="median of k AE runs (odd, default 1)"
+    )
+    q.add_argument(
+        "--failure-prob",
+        type=float,
+        default=None,
+        help="Delta in (0, 1): eps becomes a bound holding with probability >= 1 - Delta; the "
+        "AE median count and bits are derived (theory preset: 0.01)",
     )
     q.add_argument(
         "--noise-order",
         choices=["paper", "theory"],
-        default="paper",
+        default=None,
         help="paper: clamp(f(Y)+e, 0, C) as the authors' notebook; theory: f(Y+e)",
+    )
+    q.add_argument(
+        "--noise-per-shot",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="a fresh estimate per tomography shot (theory) instead of one per pixel (paper)",
     )
     q.add_argument(
         "--sampled-value",
         choices=["exact", "tomography"],
-        default="exact",
+        default=None,
         help="value of a drawn pixel: exact f, or the tomographic estimate (n/N) sum f",
+    )
+    q.add_argument(
+        "--tomography-normaliser",
+        choices=["exact", "amplitude_estimation"],
+        default=None,
+        help="sum f of the tomography values: exact (an oracle) or estimated by amplitude "
+        "estimation of E[f]/C (theory)",
     )
     q.add_argument(
         "--sampling-power",
         type=int,
         choices=[1, 2],
-        default=1,
+        default=None,
         help="draw pixels with probability proportional to f^power (1: the algorithm)",
     )
     q.add_argument(
-        "--gradient-noise-on",
+        "--gradient-model",
+        choices=["gaussian", "linf_tomography"],
+        default=None,
+        help="quantum backprop: gaussian noise (paper) or l-infinity tomography (theory)",
+    )
+    q.add_argument(
+        "--gradient-on",
+        "--gradient-noise-on",  # the former name, still accepted
+        dest="gradient_on",
         choices=["all", "quantum"],
-        default="all",
-        help="parameters that get quantum-backprop noise: all (paper) or quantum kernels only",
+        default=None,
+        help="parameters whose gradients get the gradient model: all (paper) or quantum kernels",
+    )
+    q.add_argument(
+        "--gradient-signs",
+        choices=["kp", "exact"],
+        default=None,
+        help="signs of the tomography gradients: Kerenidis-Prakash sign step, or exact (ablation)",
+    )
+    q.add_argument(
+        "--input-gradient-noise",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="also apply the gradient model to the gradient each quantum layer passes back",
     )
     q.add_argument(
         "--norms",
         choices=["per_image", "first_image"],
-        default="per_image",
+        default=None,
         help="patch norms per image (default) or the notebook's first-image shortcut",
     )
 
 
+# flags whose value is a QuantumConfig field of the same name
+_FIELD_FLAGS = (
+    "eps", "cap", "delta", "ipe", "ae_bits", "ae_median", "failure_prob", "noise_order",
+    "noise_per_shot", "sampled_value", "tomography_normaliser", "sampling_power", "gradient_model",
+    "gradient_on", "gradient_signs", "input_gradient_noise", "norms",
+)  # fmt: skip
+
+
+def preset_config(name: str) -> QuantumConfig:
+    """The configuration a ``--preset`` starts from."""
+    if name == "paper":
+        return QuantumConfig.paper()
+    if name == "theory":
+        return QuantumConfig.theory()
+    raise ValueError(f"--preset must be one of {PRESETS}, got {name!r}")
+
+
 def config_from_args(args: argparse.Namespace) -> QuantumConfig:
-    """Build the QuantumConfig of :func:`add_quantum_arguments`' flags; raises ValueError with the
-    offending field."""
+    """Build the QuantumConfig of :func:`add_quantum_arguments`' flags: the preset, with every
+    flag given explicitly overriding it (see :func:`add_quantum_arguments` for the precedence);
+    raises ValueError with the offending field."""
     if args.no_sampling and (args.sigma is not None or args.eta is not None):
         raise ValueError("--no-sampling excludes --sigma and --eta")
-    sigma = args.sigma
-    if sigma is None and args.eta is None and not args.no_sampling:
-        sigma = 0.5
-    return QuantumConfig(
-        eps=args.eps,
-        cap=args.cap,
-        sigma=sigma,
-        eta=args.eta,
-        delta=args.delta,
-        ipe=args.ipe,
-        ae_bits=args.ae_bits,
-        ae_median=args.ae_median,
-        noise_order=args.noise_order,
-        sampling_power=args.sampling_power,
-        sampled_value=args.sampled_value,
-        gradient_on=args.gradient_noise_on,
-        norms=args.norms,
+    base = preset_config(getattr(args, "preset", None) or "paper").to_dict()
+    given = {k: getattr(args, k) for k in _FIELD_FLAGS if getattr(args, k, None) is not None}
+    if args.no_sampling:
+        base.update(sigma=None, eta=None)
+    elif args.sigma is not None or args.eta is not None:
+        base.update(sigma=args.sigma, eta=args.eta)
+    base.update(given)
+    # preset values that an explicit flag makes meaningless give way
+    if "ae_median" in given and "failure_prob" not in given:
+        base["failure_prob"] = None
+    if base["sampled_value"] != "tomography" and "tomography_normaliser" not in given:
+        base["tomography_normaliser"] = "exact"
+    uses_ae = base["ipe"] == "amplitude_estimation" or (
+        base["sampled_value"] == "tomography" and base["tomography_normaliser"] != "exact"
     )
+    if not uses_ae and "failure_prob" not in given:
+        base["failure_prob"] = None
+    if base["sigma"] is None and base["eta"] is None and "noise_per_shot" not in given:
+        base["noise_per_shot"] = False
+    return QuantumConfig.from_dict(base)

@@ -35,7 +35,15 @@ from qcnn.nn import Sequential, walk
 from qcnn.quantum import QuantumConfig, QuantumConv2D
 from qcnn.train import History, evaluate, fit
 
-__all__ = ["Data", "RunSpec", "load_data", "train_run", "quantum_forward_run", "environment_info"]
+__all__ = [
+    "config_tags",
+    "Data",
+    "RunSpec",
+    "load_data",
+    "train_run",
+    "quantum_forward_run",
+    "environment_info",
+]
 
 
 @dataclass(frozen=True, eq=False)
@@ -105,6 +113,7 @@ class RunSpec:
             parts += [f"eps{c.eps:g}", f"C{c.cap:g}", samp, f"delta{c.delta:g}"]
             if c.ipe != "gaussian":
                 parts.append(c.ipe if c.ipe == "exact" else f"ae{c.resolved_ae_bits}")
+            parts += config_tags(c)
         parts.append(f"seed{self.seed}")
         return "-".join(parts)
 
@@ -112,6 +121,42 @@ class RunSpec:
         d = dataclasses.asdict(self)
         d["config"] = None if self.config is None else self.config.to_dict()
         return d
+
+
+def config_tags(c: QuantumConfig) -> list[str]:
+    """Short names of the settings that differ from notebook mode, beyond eps, C, sigma/eta,
+    delta and the IPE model (so that every distinct configuration has its own run id):
+    ``['theory']`` for the theory preset, else one tag per option."""
+    try:
+        preset = QuantumConfig.theory(c.eps, c.cap, c.delta, c.sigma or 0.5, c.failure_prob or 0.01)
+    except ValueError:  # e.g. eps = 0: no theory preset with these numbers
+        preset = None
+    if c == preset:
+        return ["theory"]
+    tags = []
+    if c.failure_prob is not None:
+        tags.append(f"fp{c.failure_prob:g}")
+    if c.ae_median != 1:
+        tags.append(f"k{c.ae_median}")
+    if c.noise_order != "paper":
+        tags.append("ordertheory")
+    if c.noise_per_shot:
+        tags.append("pershot")
+    if c.sampled_value != "exact":
+        tags.append("tomovalues" + ("-aenorm" if c.tomography_normaliser != "exact" else ""))
+    if c.sampling_power != 1:
+        tags.append(f"power{c.sampling_power}")
+    if c.gradient_model != "gaussian":
+        tags.append("gradlinf")
+    if c.gradient_signs != "kp":
+        tags.append("exactsigns")
+    if c.gradient_on != "all":
+        tags.append("gradquantum")
+    if c.input_gradient_noise:
+        tags.append("inputgrad")
+    if c.norms != "per_image":
+        tags.append("firstimage")
+    return tags
 
 
 def _layer_stats(model: Sequential) -> list[dict[str, Any]]:

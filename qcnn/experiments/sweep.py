@@ -21,6 +21,7 @@ import multiprocessing
 import os
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +37,7 @@ from qcnn.experiments.cli import (
 )
 from qcnn.experiments.runner import (
     RunSpec,
+    config_tags,
     environment_info,
     load_data,
     quantum_forward_run,
@@ -46,7 +48,7 @@ from qcnn.models import build_model
 from qcnn.quantum import QuantumConfig
 from qcnn.train import rows_to_csv
 
-__all__ = ["GRIDS", "grid_specs", "main", "PAPER_TABLE"]
+__all__ = ["GRIDS", "NAMED_GRIDS", "grid_specs", "klp19_theory_specs", "main", "PAPER_TABLE"]
 
 GRIDS: dict[str, dict[str, list[float]]] = {
     "paper": {
@@ -78,26 +80,66 @@ PAPER_FINAL_LOSS = {
 PAPER_CNN_FINAL_LOSS = 0.090
 
 
+PRESET_FACTORIES: dict[str, Callable[..., QuantumConfig]] = {
+    "paper": QuantumConfig.paper,
+    "theory": QuantumConfig.theory,
+}
+
+
 def grid_specs(
-    grid: dict[str, list[float]], replicate_seeds: tuple[int, ...] = (), **common: Any
+    grid: dict[str, list[float]],
+    replicate_seeds: tuple[int, ...] = (),
+    preset: str = "paper",
+    **common: Any,
 ) -> list[RunSpec]:
-    """The CNN first, then one QCNN run per grid point (paper preset otherwise), then the CNN and
-    the paper-preset QCNN (eps 0.01, C 10, sigma 0.5, delta 0.01) again for each replicate seed."""
+    """The CNN first, then one QCNN run per grid point (the ``preset`` otherwise: paper or
+    theory), then the CNN and the preset's QCNN at (eps 0.01, C 10, sigma 0.5, delta 0.01) again
+    for each replicate seed."""
+    make = PRESET_FACTORIES[preset]
     specs = [RunSpec(config=None, **common)]
     for eps, cap, delta, sigma in itertools.product(
         grid["eps"], grid["cap"], grid["delta"], grid["sigma"]
     ):
-        specs.append(
-            RunSpec(
-                config=QuantumConfig.paper(eps=eps, cap=cap, sigma=sigma, delta=delta), **common
-            )
-        )
+        specs.append(RunSpec(config=make(eps=eps, cap=cap, sigma=sigma, delta=delta), **common))
     for seed in replicate_seeds:
         if seed == common.get("seed"):
             continue
         rep = {**common, "seed": seed}
-        specs += [RunSpec(config=None, **rep), RunSpec(config=QuantumConfig.paper(), **rep)]
+        specs += [RunSpec(config=None, **rep), RunSpec(config=make(), **rep)]
     return specs
+
+
+# One theory option at a time, switched on from notebook mode (experiments/klp19-theory).
+THEORY_ABLATION: dict[str, dict[str, Any]] = {
+    "eps-bound": {"ipe": "amplitude_estimation", "failure_prob": 0.01},
+    "noise-order": {"noise_order": "theory"},
+    "noise-per-shot": {"noise_per_shot": True},
+    "tomography-values": {"sampled_value": "tomography", "tomography_normaliser": "amplitude_estimation"},
+    "gradient-tomography": {"gradient_model": "linf_tomography", "input_gradient_noise": True},
+}  # fmt: skip
+
+
+def klp19_theory_specs(replicate_seeds: tuple[int, ...] = (), **common: Any) -> list[RunSpec]:
+    """The grid of experiments/klp19-theory: the CNN; the theory preset at sigma 0.5, C 10 for
+    eps {0.01, 0.1} x delta {0.01, 0.1} (plus the replicate seeds at eps = delta = 0.01); and the
+    ablation: notebook mode with one theory option switched on (:data:`THEORY_ABLATION`) at
+    (eps, delta) = (0.01, 0.01) and (0.1, 0.01). The notebook's own runs of these cells are in
+    experiments/klp19."""
+    specs = [RunSpec(config=None, **common)]
+    for eps, delta in itertools.product([0.01, 0.1], [0.01, 0.1]):
+        specs.append(RunSpec(config=QuantumConfig.theory(eps=eps, delta=delta), **common))
+    for seed in replicate_seeds:
+        if seed != common.get("seed"):
+            specs.append(RunSpec(config=QuantumConfig.theory(), **{**common, "seed": seed}))
+    for eps in (0.01, 0.1):
+        for option in THEORY_ABLATION.values():
+            cfg = QuantumConfig.paper(eps=eps, delta=0.01).replace(**option)
+            specs.append(RunSpec(config=cfg, **common))
+    return specs
+
+
+# named grids that define their own configurations (--preset does not apply to them)
+NAMED_GRIDS: dict[str, Callable[..., list[RunSpec]]] = {"klp19-theory": klp19_theory_specs}
 
 
 def _worker_run(spec: RunSpec, data_args: dict[str, Any], run_dir: str) -> dict[str, Any]:
@@ -116,6 +158,11 @@ def _load_finished(
     record = json.loads(path.read_text())
     stored = dict(record.get("spec") or {})
     stored.setdefault("shards", 1)  # records written before sharding existed ran unsharded
+    if stored.get("config") is not None:  # fields added since (default values), renamed fields
+        try:
+            stored["config"] = QuantumConfig.from_dict(stored["config"]).to_dict()
+        except ValueError:
+            return None
     same_spec = stored == json.loads(json.dumps(spec.to_dict()))
     same_data = record.get("dataset") == data_info
     return record if same_spec and same_data else None
@@ -129,6 +176,7 @@ def _row(r: dict[str, Any]) -> dict[str, Any]:
         "cap": cfg.get("cap"),
         "sigma": cfg.get("sigma"),
         "delta": cfg.get("delta") if r["model"] == "qcnn" else None,
+        "variant": variant(cfg) if cfg else None,
         "seed": r["seed"],
         "test_accuracy": round(r["test_accuracy"], 4),
         "final_train_loss": None
@@ -136,6 +184,13 @@ def _row(r: dict[str, Any]) -> dict[str, Any]:
         else round(r["final_train_loss"], 4),
         "train_seconds": round(r["train_seconds"], 1),
     }
+
+
+def variant(config: dict[str, Any]) -> str:
+    """Which mode a recorded configuration is: ``paper`` (notebook mode), ``theory`` (the
+    preset) or the theory options switched on (:func:`qcnn.experiments.runner.config_tags`)."""
+    tags = config_tags(QuantumConfig.from_dict(config))
+    return "+".join(tags) if tags else "paper"
 
 
 def _markdown(rows: list[dict[str, Any]], columns: list[str]) -> str:
@@ -170,6 +225,8 @@ def _matches(
     if model == "cnn":
         return True
     c = r["quantum"]["config"]
+    if variant(c) != "paper":  # the authors' numbers are notebook mode's
+        return False
     if eps is not None and c["eps"] != eps:
         return False
     if model == "qcnn":
@@ -218,6 +275,7 @@ def write_summary(
         (_row(r) for r in records),
         key=lambda r: (
             r["model"],
+            r["variant"] or "",
             r["eps"] or 0,
             r["cap"] or 0,
             r["delta"] or 0,
@@ -244,13 +302,13 @@ def write_summary(
     for r in records:
         if r["model"] == "qcnn" and r["seed"] == grid_seed:
             c = r["quantum"]["config"]
-            groups.setdefault((c["eps"], c["cap"], c["delta"]), []).append(r)
+            groups.setdefault((variant(c), c["eps"], c["cap"], c["delta"]), []).append(r)
     (out / "figures").mkdir(exist_ok=True)
-    for (eps, cap, delta), runs in sorted(groups.items()):
-        name = f"loss-eps{eps:g}-C{cap:g}-delta{delta:g}.png"
-        plot_sigma_curves(
-            cnn, runs, out / "figures" / name, f"eps={eps:g}, C={cap:g}, delta={delta:g}"
-        )
+    for (var, eps, cap, delta), runs in sorted(groups.items()):
+        tag = "" if var == "paper" else f"{var}-"  # notebook mode keeps its former file names
+        name = f"loss-{tag}eps{eps:g}-C{cap:g}-delta{delta:g}.png"
+        title = ("" if var == "paper" else f"{var}: ") + f"eps={eps:g}, C={cap:g}, delta={delta:g}"
+        plot_sigma_curves(cnn, runs, out / "figures" / name, title)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -261,9 +319,18 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--grid",
-        choices=sorted(GRIDS),
+        choices=sorted(GRIDS) + sorted(NAMED_GRIDS),
         default="paper",
-        help="paper: 40 QCNN runs + CNN; quick: 2 QCNN runs + CNN",
+        help="paper: 40 QCNN runs + CNN; quick: 2 QCNN runs + CNN; klp19-theory: the theory "
+        "preset on the paper's sigma-0.5 cells and the one-option ablation (experiments/"
+        "klp19-theory)",
+    )
+    p.add_argument(
+        "--preset",
+        choices=sorted(PRESET_FACTORIES),
+        default="paper",
+        help="configuration of the paper and quick grids' QCNN runs: paper (the authors' "
+        "notebook) or theory (QuantumConfig.theory, docs/theory.md); grid values override it",
     )
     p.add_argument("--epochs", type=nonneg_int, default=2)
     p.add_argument("--batch-size", type=pos_int, default=64)
@@ -286,6 +353,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="skip the CNN-weights quantum-forward evals",
     )
     p.add_argument(
+        "--max-runs",
+        type=pos_int,
+        default=None,
+        help="train at most this many of the unfinished runs, then summarise the finished ones "
+        "(run the command again to continue: one training per command)",
+    )
+    p.add_argument(
         "--shards",
         type=pos_int,
         default=1,
@@ -299,6 +373,16 @@ def build_parser() -> argparse.ArgumentParser:
         seed_help="seed of the grid runs",
     )
     return p
+
+
+def _forward_configs(grid: str, preset: str) -> list[QuantumConfig]:
+    """Configurations under which the trained CNN's weights are evaluated (C 10, sigma 0.5, no
+    gradient noise), one per eps of the grid: the preset's, or both modes for klp19-theory."""
+    if grid in NAMED_GRIDS:
+        return [make(eps=e, delta=0.0) for make in (QuantumConfig.paper, QuantumConfig.theory)
+                for e in (0.01, 0.1)]  # fmt: skip
+    make = PRESET_FACTORIES[preset]
+    return [make(eps=e, cap=10.0, sigma=0.5, delta=0.0) for e in GRIDS[grid]["eps"]]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -317,7 +401,13 @@ def main(argv: list[str] | None = None) -> int:
         seed=args.seed,
         shards=args.shards,
     )
-    specs = grid_specs(GRIDS[args.grid], tuple(args.replicate_seeds), **common)
+    if args.grid in NAMED_GRIDS:
+        if args.preset != "paper":
+            parser.error(f"--grid {args.grid} defines its own configurations; --preset applies "
+                         "to the paper and quick grids")  # fmt: skip
+        specs = NAMED_GRIDS[args.grid](tuple(args.replicate_seeds), **common)
+    else:
+        specs = grid_specs(GRIDS[args.grid], tuple(args.replicate_seeds), args.preset, **common)
     data_args = {
         "dataset": args.dataset,
         "data_dir": args.data_dir,
@@ -341,9 +431,14 @@ def main(argv: list[str] | None = None) -> int:
             records[spec.run_id] = done
         else:
             todo.append((spec, run_dir))
+    left = 0
+    if args.max_runs is not None and len(todo) > args.max_runs:
+        left = len(todo) - args.max_runs
+        todo = todo[: args.max_runs]
     if not args.quiet:
         print(
-            f"{len(specs)} runs: {len(records)} finished, {len(todo)} to run with {args.workers} worker(s)",
+            f"{len(specs)} runs: {len(records)} finished, {len(todo)} to run with {args.workers} worker(s)"
+            + (f", {left} left for later commands" if left else ""),
             file=sys.stderr,
         )
 
@@ -385,24 +480,25 @@ def main(argv: list[str] | None = None) -> int:
     if bar is not None:
         bar.close()
 
-    ordered = [records[s.run_id] for s in specs]
-    if not args.no_quantum_forward:
-        for spec, record in zip(specs, list(ordered), strict=True):
+    ordered = [records[s.run_id] for s in specs if s.run_id in records]
+    done_specs = [s for s in specs if s.run_id in records]
+    if not args.no_quantum_forward and not left:
+        for spec, record in zip(done_specs, list(ordered), strict=True):
             if spec.config is not None:
                 continue
             cnn = build_model(
                 spec.arch, None, seed=spec.seed, input_shape=data.shape, classes=data.classes
             )
             cnn.load(out / "runs" / spec.run_id / "model.npz")
-            for eps in GRIDS[args.grid]["eps"]:
-                cfg = QuantumConfig.paper(eps=eps, cap=10.0, sigma=0.5, delta=0.0)
+            for cfg in _forward_configs(args.grid, args.preset):
                 ordered.append(quantum_forward_run(cnn, record, cfg, data, spec.arch))
     meta["sweep_seconds"] = time.perf_counter() - t0
     meta["workers"] = args.workers
     write_summary(out, ordered, data.info, meta)
     print((out / "summary.md").read_text())
     print(paper_comparison(ordered))
-    print(f"sweep written to {out}/ in {meta['sweep_seconds']:.0f} s")
+    print(f"sweep written to {out}/ in {meta['sweep_seconds']:.0f} s"
+          + (f" ({left} runs left: run the command again)" if left else ""))  # fmt: skip
     return 0
 
 

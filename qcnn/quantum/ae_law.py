@@ -157,9 +157,7 @@ def window(x: np.ndarray, m: int, w: int = WINDOW) -> Window:
             total = total + last
         low[has] = total
         tol[has] += np.abs(last)  # the remainder is at most the last term's size
-    cdf = np.empty((x.size, width + 1))
-    cdf[:, 0] = low
-    np.cumsum(prob, axis=1, out=cdf[:, 1:])
+    cdf = np.concatenate([low[:, None], np.cumsum(prob, axis=1, dtype=np.float64)], axis=1)
     cdf[:, 1:] += low[:, None]
     if fixed.any():  # phase on the grid: J = fold(n0) for sure
         jf = np.minimum(n0[fixed], big_m - n0[fixed]).astype(np.int64)
@@ -183,22 +181,33 @@ def full_cdf(x: np.ndarray, m: int) -> np.ndarray:
 
 
 def median_cdf_map(u: np.ndarray, k: int) -> np.ndarray:
-    """``G(u) = P(Bin(k, u) >= (k+1)/2)``: the CDF of the median of k draws at a CDF value u."""
-    u = np.clip(np.asarray(u, dtype=np.float64), 0.0, 1.0)
+    """``G(u) = P(Bin(k, u) >= (k+1)/2)``: the CDF of the median of k draws at a CDF value u.
+
+    Float32 arithmetic for float32 input (relative error ~1e-7), float64 otherwise."""
+    u = np.asarray(u)
+    dtype = np.float32 if u.dtype == np.float32 else np.float64
+    u = np.clip(u.astype(dtype, copy=False), 0.0, 1.0)
     if k == 1:
         return u
     h = (k + 1) // 2
     n = k - h
     v = 1.0 - u
     # G = u^h * sum_j C(k, h+j) u^j v^(n-j), the sum by Horner on its homogeneous form
-    acc = np.full_like(u, float(math.comb(k, k)))
+    acc = np.ones_like(u)
     vpow = np.ones_like(u)
     for j in range(n - 1, -1, -1):
         vpow *= v
         acc *= u
-        acc += math.comb(k, h + j) * vpow
-    acc *= u**h
-    return np.minimum(acc, 1.0)
+        acc += dtype(math.comb(k, h + j)) * vpow
+    power, base, e = np.ones_like(u), u.copy(), h  # u^h by squaring (numpy's pow is slow)
+    while e:
+        if e & 1:
+            power *= base
+        e >>= 1
+        if e:
+            base *= base
+    acc *= power
+    return np.minimum(acc, dtype(1.0))
 
 
 def lower_tail_bound(m: int, w: int = WINDOW) -> float:
@@ -251,12 +260,12 @@ def median_window_law(win: Window, k: int) -> tuple[np.ndarray, np.ndarray, np.n
     """The law of the median's J on the window: ``(probs (n, 2W), below (n,), above (n,),
     err (n,))``: P(J_med = lo + t), P(J_med < lo), P(J_med > hi), and a bound on the error of each
     of these numbers (from the window's ``tol``)."""
-    g = median_cdf_map(win.cdf, k)
+    g = median_cdf_map(win.cdf.astype(np.float32), k).astype(np.float64)
     probs = np.diff(g, axis=1)
     below = g[:, 0]
     above = 1.0 - g[:, -1]
     # |G'| <= k C(k-1, h-1) / 2^(k-1) (the Beta(h, h) density at its mode)
     h = (k + 1) // 2
     slope = k * math.comb(k - 1, h - 1) / 2 ** (k - 1) if k > 1 else 1.0
-    err = 2.0 * slope * win.tol
+    err = 2.0 * slope * win.tol + 4e-7  # + float32 rounding of G (values <= 1)
     return probs, below, above, err

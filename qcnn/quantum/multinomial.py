@@ -32,7 +32,7 @@ import numpy as np
 
 from qcnn.quantum.sampling import _search_sorted_targets
 
-__all__ = ["multinomial_counts", "SMALL_MEAN"]
+__all__ = ["multinomial_counts", "counts_unchecked", "one_row_counts", "SMALL_MEAN"]
 
 # Outcomes expected to be drawn fewer times than this are drawn shot by shot (a sorted search per
 # shot, ~20 ns) rather than one conditional binomial each (~100 ns).
@@ -156,32 +156,59 @@ def multinomial_counts(
         raise ValueError(f"probs must be (R, d), got shape {probs.shape}")
     if probs.size and (not np.isfinite(probs).all() or probs.min() < 0):
         raise ValueError("probs must be finite and non-negative")
-    r, d = probs.shape
-    n = np.broadcast_to(np.asarray(shots, dtype=np.int64), (r,)).copy()
+    n = np.broadcast_to(np.asarray(shots, dtype=np.int64), (probs.shape[0],)).copy()
     if (n < 0).any():
         raise ValueError(f"shots must be non-negative, got {shots!r}")
+    return counts_unchecked(n, probs, rng)
+
+
+def one_row_counts(shots: int, p: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """``Multinomial(shots, p / sum(p))`` of one finite non-negative float64 vector ``(d,)``
+    (unchecked; the fast path of :func:`multinomial_counts`)."""
+    d = p.size
+    counts = np.zeros(d, dtype=np.int64)
+    total = float(p.sum())
+    if shots <= 0 or total <= 0 or d == 0:
+        return counts
+    thr = SMALL_MEAN * total / shots  # p_i >= thr: expected count >= SMALL_MEAN
+    big = np.flatnonzero(p >= thr)
+    p_big = p[big]
+    small = np.flatnonzero((p > 0) & (p < thr))
+    p_small = p[small]
+    pv = np.empty(big.size + 1)
+    pv[:-1] = p_big
+    pv[-1] = p_small.sum()
+    drawn = _numpy_multinomial(np.array([shots]), _normalised(pv)[None, :], rng)[0]
+    counts[big] = drawn[:-1]
+    n_lump = int(drawn[-1])
+    if n_lump:  # the lump's shots go to its outcomes, each in proportion to p_i
+        idx = _segment_categorical(p_small, np.array([0]), np.array([small.size]),
+                                   np.array([n_lump]), rng)  # fmt: skip
+        counts[small] += np.bincount(idx, minlength=small.size)
+    return counts
+
+
+def counts_unchecked(n: np.ndarray, probs: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """:func:`multinomial_counts` without the argument checks (``n (R,)`` int64, ``probs (R, d)``
+    finite non-negative float64)."""
+    r, d = probs.shape
     totals = probs.sum(axis=1)
-    n[totals <= 0] = 0
+    n = np.where(totals > 0, n, 0)
     counts = np.zeros((r, d), dtype=np.int64)
     live = np.flatnonzero(n)
     if d == 0 or live.size == 0:
         return counts
+    if live.size == 1:
+        counts[live[0]] = one_row_counts(int(n[live[0]]), probs[live[0]], rng)
+        return counts
+    # several rows: one call for all, small outcomes zeroed (they cost ~nothing there)
     p = probs[live] / totals[live, None]
     lam = p * n[live, None]
     small = (lam < SMALL_MEAN) & (lam > 0)
-
-    if live.size == 1:  # one row: keep only the large outcomes and the lump
-        big = np.flatnonzero(~small[0] & (lam[0] > 0))
-        pv = np.concatenate([p[0, big], [p[0, small[0]].sum()]])[None, :]
-        drawn = _numpy_multinomial(n[live], _normalised(pv), rng)
-        counts[live[0], big] = drawn[0, :-1]
-        n_lump = drawn[:, -1]
-    else:  # several rows: one call for all, small outcomes zeroed (they cost ~nothing there)
-        pv = np.concatenate([np.where(small, 0.0, p), (p * small).sum(axis=1, keepdims=True)], 1)
-        drawn = _numpy_multinomial(n[live], _normalised(pv), rng)
-        counts[live] = drawn[:, :-1]
-        n_lump = drawn[:, -1]
-
+    pv = np.concatenate([np.where(small, 0.0, p), (p * small).sum(axis=1, keepdims=True)], 1)
+    drawn = _numpy_multinomial(n[live], _normalised(pv), rng)
+    sub = drawn[:, :-1]
+    n_lump = drawn[:, -1]
     if n_lump.any():  # the lump's shots go to its outcomes, each in proportion to p_i
         flat = np.flatnonzero(small.ravel())
         seg_len = np.bincount(flat // d, minlength=live.size)
@@ -190,8 +217,6 @@ def multinomial_counts(
         idx = _segment_categorical(
             lam.ravel()[flat], seg_start[has], seg_len[has], n_lump[has], rng
         )
-        hit = flat[idx]
-        sub = counts[live]
-        sub.ravel()[:] += np.bincount(hit, minlength=sub.size)
-        counts[live] = sub
+        sub = sub + np.bincount(flat[idx], minlength=sub.size).reshape(sub.shape)
+    counts[live] = sub
     return counts

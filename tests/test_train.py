@@ -482,3 +482,26 @@ def test_nested_model_trains_and_resumes_exactly_like_the_flat_one(tmp_path, sha
     fit(resumed, opt_r, TRAIN, TEST, checkpoint_dir=tmp_path, resume=True, **kw)
     for a, b in zip(flat.parameters(), resumed.parameters(), strict=True):
         np.testing.assert_array_equal(a.data, b.data)
+
+
+def test_eval_every_evaluates_every_kth_epoch_and_the_last_without_changing_training():
+    kw = dict(epochs=5, batch_size=BATCH, seed=4)
+    model, opt = make_run(jitter=0.3)
+    every = fit(model, opt, TRAIN, TEST, **kw)
+    model_b, opt_b = make_run(jitter=0.3)
+    sparse = fit(model_b, opt_b, TRAIN, TEST, eval_every=2, **kw)
+    assert_same_weights(weights(model), weights(model_b))
+    assert every.steps == sparse.steps
+    evaluated = [e.epoch for e in sparse.epochs if e.test_loss is not None]
+    assert evaluated == [2, 4, 5]  # every 2nd epoch, and always the last
+    for e_all, e_sparse in zip(every.epochs, sparse.epochs, strict=True):
+        assert e_sparse.train_loss == e_all.train_loss
+        if e_sparse.test_loss is not None:  # the same fixed evaluation seed: the same figures
+            assert (e_sparse.test_loss, e_sparse.test_accuracy) == (
+                e_all.test_loss,
+                e_all.test_accuracy,
+            )
+        else:
+            assert e_sparse.test_accuracy is None
+    with pytest.raises(ValueError, match="eval_every"):
+        fit(model, opt, TRAIN, TEST, epochs=1, eval_every=0)

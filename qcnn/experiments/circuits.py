@@ -178,7 +178,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     add_common_arguments(
         p,
-        out_default="results/circuits",
+        out_default="runs/circuits",
         seed_default=0,
         seed_help="seed of the kernels (Kaiming init) and of every simulator seed",
     )

@@ -23,6 +23,7 @@ import numpy as np
 
 from qcnn import __version__
 from qcnn.data import load_dataset
+from qcnn.experiments.budget import eval_every
 from qcnn.io import atomic_write_json
 from qcnn.models import (
     architecture_info,
@@ -204,6 +205,7 @@ def train_run(
         seed=spec.seed,
         log_every=spec.log_every,
         shards=spec.shards,
+        eval_every=eval_every(spec.epochs),
         checkpoint_dir=run_dir,
         resume=resume,
         progress=progress,

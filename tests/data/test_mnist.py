@@ -3,7 +3,7 @@ preprocessing and mini-batches.
 
 Everything runs offline: the URL-opening function is replaced in every test (autouse fixture),
 and the MNIST files are synthetic and small (the expected counts and md5 table are patched).
-The tests on the real files run when ``QCNN_DATA_DIR`` points at them and are skipped otherwise.
+The test on the real files is marked ``mnist``: it runs when ``QCNN_DATA_DIR`` points at them.
 """
 
 from __future__ import annotations
@@ -640,13 +640,8 @@ def test_allow_subset_false_refuses_the_fallback(tmp_path):
 
 # ----------------------------------------------------------------------------- real MNIST
 
-needs_real = pytest.mark.skipif(
-    not (REAL_DATA_DIR and Path(REAL_DATA_DIR, "train-labels-idx1-ubyte.gz").exists()),
-    reason="set QCNN_DATA_DIR to a directory with the real MNIST files",
-)
 
-
-@needs_real
+@pytest.mark.mnist  # the real files (QCNN_DATA_DIR); tests/conftest.py skips it without
 def test_real_mnist(monkeypatch):
     monkeypatch.setenv("QCNN_DATA_DIR", REAL_DATA_DIR)
     ds = load_mnist_dataset(download=False)

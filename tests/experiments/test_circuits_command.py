@@ -121,7 +121,7 @@ def test_demo_cli_and_benchmark_run(tmp_path):
 
 def test_common_flags_keep_the_demo_defaults():
     args = demo.build_parser().parse_args([])
-    assert (args.out, args.seed, args.data_dir, args.quiet) == ("results/circuits", 0, None, False)
+    assert (args.out, args.seed, args.data_dir, args.quiet) == ("runs/circuits", 0, None, False)
 
 
 def test_digits_run_through_the_circuit_layer_without_downsampling(tmp_path):

@@ -1,8 +1,9 @@
 """Tests of the experiment commands ``python -m qcnn.experiments.mnist`` and ``...sweep``.
 
-The commands are called in-process (``main([...])``) on small slices of the real MNIST files.
-Those tests run when ``QCNN_DATA_DIR`` points at them (CI sets it) and are skipped otherwise;
-the argument checks need no data (they must fail before any data is loaded).
+The commands are called in-process (``main([...])``) on small slices of MNIST: the real files
+when ``QCNN_DATA_DIR`` points at them (CI sets it), else the 4,000/1,000-image subset a fresh
+machine offline falls back to (the ``mnist_source`` fixture, tests/conftest.py). The argument
+checks need no data (they must fail before any data is loaded).
 
 What is proven:
 - ``results.json`` has the documented schema, and its accuracies are what the saved weights give
@@ -10,16 +11,21 @@ What is proven:
 - ``history.csv`` / ``curves.png`` / ``feature_maps.png`` are written (valid PNG files);
 - bad arguments exit with status 2 before data is loaded or anything is trained;
 - ``--resume`` on a finished folder reproduces the results without training again;
-- the sweep writes its summaries and figures, and a rerun skips finished runs.
+- the sweep writes its summaries and figures, and a rerun skips finished runs;
+- without ``--epochs`` the commands train the paper's number of SGD steps (2 epochs of full
+  MNIST, 30 of the subset) and record why; an explicit ``--epochs`` wins;
+- every command's default output folder is under ``runs/`` (ignored by git).
 """
 
 from __future__ import annotations
 
 import csv
+import importlib
 import json
 import math
 import os
 import shutil
+import subprocess
 from pathlib import Path
 
 import numpy as np
@@ -31,10 +37,9 @@ from qcnn.models import paper_cnn, paper_qcnn
 from qcnn.quantum import QuantumConfig
 from qcnn.train import evaluate
 
-REAL_DATA_DIR = os.environ.get("QCNN_DATA_DIR")
-needs_data = pytest.mark.skipif(
-    not REAL_DATA_DIR, reason="QCNN_DATA_DIR is not set (CI points it at the MNIST files)"
-)
+pytestmark = pytest.mark.filterwarnings("ignore::qcnn.data.MNISTSubsetWarning")
+
+ROOT = Path(__file__).resolve().parents[2]
 SMALL = ["--train-size", "300", "--test-size", "100", "--epochs", "1", "--quiet"]
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 RUN_KEYS = {
@@ -84,18 +89,18 @@ def _strip_timing(run: dict) -> dict:
 
 
 @pytest.fixture(scope="module")
-def both_run(tmp_path_factory) -> Path:
-    if not REAL_DATA_DIR:
-        pytest.skip("QCNN_DATA_DIR is not set")
+def both_run(tmp_path_factory, mnist_source) -> Path:
     out = tmp_path_factory.mktemp("mnist") / "both"
     _run_mnist(out, "--model", "both")
     return out
 
 
-def _check_schema(results: dict, models: list[str]) -> None:
+def _check_schema(results: dict, models: list[str], source) -> None:
     ds = results["dataset"]
     assert {"name", "source", "train_size", "test_size"} <= set(ds)
-    assert ds["name"] == "mnist" and ds["train_size"] == 300 and ds["test_size"] == 100
+    assert ds["name"] == source.name and ds["train_size"] == 300 and ds["test_size"] == 100
+    assert results["epochs"] == 1 and results["training_budget"]["source"] == "explicit"
+    assert results["epochs_reason"].startswith("--epochs 1")
     assert isinstance(ds["source"], str) and ds["source"]
     assert [r["model"] for r in results["runs"]] == models
     for r in results["runs"]:
@@ -127,10 +132,9 @@ def _check_schema(results: dict, models: list[str]) -> None:
             assert 0.0 <= epoch["train_accuracy"] <= 1.0
 
 
-@needs_data
-def test_mnist_both_results_schema_and_files(both_run):
+def test_mnist_both_results_schema_and_files(both_run, mnist_source):
     results = json.loads((both_run / "results.json").read_text())
-    _check_schema(results, ["cnn", "qcnn", "cnn-weights-quantum-forward"])
+    _check_schema(results, ["cnn", "qcnn", "cnn-weights-quantum-forward"], mnist_source)
     for name in ("curves.png", "feature_maps.png"):
         _assert_png(both_run / name)
     with open(both_run / "history.csv", newline="") as fh:
@@ -146,12 +150,12 @@ def test_mnist_both_results_schema_and_files(both_run):
             assert (both_run / run_id / f).is_file(), (run_id, f)
 
 
-@needs_data
-def test_mnist_accuracies_are_what_the_saved_weights_give(both_run):
+def test_mnist_accuracies_are_what_the_saved_weights_give(both_run, mnist_source):
     """Evaluate the saved weights again, independently of the command: same numbers."""
     results = json.loads((both_run / "results.json").read_text())
     by_model = {r["model"]: r for r in results["runs"]}
-    data = runner.load_data(REAL_DATA_DIR, 300, 100)
+    data = runner.load_data(mnist_source.data_dir, 300, 100)
+    assert data.info == results["dataset"]
     cnn = paper_cnn(1)
     cnn.load(both_run / "cnn-paper-seed1" / "model.npz")
     loss, acc = evaluate(cnn, data.x_test, data.y_test)
@@ -176,7 +180,6 @@ def test_mnist_accuracies_are_what_the_saved_weights_give(both_run):
     )
 
 
-@needs_data
 def test_mnist_resume_on_finished_dir_reproduces_results_without_training(both_run, tmp_path):
     copy = tmp_path / "resumed"
     shutil.copytree(both_run, copy)
@@ -191,18 +194,114 @@ def test_mnist_resume_on_finished_dir_reproduces_results_without_training(both_r
     _assert_png(copy / "curves.png")
 
 
-@needs_data
 @pytest.mark.parametrize("model", ["cnn", "qcnn"])
-def test_mnist_single_model(model, tmp_path):
+def test_mnist_single_model(model, tmp_path, mnist_source):
     out = tmp_path / model
     results = _run_mnist(out, "--model", model)
-    _check_schema(results, [model])
+    _check_schema(results, [model], mnist_source)
     _assert_png(out / "curves.png")
     assert (out / "history.csv").is_file()
     # the feature maps show a quantum layer: only written when a quantum network is involved
     assert (out / "feature_maps.png").is_file() == (model == "qcnn")
     if model == "qcnn":
         _assert_png(out / "feature_maps.png")
+
+
+# ----------------------------------------------------------------------------------------------
+# The default training budget: the paper's SGD steps (qcnn.experiments.budget)
+# ----------------------------------------------------------------------------------------------
+
+
+def test_default_epochs_keep_the_papers_steps_and_are_recorded(tmp_path, mnist_source, capsys):
+    # batch 20,000: the paper's 2 epochs of 60,000 images are 6 steps; 128 images are 1 step
+    # an epoch, so the default is 6 epochs (cheap enough to train here)
+    out = tmp_path / "budget"
+    argv = ["--train-size", "128", "--test-size", "64", "--batch-size", "20000",
+            "--model", "cnn", "--out", str(out)]  # fmt: skip
+    assert mnist.main(argv) == 0
+    results = json.loads((out / "results.json").read_text())
+    budget = results["training_budget"]
+    assert results["epochs"] == 6 == budget["epochs"]
+    assert (budget["steps_per_epoch"], budget["steps"], budget["paper_steps"]) == (1, 6, 6)
+    assert budget["source"] == "scaled" and results["epochs_reason"] == budget["reason"]
+    assert results["arguments"]["epochs"] is None  # not given by the user
+    (run,) = results["runs"]
+    assert run["epochs"] == 6 and len(run["history"]) == 6
+    captured = capsys.readouterr()
+    assert "NOTE: 128 training images: 6 epochs" in captured.err
+    assert "--epochs N overrides" in captured.err
+    assert "epochs: 6 (128 training images" in captured.out  # the summary says it too
+
+
+class _Captured(Exception):
+    pass
+
+
+def _capture_specs(monkeypatch) -> list:
+    specs = []
+
+    def capture(spec, *_a, **_k):
+        specs.append(spec)
+        raise _Captured
+
+    monkeypatch.setattr(mnist, "train_run", capture)
+    return specs
+
+
+def test_default_command_on_the_offline_subset_trains_30_epochs(offline_subset, tmp_path,
+                                                                 monkeypatch):  # fmt: skip
+    specs = _capture_specs(monkeypatch)
+    with pytest.raises(_Captured):
+        mnist.main(["--out", str(tmp_path / "o"), "--quiet"])
+    assert specs[0].epochs == 30 and specs[0].batch_size == 64  # 30 x 63 = 1,890 steps
+    specs.clear()
+    with pytest.raises(_Captured):
+        mnist.main(["--epochs", "2", "--out", str(tmp_path / "p"), "--quiet"])
+    assert specs[0].epochs == 2  # an explicit --epochs always wins
+
+
+@pytest.mark.mnist
+def test_default_command_on_full_mnist_trains_the_papers_2_epochs(tmp_path, monkeypatch):
+    specs = _capture_specs(monkeypatch)
+    with pytest.raises(_Captured):
+        mnist.main(["--out", str(tmp_path / "o"), "--quiet"])
+    assert specs[0].epochs == 2 and specs[0].lr == 0.01 and specs[0].batch_size == 64
+
+
+@pytest.mark.slow
+def test_the_first_run_offline_learns(offline_subset, tmp_path):
+    """The newcomer's first command (README): on the offline subset, both networks learn."""
+    out = tmp_path / "first-run"
+    assert mnist.main(["--out", str(out), "--quiet"]) == 0
+    results = json.loads((out / "results.json").read_text())
+    assert results["dataset"]["name"] == "mnist-5k-subset" and results["epochs"] == 30
+    acc = {r["model"]: r["test_accuracy"] for r in results["runs"]}
+    assert acc["cnn"] >= 0.90 and acc["qcnn"] >= 0.85, acc
+
+
+# ----------------------------------------------------------------------------------------------
+# Default output folders
+# ----------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("command", ["mnist", "sweep", "circuits", "resources"])
+def test_every_command_writes_under_runs_by_default(command, capsys):
+    module = importlib.import_module(f"qcnn.experiments.{command}")
+    with pytest.raises(SystemExit) as info:
+        module.main(["--help"])
+    assert info.value.code == 0
+    text = capsys.readouterr().out
+    lines = text.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.strip().startswith("--out"))
+    end = next((i for i in range(start + 1, len(lines)) if lines[i].strip().startswith("-")),
+               len(lines))  # fmt: skip
+    out_help = " ".join(" ".join(lines[start:end]).split())  # the --out entry of --help
+    assert "runs/" in out_help, out_help
+    if not (ROOT / ".git").exists():
+        pytest.skip("not a git checkout")
+    ignored = subprocess.run(["git", "check-ignore", "-q", f"runs/{command}/results.json"],
+                             cwd=ROOT, timeout=30)  # fmt: skip
+    assert ignored.returncode == 0, "runs/ must be ignored by git"
 
 
 BAD_ARGS = {
@@ -339,9 +438,7 @@ SWEEP_RUN_IDS = [
 
 
 @pytest.fixture(scope="module")
-def sweep_run(tmp_path_factory) -> Path:
-    if not REAL_DATA_DIR:
-        pytest.skip("QCNN_DATA_DIR is not set")
+def sweep_run(tmp_path_factory, mnist_source) -> Path:
     out = tmp_path_factory.mktemp("sweep") / "quick"
     assert sweep.main([*SWEEP_ARGS, "--out", str(out)]) == 0
     return out
@@ -352,7 +449,6 @@ def _read_csv(path: Path) -> list[dict[str, str]]:
         return list(csv.DictReader(fh))
 
 
-@needs_data
 def test_sweep_writes_summaries_and_figures(sweep_run):
     for name in ("summary.md", "summary.csv", "paper_comparison.md", "results.json"):
         assert (sweep_run / name).is_file(), name
@@ -387,7 +483,6 @@ def test_sweep_writes_summaries_and_figures(sweep_run):
     assert results["dataset"]["train_size"] == 200 and len(results["runs"]) == 4
 
 
-@needs_data
 def test_sweep_rerun_skips_finished_runs(sweep_run, tmp_path, monkeypatch):
     copy = tmp_path / "again"
     shutil.copytree(sweep_run, copy)
@@ -400,7 +495,6 @@ def test_sweep_rerun_skips_finished_runs(sweep_run, tmp_path, monkeypatch):
     ).read_text()
 
 
-@needs_data
 def test_sweep_rerun_with_other_settings_does_not_reuse_stale_runs(
     sweep_run, tmp_path, monkeypatch
 ):
@@ -433,8 +527,7 @@ def test_paper_comparison_with_runs_shorter_than_one_loss_log():
     assert "| 0.5 | 0.157 |" in text
 
 
-@needs_data
-def test_sweep_quick_grid_as_documented(tmp_path):
+def test_sweep_quick_grid_as_documented(tmp_path, mnist_source):
     out = tmp_path / "sweep"
     argv = ["--grid", "quick", "--train-size", "200", "--test-size", "100", "--epochs", "1"]
     assert sweep.main([*argv, "--out", str(out), "--quiet"]) == 0

@@ -2,7 +2,6 @@
 
 import json
 import math
-import os
 
 import numpy as np
 import pytest
@@ -75,12 +74,13 @@ def test_report_uses_the_measured_layer_statistics():
     assert resources_cmd.report(nested, cfg, x, np.zeros(16, dtype=np.int64)) == rows
 
 
-@pytest.mark.skipif(not os.environ.get("QCNN_DATA_DIR"), reason="needs MNIST (QCNN_DATA_DIR)")
-def test_resources_command_writes_json_and_markdown(tmp_path):
+@pytest.mark.filterwarnings("ignore::qcnn.data.MNISTSubsetWarning")
+def test_resources_command_writes_json_and_markdown(tmp_path, mnist_source):
     out = tmp_path / "res"
     assert resources_cmd.main(["--images", "32", "--out", str(out)]) == 0
     data = json.loads((out / "resources.json").read_text())
     assert data["config"]["sigma"] == 0.5 and len(data["layers"]) == 2
+    assert data["dataset"]["name"] == mnist_source.name
     assert (
         "crossover" in (out / "resources.md").read_text()
         or "speed-up" in (out / "resources.md").read_text()

@@ -4,12 +4,15 @@ Same four IDX files and names as MNIST (``train-images-idx3-ubyte.gz``, ...; 60,
 images of 28 x 28 uint8, labels 0..9), so the checks of :mod:`qcnn.data.mnist` apply. Where the
 data comes from, in order:
 
-1. the ``data_dir`` argument, the environment variable ``QCNN_FASHION_MNIST_DIR``, the user cache
-   (``$XDG_CACHE_HOME/qcnn/fashion-mnist``, else ``~/.cache/qcnn/fashion-mnist``): a directory
-   holding the four files (canonical ``.gz`` names checked by md5, raw IDX by header and size);
-   a directory holding some but not all four is an error, a bad file is an error naming it;
-2. a download from the public mirrors (all four files from one mirror, md5-verified in memory
-   before anything is written; each then written atomically into the cache).
+1. a directory the user names: the ``data_dir`` argument, else the environment variable
+   ``QCNN_FASHION_MNIST_DIR``. It is the only place looked at and must hold the four files
+   (canonical ``.gz`` names checked by md5, raw IDX by header and size), or loading stops with
+   an error naming it. Without one, the user cache (``$XDG_CACHE_HOME/qcnn/fashion-mnist``, else
+   ``~/.cache/qcnn/fashion-mnist``); a directory holding some but not all four is an error, a bad
+   file is an error naming it;
+2. (only without a named directory) a download from the public mirrors (all four files from one
+   mirror, md5-verified in memory before anything is written; each then written atomically into
+   the cache), given up after ``DOWNLOAD_DEADLINE_S`` in total.
 
 There is no offline fallback: without the files and without a network, loading fails with a
 ``FileNotFoundError`` that says where to put which files.
@@ -19,11 +22,13 @@ from __future__ import annotations
 
 import http.client
 import os
+import threading
 import urllib.request
 from pathlib import Path
 
 import numpy as np
 
+from qcnn.data.download import DeadlinePassed, fetch, require_dir, run_with_deadline
 from qcnn.data.idx import MAGIC_IMAGES, MAGIC_LABELS, IDXError, parse_idx
 from qcnn.data.mnist import _all_files, _candidate_names, _md5, default_cache_dir
 from qcnn.data.splits import RawSplits
@@ -67,7 +72,8 @@ CLASS_NAMES = (
     "Ankle boot",
 )
 
-DOWNLOAD_TIMEOUT_S = 10.0
+DOWNLOAD_TIMEOUT_S = 10.0  # connect and each read
+DOWNLOAD_DEADLINE_S = 60.0  # the whole download (four files of up to 26 MB, every mirror)
 _MAX_DOWNLOAD_BYTES = 32 * 2**20  # the largest file is about 26 MB
 _N_EXAMPLES = {"train": 60_000, "test": 10_000}
 IMAGE_SHAPE = (28, 28)
@@ -82,14 +88,13 @@ def fashion_cache_dir() -> Path:
 
 
 def _search_dirs(data_dir: str | os.PathLike | None) -> list[tuple[str, Path]]:
-    dirs: list[tuple[str, Path]] = []
+    """The named directory alone (``data_dir``, else ``$QCNN_FASHION_MNIST_DIR``), or the cache."""
     if data_dir is not None:
-        dirs.append(("data_dir", Path(data_dir).expanduser()))
+        return [("data_dir", Path(data_dir).expanduser())]
     env = os.environ.get(ENV_FASHION_DIR, "")
     if env:
-        dirs.append((ENV_FASHION_DIR, Path(env).expanduser()))
-    dirs.append(("cache", fashion_cache_dir()))
-    return dirs
+        return [(f"${ENV_FASHION_DIR}", Path(env).expanduser())]
+    return [("cache", fashion_cache_dir())]
 
 
 def _decode(data: bytes, name: str, file_name: str, split: str, kind: str) -> np.ndarray:
@@ -140,30 +145,39 @@ def _load_dir(directory: Path, origin: str) -> RawSplits | None:
     return _splits(arrays, f"fashion-mnist-idx:{directory}")
 
 
-def _fetch(url: str, timeout: float) -> bytes:
-    with _urlopen(url, timeout=timeout) as resp:
-        data = resp.read(_MAX_DOWNLOAD_BYTES + 1)
-    if len(data) > _MAX_DOWNLOAD_BYTES:
-        raise ValueError(f"{url}: more than {_MAX_DOWNLOAD_BYTES} bytes; not a Fashion-MNIST file")
-    return data
-
-
-def _download(cache_dir: Path, timeout: float, errors: list[str]) -> RawSplits | None:
+def _download_mirrors(
+    cache_dir: Path, deadline: float, cancel: threading.Event, errors: list[str]
+) -> RawSplits | None:
     for base in FASHION_MNIST_MIRRORS:
         blobs, arrays = {}, {}
         try:
             for split, kind, stem in _all_files():
                 file_name = f"{stem}.gz"
-                data = _fetch(base + file_name, timeout)
+                data = fetch(
+                    base + file_name, _urlopen, deadline=deadline, cancel=cancel,
+                    read_timeout=DOWNLOAD_TIMEOUT_S, max_bytes=_MAX_DOWNLOAD_BYTES,
+                )  # fmt: skip
                 arrays[split, kind] = _decode(data, base + file_name, file_name, split, kind)
                 blobs[file_name] = data
+        except DeadlinePassed as exc:
+            errors.append(f"{base}: {exc}")
+            return None
         except (OSError, ValueError, http.client.HTTPException) as exc:
             errors.append(f"{base}: {type(exc).__name__}: {exc}")
             continue
+        if cancel.is_set():
+            return None
         for file_name, data in blobs.items():  # all four verified: now write them
             atomic_write_bytes(cache_dir / file_name, data)
         return _splits(arrays, f"download:{base}")
     return None
+
+
+def _download(cache_dir: Path, errors: list[str]) -> RawSplits | None:
+    def work(deadline: float, cancel: threading.Event, errs: list[str]) -> RawSplits | None:
+        return _download_mirrors(cache_dir, deadline, cancel, errs)
+
+    return run_with_deadline(work, DOWNLOAD_DEADLINE_S, errors)
 
 
 def load_fashion_mnist(
@@ -177,13 +191,17 @@ def load_fashion_mnist(
             allowed (the message says so, and where to put the files).
     """
     dirs = _search_dirs(data_dir)
-    for origin, d in dirs:
-        splits = _load_dir(d, origin)
-        if splits is not None:
-            return splits
+    origin, d = dirs[0]
+    if origin != "cache":
+        what = "--data-dir (data_dir)" if origin == "data_dir" else origin
+        names = ", ".join(FASHION_MNIST_MD5)
+        return require_dir(d, what, lambda p: _load_dir(p, origin), f"{names}, or raw IDX")
+    splits = _load_dir(d, origin)
+    if splits is not None:
+        return splits
     errors: list[str] = []
     if download:
-        splits = _download(fashion_cache_dir(), DOWNLOAD_TIMEOUT_S, errors)
+        splits = _download(fashion_cache_dir(), errors)
         if splits is not None:
             return splits
         errors.insert(0, "Download failed from every mirror (is this machine offline?):")

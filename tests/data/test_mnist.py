@@ -10,12 +10,9 @@ from __future__ import annotations
 
 import gzip
 import hashlib
-import http.server
 import io
 import os
 import re
-import socket
-import threading
 import time
 import urllib.error
 import urllib.request
@@ -467,68 +464,13 @@ def test_download_false_does_not_touch_the_network(isolated_env, no_fallback):
     assert isolated_env.calls == []
 
 
-class _TrickleHandler(http.server.BaseHTTPRequestHandler):
-    """Announces a large file and sends one byte every 50 ms (bounded: about 10 s at most):
-    every read returns before any per-read timeout, so only a total deadline stops it."""
-
-    def do_GET(self):
-        self.send_response(200)
-        self.send_header("Content-Length", "9912422")
-        self.end_headers()
-        try:
-            for _ in range(200):
-                self.wfile.write(b"\x1f")
-                self.wfile.flush()
-                time.sleep(0.05)
-        except OSError:
-            pass
-
-    def log_message(self, *args):
-        pass
-
-
-@pytest.fixture(params=["trickle", "stalled"])
-def slow_mirror(request, monkeypatch):
-    """A mirror on the loopback interface that is slow in one of two ways: it trickles bytes,
-    or it accepts the connection and never answers. Stopped (and its threads ended) afterwards."""
-    if request.param == "trickle":
-        server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _TrickleHandler)
-        server.daemon_threads = True
-        thread = threading.Thread(target=server.serve_forever, daemon=True)
-        port = server.server_address[1]
-        stop = server.shutdown
-        close = server.server_close
-    else:
-        listener = socket.create_server(("127.0.0.1", 0))
-        listener.settimeout(0.2)
-        port = listener.getsockname()[1]
-        done = threading.Event()
-        held = []
-
-        def accept_and_hold():
-            while not done.is_set():
-                try:
-                    conn, _ = listener.accept()
-                    held.append(conn)  # never read, never answered
-                except OSError:
-                    continue
-
-        thread = threading.Thread(target=accept_and_hold, daemon=True)
-        stop = done.set
-
-        def close():
-            for c in held:
-                c.close()
-            listener.close()
-
-    thread.start()
-    monkeypatch.setattr(mnist, "MNIST_MIRRORS", (f"http://127.0.0.1:{port}/",))
+@pytest.fixture
+def slow_mirror(slow_server, monkeypatch):
+    """MNIST's only mirror is a slow loopback server (see conftest); deadline 1 s."""
+    monkeypatch.setattr(mnist, "MNIST_MIRRORS", (slow_server,))
     monkeypatch.setattr(mnist, "_urlopen", urllib.request.urlopen)
     monkeypatch.setattr(mnist, "DOWNLOAD_DEADLINE_S", 1.0)
-    yield request.param
-    stop()
-    thread.join(5)
-    close()
+    return slow_server
 
 
 def test_a_slow_mirror_ends_at_the_total_deadline(slow_mirror, no_fallback, cache_dir):

@@ -123,21 +123,30 @@ def atomic_open(path: str | os.PathLike, mode: str = "wb") -> Iterator[IO]:
         raise
 
 
+_hook_hits: dict[str, int] = {}
+
+
 def _test_hook_before_rename(path: Path) -> None:
-    """Tests only: with ``QCNN_TEST_SLOW_WRITE=<substring>:<seconds>`` in the environment, sleep
-    that long after writing a temporary file whose target name contains the substring, before
-    the rename, so a test can kill the process inside the write window. Unset: does nothing."""
+    """Tests only: with ``QCNN_TEST_SLOW_WRITE=<substring>:<seconds>[:<n>]`` in the environment,
+    sleep that long after writing the temporary file of a target whose name contains the
+    substring (only at the n-th such write of this process, if n is given), before the rename,
+    so that a test can kill the process inside the write window; the file named by
+    ``QCNN_TEST_SLOW_WRITE_MARKER`` then receives ``"<pid> <target>"``. Unset: does nothing."""
     spec = os.environ.get("QCNN_TEST_SLOW_WRITE")
     if not spec:
         return
-    name, _, seconds = spec.rpartition(":")
-    if name and name in path.name:
-        import time
+    name, seconds, *nth = spec.split(":")
+    if not name or name not in path.name:
+        return
+    _hook_hits[name] = _hook_hits.get(name, 0) + 1
+    if nth and _hook_hits[name] != int(nth[0]):
+        return
+    import time
 
-        marker = os.environ.get("QCNN_TEST_SLOW_WRITE_MARKER")
-        if marker:  # tell the test that the window is open
-            Path(marker).write_text(str(path))
-        time.sleep(float(seconds))
+    marker = os.environ.get("QCNN_TEST_SLOW_WRITE_MARKER")
+    if marker:  # tell the test that the window is open, and which process to kill
+        Path(marker).write_text(f"{os.getpid()} {path}")
+    time.sleep(float(seconds))
 
 
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:

@@ -54,6 +54,7 @@ __all__ = [
     "save_checkpoint",
     "load_checkpoint",
     "read_checkpoint_meta",
+    "history_problem",
     "CheckpointError",
     "RunMismatchError",
     "TrainingDiverged",
@@ -498,6 +499,14 @@ def _check_records(items: Any, types: dict[str, Any], what: str) -> str | None:
     return None
 
 
+def history_problem(steps: Any, epochs: Any) -> str | None:
+    """What is wrong with serialised loss logs and epoch summaries (``History.to_dict`` parts:
+    key sets, types, finite numbers), or None; used to validate checkpoints and run records."""
+    return _check_records(steps, _STEP_TYPES, "steps") or _check_records(
+        epochs, _EPOCH_TYPES, "epochs"
+    )
+
+
 def _meta_problem(meta: Any) -> str | None:
     """What is wrong with a checkpoint's metadata, or None."""
     if not isinstance(meta, dict):
@@ -515,9 +524,7 @@ def _meta_problem(meta: Any) -> str | None:
     hist = meta["history"]
     if not isinstance(hist, dict) or not {"steps", "epochs"} <= set(hist):
         return "history is not an object with 'steps' and 'epochs'"
-    problem = _check_records(hist["steps"], _STEP_TYPES, "steps") or _check_records(
-        hist["epochs"], _EPOCH_TYPES, "epochs"
-    )
+    problem = history_problem(hist["steps"], hist["epochs"])
     if problem:
         return problem
     if len(hist["epochs"]) != epoch:

@@ -53,17 +53,23 @@ from qcnn.data import load_dataset, load_mnist_dataset
 from qcnn.data.mnist import MNIST_MEAN, MNIST_STD
 from qcnn.experiments.cli import (
     add_common_arguments,
+    check_data_dir,
+    check_output_dir,
+    cli_errors,
     dataset_name,
-    nonneg_int,
-    pos_float,
-    pos_int,
+    default_out,
+    float_in,
+    int_in,
     probability,
+    usage_error,
 )
 from qcnn.io import atomic_write_json, atomic_write_text
 from qcnn.nn import functional as F
 from qcnn.plotting import plot_circuit_layer
 from qcnn.quantum import QuantumConfig, QuantumConv2D, noisy_cap_relu
 from qcnn.seeding import seed_stream
+
+MAX_DEMO_AE_BITS = 10  # 2^10 - 1 controlled Grover operators per circuit: minutes already
 
 __all__ = [
     "build_parser",
@@ -108,14 +114,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--ae-bits",
-        type=pos_int,
+        type=int_in(1, MAX_DEMO_AE_BITS),
         default=4,
-        help="m, evaluation qubits of amplitude estimation (2^m grid points); the "
-        "circuits grow as 2^m",
+        help=f"m, evaluation qubits of amplitude estimation (2^m grid points), 1..{MAX_DEMO_AE_BITS}; "
+        "the circuits grow as 2^m",
     )
     p.add_argument(
         "--median-of",
-        type=pos_int,
+        type=int_in(1, 999, odd=True),
         default=1,
         help="k, AE runs per inner product whose median is taken (odd)",
     )
@@ -127,32 +133,37 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--ht-shots",
-        type=pos_int,
+        type=int_in(1, 10**7),
         default=1024,
         help="shots per Hadamard test (--method hadamard, and the resource table)",
     )
     p.add_argument(
         "--shots",
-        type=nonneg_int,
+        type=int_in(0, 10**7),
         default=None,
         help="N, measurements of the output state per image (l-inf tomography "
         "sampling); default int(sigma * D'H'W') from --sigma",
     )
     p.add_argument(
         "--sigma",
-        type=probability,
+        type=float_in(0.0, 1.0, lo_open=True),
         default=0.5,
         help="fraction of the layer's outputs drawn as shots when --shots is not given",
     )
-    p.add_argument("--cap", type=pos_float, default=10.0, help="C, cap of the capped ReLU")
+    p.add_argument(
+        "--cap", type=float_in(0.0, 1e6, lo_open=True), default=10.0,
+        help="C, cap of the capped ReLU, 0 < C <= 1e6",
+    )  # fmt: skip
     p.add_argument(
         "--eta",
-        type=pos_float,
+        type=float_in(0.01, 1.0, hi_open=True),
         default=0.1,
-        help="precision of the l-inf tomography run on the output state "
+        help="precision of the l-inf tomography run on the output state, 0.01 <= eta < 1 "
         "(N = ceil(36 ln d / eta^2))",
     )
-    p.add_argument("--kernels", type=pos_int, default=4, help="number of 3x3 kernels (D')")
+    p.add_argument(
+        "--kernels", type=int_in(1, 64), default=4, help="number of 3x3 kernels (D'), 1..64"
+    )
     p.add_argument(
         "--noise",
         type=probability,
@@ -169,7 +180,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="mnist (a test image downsampled 28x28 -> 8x8) or 8x8 images used as they are: "
         "digits (scikit-learn's 8x8 digits, offline) or npz:PATH",
     )
-    p.add_argument("--index", type=nonneg_int, default=0, help="index of the test image")
+    p.add_argument("--index", type=int_in(0, 10**6), default=0, help="index of the test image")
     p.add_argument(
         "--download",
         action="store_true",
@@ -178,7 +189,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     add_common_arguments(
         p,
-        out_default="runs/circuits",
+        out_default=None,
+        out_help="output folder (default runs/circuits-<timestamp>); must be new or empty",
         seed_default=0,
         seed_help="seed of the kernels (Kaiming init) and of every simulator seed",
     )
@@ -528,8 +540,17 @@ def load_test_images(args: argparse.Namespace) -> tuple[np.ndarray, np.ndarray, 
     return ds.x_test[:, 0], ds.y_test, ds.source
 
 
+@cli_errors
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        check_data_dir(None if args.data_dir is None else str(args.data_dir))
+        out = Path(args.out) if args.out else default_out("circuits")
+        check_output_dir(out, resume=False, can_resume=False)
+    except ValueError as exc:
+        usage_error(parser, str(exc))
+    args.out = str(out)
     try:
         images, labels, source = load_test_images(args)
     except (FileNotFoundError, ValueError) as exc:

@@ -1,18 +1,37 @@
 """Shared command-line pieces of the four commands (``mnist``, ``sweep``, ``circuits``,
 ``resources``): the flags they all have (``--data-dir``, ``--out``, ``--seed``, ``--quiet``), the
 quantum-layer flags and the :class:`~qcnn.quantum.QuantumConfig` built from them, argparse value
-types that reject bad values with a clear message, and the early check that the output folder can
-be written (before any training starts). A flag used by more than one command is declared here."""
+types that reject bad values with a clear message, and the checks that run before any work.
+A flag used by more than one command is declared here.
+
+Rules every command follows (docs/reliability.md):
+
+- every numeric flag has a type with a range that makes sense (argparse then says
+  ``argument --eta: expected ...`` and exits with status 2); combinations that only fail
+  together (e.g. an ``--eta`` whose shot count would not fit in memory at this batch size) are
+  checked by :func:`check_sampling_memory` before any data is loaded;
+- output folder policy (:func:`check_output_dir`): ``--out`` must be new or empty, unless the
+  command resumes (``--resume``, which needs a folder with runs in it); the default is a fresh
+  ``runs/<command>-<timestamp>`` folder (:func:`default_out`);
+- a data directory the user names (``--data-dir``, ``$QCNN_DATA_DIR``) must exist
+  (:func:`check_data_dir`), and hold the data (checked when loading);
+- known failures end in one ``error: ...`` message, never a traceback (:func:`cli_errors`):
+  status 2 for bad input (files, folders, settings), 1 for a run that diverged."""
 
 from __future__ import annotations
 
 import argparse
+import functools
 import math
 import os
+import sys
+import time
+from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from qcnn.quantum import QuantumConfig
+from qcnn.quantum.config import MAX_AE_BITS
 
 __all__ = [
     "ARCH_HELP",
@@ -26,8 +45,22 @@ __all__ = [
     "pos_float",
     "nonneg_float",
     "probability",
+    "int_in",
+    "float_in",
     "check_output_dir",
+    "check_data_dir",
+    "check_sampling_memory",
+    "default_out",
+    "cli_errors",
+    "usage_error",
+    "MAX_SAMPLES_PER_CALL",
 ]
+
+# Largest number of pixel draws (images x shots) one sampling call may make: the sampler holds
+# about three float64 arrays of that size (~1.2 GB at this value), a fifth of this machine.
+MAX_SAMPLES_PER_CALL = 50_000_000
+# The evaluation batch of qcnn.train.evaluate: sampling runs on up to this many images at once.
+EVAL_BATCH = 1000
 
 
 def _number(text: str, kind: type, what: str) -> Any:
@@ -72,12 +105,83 @@ def probability(text: str) -> float:
     return v
 
 
-def check_output_dir(out: Path, resume: bool = False) -> None:
-    """Fail early (before any training) if ``out`` cannot be written; raises ValueError."""
+def int_in(lo: int, hi: int | None = None, *, odd: bool = False) -> Callable[[str], int]:
+    """An argparse type: an integer in ``[lo, hi]`` (and odd if asked)."""
+    what = ("an odd integer" if odd else "an integer") + f" >= {lo}"
+    if hi is not None:
+        what += f" and <= {hi}"
+
+    def parse(text: str) -> int:
+        v = _number(text, int, what)
+        if v < lo or (hi is not None and v > hi) or (odd and v % 2 == 0):
+            raise argparse.ArgumentTypeError(f"expected {what}, got {text}")
+        return v
+
+    parse.__name__ = f"int_in({lo}, {hi})"  # argparse names the type in some messages
+    return parse
+
+
+def float_in(
+    lo: float, hi: float, *, lo_open: bool = False, hi_open: bool = False
+) -> Callable[[str], float]:
+    """An argparse type: a finite number in the range (``lo_open``/``hi_open``: strict ends)."""
+    what = (
+        f"a finite number {'>' if lo_open else '>='} {lo:g} and {'<' if hi_open else '<='} {hi:g}"
+    )
+
+    def parse(text: str) -> float:
+        v = _number(text, float, what)
+        if (
+            not math.isfinite(v)
+            or v < lo
+            or v > hi
+            or (lo_open and v == lo)
+            or (hi_open and v == hi)
+        ):
+            raise argparse.ArgumentTypeError(f"expected {what}, got {text}")
+        return v
+
+    parse.__name__ = f"float_in({lo:g}, {hi:g})"
+    return parse
+
+
+def default_out(command: str) -> Path:
+    """A fresh output folder ``runs/<command>-<YYYYmmdd-HHMMSS>`` (``-2``, ``-3``... if taken)."""
+    base = Path("runs") / time.strftime(f"{command}-%Y%m%d-%H%M%S")
+    out, n = base, 1
+    while out.exists():
+        n += 1
+        out = base.with_name(f"{base.name}-{n}")
+    return out
+
+
+def check_output_dir(out: Path, resume: bool = False, *, can_resume: bool = True) -> None:
+    """The output-folder policy, checked before any work; raises ValueError (one line).
+
+    - ``out`` must be a directory or not exist, and be writable;
+    - without ``resume`` it must be new or empty: a second run never writes over (or next to)
+      the results of a first one;
+    - with ``resume`` it must hold a previous run; stale temporary files left there by a killed
+      writer are removed (:func:`qcnn.io.remove_stale_temp_files`).
+
+    ``can_resume=False`` (commands without ``--resume``) words the advice accordingly.
+    """
+    from qcnn.io import remove_stale_temp_files
+
     if out.exists() and not out.is_dir():
         raise ValueError(f"--out {str(out)!r} exists and is not a directory")
-    if resume and not out.is_dir():
-        raise ValueError(f"--resume: {str(out)!r} does not exist; nothing to resume")
+    entries = sorted(p.name for p in out.iterdir()) if out.is_dir() else []
+    if resume and not entries:
+        state = "is empty" if out.is_dir() else "does not exist"
+        raise ValueError(f"--resume: {str(out)!r} {state}; nothing to resume")
+    if not resume and entries:
+        shown = ", ".join(entries[:4]) + (", ..." if len(entries) > 4 else "")
+        advice = (
+            "pass --resume to continue the runs in it, or choose a new --out"
+            if can_resume
+            else "choose a new --out (or remove it)"
+        )
+        raise ValueError(f"--out {str(out)!r} is not empty (it holds {shown}); {advice}")
     try:
         out.mkdir(parents=True, exist_ok=True)
         probe = out / f".write-test-{os.getpid()}"
@@ -85,6 +189,111 @@ def check_output_dir(out: Path, resume: bool = False) -> None:
         probe.unlink()
     except OSError as exc:
         raise ValueError(f"--out {str(out)!r} is not writable: {exc.strerror or exc}") from None
+    if resume:
+        remove_stale_temp_files(out)
+
+
+def check_data_dir(data_dir: str | None) -> None:
+    """A data directory the user names (``--data-dir``, else ``$QCNN_DATA_DIR``) must exist and
+    be a directory; raises ValueError before any work. (Whether it holds the data is checked by
+    the loader, which names the files it expected.)"""
+    from qcnn.data import ENV_DATA_DIR
+
+    if data_dir is not None:
+        named, what = Path(data_dir).expanduser(), "--data-dir"
+    elif os.environ.get(ENV_DATA_DIR):
+        named, what = Path(os.environ[ENV_DATA_DIR]).expanduser(), f"${ENV_DATA_DIR}"
+    else:
+        return
+    if not named.exists():
+        raise ValueError(f"{what} {str(named)!r} does not exist")
+    if not named.is_dir():
+        raise ValueError(f"{what} {str(named)!r} is not a directory")
+
+
+def check_sampling_memory(
+    config: QuantumConfig | None,
+    arch: str,
+    batch_sizes: Iterable[int],
+    dataset: str = "mnist",
+) -> None:
+    """Refuse a sampling setting whose shot count would not fit in memory; raises ValueError.
+
+    Each quantum layer of ``arch`` draws N shots per image (``--eta``: ``ceil(36 ln d / eta^2)``
+    for its ``d`` outputs); one call samples a whole batch, so ``N x batch`` must stay under
+    :data:`MAX_SAMPLES_PER_CALL` for the largest batch (training or evaluation).
+    """
+    if config is None or not config.samples:
+        return
+    from qcnn.data import dataset_spec
+    from qcnn.models import build_model
+    from qcnn.nn.layers import Conv2D
+    from qcnn.quantum import QuantumConv2D
+    from qcnn.quantum.layer import layer_shots
+
+    spec = dataset_spec(dataset)
+    if spec.shape is None:  # npz:PATH: only the file knows; checked once it is loaded
+        return
+    batch = max(batch_sizes)
+    try:
+        model = build_model(
+            arch, config, seed=0, input_shape=spec.shape, classes=spec.classes or 10
+        )
+    except ValueError:
+        return  # an architecture that does not fit the images: reported with the data
+    shape: tuple[int, ...] = spec.shape
+    for layer in getattr(model, "layers", [model]):
+        if isinstance(layer, QuantumConv2D):
+            d = math.prod(Conv2D.output_shape(layer, shape))
+            shots = layer_shots(config, d)
+            if shots is not None and shots * batch > MAX_SAMPLES_PER_CALL:
+                raise ValueError(
+                    f"--eta {config.eta:g} needs N = {shots:,} shots per image in a layer of "
+                    f"{d:,} outputs; a batch of {batch} images then draws {shots * batch:,} "
+                    f"samples at once, more than the {MAX_SAMPLES_PER_CALL:,} that fit in "
+                    "memory: raise --eta (or lower the batch size / test size)"
+                )
+        shape = layer.output_shape(shape)
+
+
+def usage_error(parser: argparse.ArgumentParser, message: str) -> NoReturn:
+    """Exit with status 2 and one line ``<prog>: error: <message>`` (argparse's own
+    ``parser.error`` would print the whole usage first, which buries the message)."""
+    parser.exit(2, f"{parser.prog}: error: {message}\n")
+
+
+def cli_errors(main: Callable[..., int]) -> Callable[..., int]:
+    """Decorate a command's ``main``: known failures end in one ``error: ...`` on stderr.
+
+    Status 2 for bad input found after argument parsing (damaged checkpoints or records, a
+    resume with other settings, missing or corrupt data files, unusable folders), status 1 for
+    a run that diverged (the runs finished before it are already written). Anything else is a
+    bug and keeps its traceback.
+    """
+    from qcnn.data import IDXError
+    from qcnn.experiments.runner import RecordError
+    from qcnn.train import CheckpointError, RunMismatchError, TrainingDiverged
+
+    @functools.wraps(main)
+    def wrapper(argv: list[str] | None = None) -> int:
+        try:
+            return main(argv)
+        except TrainingDiverged as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 1
+        except (
+            CheckpointError,
+            RunMismatchError,
+            RecordError,
+            IDXError,
+            FileNotFoundError,
+            NotADirectoryError,
+            PermissionError,
+        ) as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
+
+    return wrapper
 
 
 def add_common_arguments(
@@ -103,8 +312,9 @@ def add_common_arguments(
     parser.add_argument(
         "--data-dir",
         default=None,
-        help="folder with the data set's files (MNIST, Fashion-MNIST), searched before "
-        "$QCNN_DATA_DIR / $QCNN_FASHION_MNIST_DIR and ~/.cache/qcnn/<data set> (README, section Data)",
+        help="folder with the data set's files (MNIST, Fashion-MNIST); it must exist and hold them. "
+        "Without it: $QCNN_DATA_DIR / $QCNN_FASHION_MNIST_DIR (same rule), else "
+        "~/.cache/qcnn/<data set>, a download, the bundled subset (README, section Data)",
     )
     parser.add_argument("--out", default=out_default, help=out_help)
     parser.add_argument("--seed", type=nonneg_int, default=seed_default, help=seed_help)
@@ -184,36 +394,40 @@ def add_quantum_arguments(parser: argparse.ArgumentParser) -> None:
     )
     q.add_argument(
         "--eps",
-        type=nonneg_float,
+        type=float_in(0.0, 1.0),
         default=None,
-        help="inner-product precision eps >= 0 (default 0.01). A standard deviation with --ipe "
+        help="inner-product precision eps in [0, 1] (default 0.01). A standard deviation with --ipe "
         "gaussian; with --ipe amplitude_estimation it sets the AE bits, and with "
         "--failure-prob it is a bound holding with probability >= 1 - failure_prob",
     )
     q.add_argument(
-        "--cap", type=pos_float, default=None, help="cap C > 0 of the capped ReLU (default 10)"
+        "--cap",
+        type=float_in(0.0, 1e6, lo_open=True),
+        default=None,
+        help="cap C of the capped ReLU, 0 < C <= 1e6 (default 10)",
     )
     q.add_argument(
         "--sigma",
-        type=float,
+        type=float_in(0.0, 1.0, lo_open=True),
         default=None,
         help="fraction of output pixels drawn as shots, 0 < sigma <= 1 (default 0.5 unless --eta "
         "or --no-sampling)",
     )
     q.add_argument(
         "--eta",
-        type=pos_float,
+        type=float_in(0.0, 1.0, lo_open=True, hi_open=True),
         default=None,
-        help="size the sampling by the tomography precision eta: N = ceil(36 ln d / eta^2)",
+        help="size the sampling by the tomography precision 0 < eta < 1: "
+        "N = ceil(36 ln d / eta^2) (too small an eta is refused when N would not fit in memory)",
     )
     q.add_argument(
         "--no-sampling", action="store_true", help="keep every pixel (no l-infinity tomography)"
     )
     q.add_argument(
         "--delta",
-        type=nonneg_float,
+        type=float_in(0.0, 1.0),
         default=None,
-        help="gradient precision delta >= 0 (default 0.01): a standard deviation with "
+        help="gradient precision delta in [0, 1] (default 0.01): a standard deviation with "
         "--gradient-model gaussian, a bound (with high probability) with linf_tomography",
     )
     q.add_argument(
@@ -225,17 +439,20 @@ def add_quantum_arguments(parser: argparse.ArgumentParser) -> None:
     )
     q.add_argument(
         "--ae-bits",
-        type=pos_int,
+        type=int_in(1, MAX_AE_BITS),
         default=None,
         help="AE evaluation qubits m (default: from eps, the smallest m with pi/2^m <= eps, or "
         "pi/2^m + pi^2/4^m <= eps with --failure-prob)",
     )
     q.add_argument(
-        "--ae-median", type=pos_int, default=None, help="median of k AE runs (odd, default 1)"
+        "--ae-median",
+        type=int_in(1, 999, odd=True),
+        default=None,
+        help="median of k AE runs (odd, 1..999; default 1)",
     )
     q.add_argument(
         "--failure-prob",
-        type=float,
+        type=float_in(0.0, 1.0, lo_open=True, hi_open=True),
         default=None,
         help="Delta in (0, 1): eps becomes a bound holding with probability >= 1 - Delta; the "
         "AE median count and bits are derived (theory preset: 0.01)",
@@ -344,6 +561,12 @@ def config_from_args(args: argparse.Namespace) -> QuantumConfig:
     uses_ae = base["ipe"] == "amplitude_estimation" or (
         base["sampled_value"] == "tomography" and base["tomography_normaliser"] != "exact"
     )
+    if not uses_ae and ({"ae_bits", "ae_median"} & set(given)):
+        raise ValueError(
+            "--ae-bits and --ae-median are settings of amplitude estimation (--ipe "
+            f"amplitude_estimation or --tomography-normaliser amplitude_estimation); got --ipe "
+            f"{base['ipe']}"
+        )
     if not uses_ae and "failure_prob" not in given:
         base["failure_prob"] = None
     if base["sigma"] is None and base["eta"] is None and "noise_per_shot" not in given:

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
@@ -31,11 +30,15 @@ from qcnn.experiments.cli import (
     add_common_arguments,
     add_model_arguments,
     add_quantum_arguments,
+    check_data_dir,
     check_output_dir,
+    check_sampling_memory,
+    cli_errors,
     config_from_args,
-    nonneg_int,
-    pos_float,
-    pos_int,
+    default_out,
+    float_in,
+    int_in,
+    usage_error,
 )
 from qcnn.experiments.runner import (
     Data,
@@ -48,7 +51,7 @@ from qcnn.experiments.runner import (
 from qcnn.io import atomic_write_json, atomic_write_text
 from qcnn.models import build_model, quantum_layers, transfer_weights
 from qcnn.quantum import QuantumConfig, quantization_plan
-from qcnn.train import History, rows_to_csv
+from qcnn.train import History, TrainingDiverged, rows_to_csv
 
 __all__ = ["main", "build_parser"]
 
@@ -68,18 +71,31 @@ def build_parser() -> argparse.ArgumentParser:
         "quantum forward pass",
     )
     add_model_arguments(p)
-    p.add_argument("--epochs", type=nonneg_int, default=None,
-                   help="training epochs (default: the paper's 1,876 SGD steps of 64 images, i.e. 2 epochs "
-                        "of full MNIST, 30 of the 4,000-image offline subset)")  # fmt: skip
-    p.add_argument("--batch-size", type=pos_int, default=64, help="mini-batch size")
-    p.add_argument("--lr", type=pos_float, default=0.01, help="SGD learning rate")
-    p.add_argument("--momentum", type=float, default=0.0, help="SGD momentum in [0, 1)")
+    p.add_argument("--epochs", type=int_in(1, 10_000), default=None,
+                   help="training epochs, 1..10000 (default: the paper's 1,876 SGD steps of 64 "
+                        "images, i.e. 2 epochs of full MNIST, 30 of the 4,000-image offline subset)")  # fmt: skip
     p.add_argument(
-        "--train-size", type=pos_int, default=None, help="use the first N training images"
+        "--batch-size", type=int_in(1, 65_536), default=64, help="mini-batch size, 1..65536"
     )
-    p.add_argument("--test-size", type=pos_int, default=None, help="use the first N test images")
     p.add_argument(
-        "--resume", action="store_true", help="continue the runs in --out from their checkpoints"
+        "--lr", type=float_in(0.0, 10.0, lo_open=True), default=0.01,
+        help="SGD learning rate, 0 < lr <= 10",
+    )  # fmt: skip
+    p.add_argument(
+        "--momentum", type=float_in(0.0, 1.0, hi_open=True), default=0.0,
+        help="SGD momentum in [0, 1)",
+    )  # fmt: skip
+    p.add_argument(
+        "--train-size", type=int_in(1, 10**8), default=None, help="use the first N training images"
+    )
+    p.add_argument(
+        "--test-size", type=int_in(1, 10**8), default=None, help="use the first N test images"
+    )
+    p.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue the runs in --out (which must hold them) from their checkpoints; refused "
+        "if any setting differs. Without it, --out must be new or empty",
     )
     p.add_argument(
         "--no-quantum-forward",
@@ -88,7 +104,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--shards",
-        type=pos_int,
+        type=int_in(1, 64),
         default=None,
         help="train each batch as N slices in parallel threads (default: 2 for the QCNN, whose "
         "numpy work gains ~1.3x on 2 cores; 1 for the CNN, which gains nothing). Part of "
@@ -175,6 +191,7 @@ def describe_model(arch: str, data: Data, config: QuantumConfig | None, seed: in
     return "\n".join(lines)
 
 
+@cli_errors
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -183,12 +200,17 @@ def main(argv: list[str] | None = None) -> int:
         config: QuantumConfig | None = config_from_args(args)  # validated for --model cnn too
         if args.model == "cnn":
             config = None
-        if not 0 <= args.momentum < 1:
-            raise ValueError(f"--momentum must be in [0, 1), got {args.momentum}")
-        out = Path(args.out) if args.out else Path("runs") / time.strftime("mnist-%Y%m%d-%H%M%S")
+        if args.resume and not args.out:
+            raise ValueError("--resume needs --out: the folder of the runs to continue")
+        if args.shards is not None and args.shards > args.batch_size:
+            raise ValueError(f"--shards {args.shards} exceeds --batch-size {args.batch_size}")
+        eval_batch = min(1000, args.test_size or 1000)
+        check_sampling_memory(config, args.arch, (args.batch_size, eval_batch), args.dataset)
+        check_data_dir(args.data_dir)
+        out = Path(args.out) if args.out else default_out("mnist")
         check_output_dir(out, args.resume)
     except ValueError as exc:
-        parser.error(str(exc))
+        usage_error(parser, str(exc))
 
     progress = not args.quiet and sys.stderr.isatty()
     try:
@@ -231,12 +253,22 @@ def main(argv: list[str] | None = None) -> int:
         "environment": environment_info(),
         "arguments": vars(args),
     }
-    for spec in specs:
+
+    def log(message: str) -> None:
         if not args.quiet:
-            print(f"training {spec.run_id} ...", file=sys.stderr)
-        record, model = train_run(
-            spec, data, out / spec.run_id, resume=args.resume, progress=progress
-        )
+            print(message, file=sys.stderr)
+
+    log(f"writing into {out}/ (continue an interrupted run with --out {out} --resume)")
+    for spec in specs:
+        log(f"training {spec.run_id} ...")
+        try:
+            record, model = train_run(
+                spec, data, out / spec.run_id, resume=args.resume, progress=progress, log=log
+            )
+        except TrainingDiverged as exc:
+            kept = f"; the {len(records)} run(s) finished before it are in {out}/results.json"
+            print(f"error: {exc}{kept if records else ''}", file=sys.stderr)
+            return 1
         records.append(record)
         models[spec.model] = model
         write_results(out, data.info, records, extra)  # after every run: nothing is lost on a crash

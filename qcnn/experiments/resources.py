@@ -20,9 +20,14 @@ from qcnn.experiments.cli import (
     add_common_arguments,
     add_model_arguments,
     add_quantum_arguments,
+    check_data_dir,
     check_output_dir,
+    check_sampling_memory,
+    cli_errors,
     config_from_args,
-    pos_int,
+    default_out,
+    int_in,
+    usage_error,
 )
 from qcnn.experiments.runner import environment_info, load_data
 from qcnn.io import atomic_write_json, atomic_write_text
@@ -109,16 +114,55 @@ def build_parser() -> argparse.ArgumentParser:
         help="model.npz of a trained QCNN or CNN (from python -m qcnn.experiments.mnist); default: fresh",
     )
     add_model_arguments(p)
-    p.add_argument("--images", type=pos_int, default=512, help="test images measured")
+    p.add_argument(
+        "--images", type=int_in(1, 100_000), default=512, help="test images measured, 1..100000"
+    )
     add_common_arguments(
         p,
-        out_default="runs/resources",
+        out_default=None,
+        out_help="output folder (default runs/resources-<timestamp>); must be new or empty",
         seed_help="seed of the network (its weights unless --weights; its quantum layers' streams)",
     )
     add_quantum_arguments(p)
     return p
 
 
+def load_weights(path: str, model: Sequential, donor: Sequential, arch: str) -> str:
+    """Load a QCNN's or its CNN twin's ``model.npz`` into ``model``; returns which it was.
+
+    Raises:
+        ValueError: the file is not a readable npz, holds NaN/inf, or fits neither network; the
+            message names the file and, for the closer of the two, the parameters that are
+            missing, extra or of another shape.
+    """
+    state = load_npz_strict(path)
+    bad = [k for k, v in state.items() if v.dtype.kind == "f" and not np.isfinite(v).all()]
+    if bad:
+        raise ValueError(f"--weights {path!r}: parameters {bad} hold NaN or infinity")
+    problems = {}
+    for kind, net in (("qcnn", model), ("cnn", donor)):
+        expected = {name: p.data.shape for name, p in net.named_parameters()}
+        missing = sorted(set(expected) - set(state))
+        extra = sorted(set(state) - set(expected))
+        shapes = [f"{k} {state[k].shape} (expected {expected[k]})" for k in sorted(
+            set(expected) & set(state)) if state[k].shape != expected[k]]  # fmt: skip
+        if not (missing or extra or shapes):
+            net.load_state_dict(state)
+            if kind == "cnn":
+                transfer_weights(donor, model)  # CNN weights: into the QCNN in order
+            return kind
+        problems[kind] = (missing, extra, shapes)
+    kind = min(problems, key=lambda k: sum(len(x) for x in problems[k]))
+    missing, extra, shapes = problems[kind]
+    parts = [f"missing {missing}" if missing else "", f"extra {extra}" if extra else "",
+             f"other shapes: {', '.join(shapes)}" if shapes else ""]  # fmt: skip
+    raise ValueError(
+        f"--weights {path!r} does not fit --arch {arch} (closest: its "
+        f"{'CNN' if kind == 'cnn' else 'QCNN'}): " + "; ".join(p for p in parts if p)
+    )
+
+
+@cli_errors
 def main(argv: list[str] | None = None) -> int:
     # Floating-point warnings stay quiet in the report, as they always did under ``python -m``;
     # scoped here so the console script behaves the same and callers' numpy state is untouched.
@@ -137,10 +181,14 @@ def _main(argv: list[str] | None) -> int:
             )
         if config.effective_eps <= 0:
             raise ValueError("the running-time model needs eps > 0")
-        out = Path(args.out)
-        check_output_dir(out, resume=False)
+        check_sampling_memory(config, args.arch, (min(128, args.images),), args.dataset)
+        if args.weights is not None and not Path(args.weights).is_file():
+            raise ValueError(f"--weights {args.weights!r} is not a file")
+        check_data_dir(args.data_dir)
+        out = Path(args.out) if args.out else default_out("resources")
+        check_output_dir(out, resume=False, can_resume=False)
     except ValueError as exc:
-        p.error(str(exc))
+        usage_error(p, str(exc))
     try:
         data = load_data(args.data_dir, train_size=1, test_size=args.images, dataset=args.dataset)
         shape: dict[str, Any] = dict(input_shape=data.shape, classes=data.classes)
@@ -152,13 +200,12 @@ def _main(argv: list[str] | None) -> int:
         print(f"error: --arch {args.arch} has no quantum layer once quantized", file=sys.stderr)
         return 2
     if args.weights:
-        state = load_npz_strict(args.weights)
-        donor = build_model(args.arch, None, seed=args.seed, **shape)
         try:
-            model.load_state_dict(state)
-        except ValueError:
-            donor.load_state_dict(state)  # CNN weights: move them into the QCNN in order
-            transfer_weights(donor, model)
+            donor = build_model(args.arch, None, seed=args.seed, **shape)
+            load_weights(args.weights, model, donor, args.arch)
+        except ValueError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
     rows = report(model, config, data.x_test, data.y_test)
     result = {
         "config": config.to_dict(),

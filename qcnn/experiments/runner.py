@@ -12,9 +12,12 @@ A run record is a plain dict (the ``runs[*]`` entries of ``results.json``)::
 from __future__ import annotations
 
 import dataclasses
+import json
+import math
 import platform
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -24,7 +27,7 @@ import numpy as np
 from qcnn import __version__
 from qcnn.data import load_dataset
 from qcnn.experiments.budget import eval_every
-from qcnn.io import atomic_write_json
+from qcnn.io import atomic_write_json, json_differences, to_jsonable
 from qcnn.models import (
     architecture_info,
     build_model,
@@ -33,18 +36,35 @@ from qcnn.models import (
     transfer_weights,
 )
 from qcnn.nn import Sequential, walk
+from qcnn.nn.model import load_npz_strict
 from qcnn.quantum import QuantumConfig, QuantumConv2D
-from qcnn.train import History, evaluate, fit
+from qcnn.train import (
+    CHECKPOINT_NAME,
+    History,
+    RunMismatchError,
+    evaluate,
+    fit,
+    history_problem,
+    read_checkpoint_meta,
+)
 
 __all__ = [
     "config_tags",
     "Data",
     "RunSpec",
+    "RecordError",
     "load_data",
     "train_run",
+    "run_spec_of",
+    "load_finished_record",
     "quantum_forward_run",
     "environment_info",
 ]
+
+
+class RecordError(ValueError):
+    """A run record (``run.json``) or its weights (``model.npz``) are damaged; the message
+    names the file and what is wrong."""
 
 
 @dataclass(frozen=True, eq=False)
@@ -179,6 +199,26 @@ def _evaluate_with_stats(
     return loss, acc, _layer_stats(model)
 
 
+def run_spec_of(spec: RunSpec, data: Data) -> dict[str, Any]:
+    """The complete specification of a run as JSON: every training and quantum setting, the
+    architecture and shards (``spec``) and the data set with its sizes and source (``data``).
+
+    Stored in checkpoints and records and compared whole on resume, so a field that anyone adds
+    to :class:`RunSpec`, :class:`~qcnn.quantum.QuantumConfig` or ``Data.info`` is covered
+    without further code."""
+    return json.loads(json.dumps(to_jsonable({"run": spec.to_dict(), "dataset": data.info})))
+
+
+def _describe_resume(spec: RunSpec, ckpt: Path) -> str:
+    done = read_checkpoint_meta(ckpt)["epoch"]
+    if done >= spec.epochs:
+        return f"{spec.run_id}: finished ({done} of {spec.epochs} epochs); using its checkpoint"
+    return (
+        f"{spec.run_id}: resuming after epoch {done} of {spec.epochs} from {ckpt} "
+        f"(continues at epoch {done + 1}, batch 1)"
+    )
+
+
 def train_run(
     spec: RunSpec,
     data: Data,
@@ -186,8 +226,14 @@ def train_run(
     *,
     resume: bool = False,
     progress: bool = False,
+    log: Callable[[str], None] | None = None,
 ) -> tuple[dict[str, Any], Sequential]:
     """Train ``spec`` on ``data``; checkpoints and ``model.npz`` go into ``run_dir``.
+
+    With ``resume`` an existing checkpoint in ``run_dir`` is continued; ``log`` (e.g. a print to
+    stderr) is told from which epoch, or that the run had finished. The checkpoint must have been
+    written for the same complete specification (:func:`run_spec_of`), else
+    :class:`~qcnn.train.RunMismatchError` names the settings that differ.
 
     Returns the run record and the trained model.
     """
@@ -195,6 +241,8 @@ def train_run(
         spec.arch, spec.config, seed=spec.seed, input_shape=data.shape, classes=data.classes
     )
     optimizer = make_optimizer(model, spec.lr, spec.momentum, spec.config, seed=spec.seed)
+    if resume and run_dir is not None and (Path(run_dir) / CHECKPOINT_NAME).exists() and log:
+        log(_describe_resume(spec, Path(run_dir) / CHECKPOINT_NAME))
     history: History = fit(
         model,
         optimizer,
@@ -209,7 +257,8 @@ def train_run(
         checkpoint_dir=run_dir,
         resume=resume,
         progress=progress,
-        desc=spec.model,
+        desc=spec.run_id,
+        run_spec=run_spec_of(spec, data),
     )
     t0 = time.perf_counter()
     eval_seconds = sum(e.eval_seconds for e in history.epochs)
@@ -250,6 +299,92 @@ def train_run(
     if run_dir is not None:
         atomic_write_json(Path(run_dir) / "run.json", record)
     return record, model
+
+
+_RECORD_TYPES: dict[str, Any] = {
+    "model": str, "spec": dict, "dataset": dict, "seed": int, "history": list, "loss_log": list,
+}  # fmt: skip
+
+
+def _record_problem(record: Any) -> str | None:
+    if not isinstance(record, dict):
+        return f"it is a JSON {type(record).__name__}, not an object"
+    required = set(_RECORD_TYPES) | {"test_accuracy", "test_loss", "quantum", "train_seconds"}
+    missing = sorted(required - set(record))
+    if missing:
+        return f"it lacks {missing}"
+    for key, kind in _RECORD_TYPES.items():
+        if not isinstance(record[key], kind) or isinstance(record[key], bool):
+            return f"{key} = {record[key]!r} is not a {kind.__name__}"
+    for key, lo, hi in (("test_accuracy", 0.0, 1.0), ("test_loss", 0.0, math.inf),
+                        ("train_seconds", 0.0, math.inf)):  # fmt: skip
+        v = record[key]
+        if not isinstance(v, (int, float)) or isinstance(v, bool) or not lo <= v <= hi:
+            return f"{key} = {v!r} is not a finite number in [{lo:g}, {hi:g}]"
+    if record["quantum"] is not None and not (
+        isinstance(record["quantum"], dict) and isinstance(record["quantum"].get("config"), dict)
+    ):
+        return "quantum is neither null nor an object with a config"
+    return history_problem(record["loss_log"], record["history"])
+
+
+def load_finished_record(run_dir: Path, spec: RunSpec, data: Data) -> dict[str, Any] | None:
+    """The record of the finished run in ``run_dir`` (``run.json`` + ``model.npz``), or None if
+    it has not finished (no ``run.json``).
+
+    Raises:
+        RecordError: ``run.json`` or ``model.npz`` is damaged (not JSON, missing keys, wrong
+            types, accuracy outside [0, 1], NaN/inf weights, ...): the message names the file.
+        RunMismatchError: it was written for other settings or data (naming each of them).
+    """
+    path = run_dir / "run.json"
+    if not path.exists():
+        return None
+
+    def damaged(file: Path, what: str) -> RecordError:
+        return RecordError(
+            f"run record {str(file)!r} is damaged: {what}. Delete the folder "
+            f"{str(run_dir)!r} to train this run again"
+        )
+
+    try:
+        record = json.loads(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError as exc:
+        raise damaged(path, f"not UTF-8 text ({exc.reason})") from None
+    except json.JSONDecodeError as exc:
+        raise damaged(path, f"not valid JSON ({exc.msg} at character {exc.pos})") from None
+    problem = _record_problem(record)
+    if problem:
+        raise damaged(path, problem)
+    stored_spec = dict(record["spec"])
+    stored_spec.setdefault("shards", 1)  # records written before sharding existed ran unsharded
+    if isinstance(stored_spec.get("config"), dict):
+        # records written before a QuantumConfig field existed (its default then applied) or
+        # under a former field name: read as the same configuration
+        try:
+            stored_spec["config"] = QuantumConfig.from_dict(stored_spec["config"]).to_dict()
+        except (TypeError, ValueError) as exc:
+            raise damaged(path, f"its quantum configuration is invalid ({exc})") from None
+    stored = {"run": stored_spec, "dataset": record["dataset"]}
+    current = run_spec_of(spec, data)
+    if stored != current:
+        diffs = json_differences(stored, current, names=("record", "this run"))
+        raise RunMismatchError(
+            f"run record {str(path)!r} was written by a run with other settings: "
+            + "; ".join(diffs)
+            + ". Use a new output folder, or the record's settings"
+        )
+    weights = run_dir / "model.npz"
+    try:
+        state = load_npz_strict(weights)
+    except FileNotFoundError:
+        raise damaged(weights, "the finished run's weights are missing") from None
+    except ValueError as exc:
+        raise damaged(weights, str(exc.__cause__ or exc)) from None
+    for name, value in state.items():
+        if value.dtype.kind != "f" or not np.isfinite(value).all():
+            raise damaged(weights, f"parameter {name} is not finite floating point data")
+    return record
 
 
 def quantum_forward_run(

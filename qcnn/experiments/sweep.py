@@ -4,24 +4,25 @@
 (40 QCNN runs) + the CNN, plus the CNN's weights under the quantum forward pass for each eps
 (C 10, sigma 0.5), as in the authors' table (model §5).
 
-Each run writes ``runs/<run id>/run.json`` (and a checkpoint while it trains), so a rerun skips
-finished runs and resumes interrupted ones. ``--workers N`` trains N runs at once in separate
-processes (one BLAS thread each). At the end: ``summary.md`` and ``summary.csv`` (test accuracy,
-final training loss, time), ``paper_comparison.md`` (our numbers next to the authors'), and one
-figure per (eps, C, delta) with the CNN and the five sigma curves, like the paper's.
+Each run writes ``runs/<run id>/run.json`` and ``model.npz`` (and a checkpoint while it trains),
+so ``--resume`` skips finished runs and resumes interrupted ones; without ``--resume`` the
+output folder must be new or empty. Where the runs execute (:mod:`qcnn.experiments.executors`):
+``--workers N`` trains N runs at once in local processes (one BLAS thread each);
+``--scheduler tcp://HOST:PORT`` submits them to a Dask cluster, ``--scheduler local:N`` to a
+local Dask cluster of N workers; the numbers are the same either way. At the end:
+``summary.md`` and ``summary.csv`` (test accuracy, final training loss, time),
+``paper_comparison.md`` (our numbers next to the authors'), and one figure per (eps, C, delta)
+with the CNN and the five sigma curves, like the paper's. A run that diverges is reported (one
+line each); the others are kept, summarised, and the exit status is 1.
 """
 
 from __future__ import annotations
 
 import argparse
-import concurrent.futures as cf
 import itertools
-import json
-import multiprocessing
-import os
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -31,18 +32,31 @@ from qcnn.experiments.budget import resolve_epochs
 from qcnn.experiments.cli import (
     add_common_arguments,
     add_model_arguments,
+    check_data_dir,
     check_output_dir,
+    cli_errors,
+    default_out,
+    float_in,
+    int_in,
     nonneg_int,
-    pos_float,
-    pos_int,
+    usage_error,
+)
+from qcnn.experiments.executors import (
+    RunOutcome,
+    one_blas_thread,
+    parse_scheduler,
+    run_in_pool,
+    run_in_process,
+    run_on_dask,
+    write_outcome,
 )
 from qcnn.experiments.runner import (
     RunSpec,
     config_tags,
     environment_info,
     load_data,
+    load_finished_record,
     quantum_forward_run,
-    train_run,
 )
 from qcnn.io import atomic_write_json, atomic_write_text
 from qcnn.models import build_model
@@ -141,32 +155,6 @@ def klp19_theory_specs(replicate_seeds: tuple[int, ...] = (), **common: Any) -> 
 
 # named grids that define their own configurations (--preset does not apply to them)
 NAMED_GRIDS: dict[str, Callable[..., list[RunSpec]]] = {"klp19-theory": klp19_theory_specs}
-
-
-def _worker_run(spec: RunSpec, data_args: dict[str, Any], run_dir: str) -> dict[str, Any]:
-    data = load_data(**data_args)
-    record, _ = train_run(spec, data, run_dir, resume=True, progress=False)
-    return record
-
-
-def _load_finished(
-    run_dir: Path, spec: RunSpec, data_info: dict[str, Any]
-) -> dict[str, Any] | None:
-    """The record of a finished run with exactly these settings and data, else None."""
-    path = run_dir / "run.json"
-    if not path.exists():
-        return None
-    record = json.loads(path.read_text())
-    stored = dict(record.get("spec") or {})
-    stored.setdefault("shards", 1)  # records written before sharding existed ran unsharded
-    if stored.get("config") is not None:  # fields added since (default values), renamed fields
-        try:
-            stored["config"] = QuantumConfig.from_dict(stored["config"]).to_dict()
-        except ValueError:
-            return None
-    same_spec = stored == json.loads(json.dumps(spec.to_dict()))
-    same_data = record.get("dataset") == data_info
-    return record if same_spec and same_data else None
 
 
 def _row(r: dict[str, Any]) -> dict[str, Any]:
@@ -317,7 +305,8 @@ def write_summary(
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="python -m qcnn.experiments.sweep",
-        description="Run the paper's grid of QCNN trainings (and the CNN), resumably, and summarise it.",
+        description="Run the paper's grid of QCNN trainings (and the CNN), resumably, locally or "
+        "on a Dask cluster, and summarise it.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     p.add_argument(
@@ -335,11 +324,16 @@ def build_parser() -> argparse.ArgumentParser:
         help="configuration of the paper and quick grids' QCNN runs: paper (the authors' "
         "notebook) or theory (QuantumConfig.theory, docs/theory.md); grid values override it",
     )
-    p.add_argument("--epochs", type=nonneg_int, default=None,
-                   help="training epochs per run (default: the paper's 1,876 SGD steps of 64 images, i.e. 2 "
-                        "epochs of full MNIST, 30 of the 4,000-image offline subset)")  # fmt: skip
-    p.add_argument("--batch-size", type=pos_int, default=64)
-    p.add_argument("--lr", type=pos_float, default=0.01)
+    p.add_argument("--epochs", type=int_in(1, 10_000), default=None,
+                   help="training epochs per run, 1..10000 (default: the paper's 1,876 SGD steps of "
+                        "64 images, i.e. 2 epochs of full MNIST, 30 of the 4,000-image offline subset)")  # fmt: skip
+    p.add_argument(
+        "--batch-size", type=int_in(1, 65_536), default=64, help="mini-batch size, 1..65536"
+    )
+    p.add_argument(
+        "--lr", type=float_in(0.0, 10.0, lo_open=True), default=0.01,
+        help="SGD learning rate, 0 < lr <= 10",
+    )  # fmt: skip
     p.add_argument(
         "--replicate-seeds",
         type=nonneg_int,
@@ -348,10 +342,26 @@ def build_parser() -> argparse.ArgumentParser:
         help="more seeds for the CNN and the paper-preset QCNN (mean and std in the comparison)",
     )
     p.add_argument(
-        "--workers", type=pos_int, default=1, help="runs trained at once, in separate processes"
+        "--workers",
+        type=int_in(1, 256),
+        default=None,
+        help="runs trained at once in local processes (default 1: in this process)",
     )
-    p.add_argument("--train-size", type=pos_int, default=None)
-    p.add_argument("--test-size", type=pos_int, default=None)
+    p.add_argument(
+        "--scheduler",
+        default=None,
+        help="run on Dask instead: tcp://HOST:PORT of a running 'dask scheduler', or local:N for "
+        "a local cluster of N workers (pip install 'qcnn[dask]'; README, section Running a "
+        "sweep on a cluster)",
+    )
+    p.add_argument("--train-size", type=int_in(1, 10**8), default=None)
+    p.add_argument("--test-size", type=int_in(1, 10**8), default=None)
+    p.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue the sweep in --out: finished runs are kept (if their settings match), "
+        "interrupted ones resume from their checkpoints",
+    )
     p.add_argument(
         "--no-quantum-forward",
         action="store_true",
@@ -359,22 +369,23 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--max-runs",
-        type=pos_int,
+        type=int_in(1, 10**6),
         default=None,
         help="train at most this many of the unfinished runs, then summarise the finished ones "
-        "(run the command again to continue: one training per command)",
+        "(run the command again with --resume to continue: one training per command)",
     )
     p.add_argument(
         "--shards",
-        type=pos_int,
+        type=int_in(1, 64),
         default=1,
         help="batch slices per run trained in parallel threads (1 suits --workers 2 on 2 cores)",
     )
     add_model_arguments(p)
     add_common_arguments(
         p,
-        out_default="runs/sweep",
-        out_help="output folder; rerunning with it skips finished runs",
+        out_default=None,
+        out_help="output folder (default runs/sweep-<timestamp>); must be new or empty unless "
+        "--resume",
         seed_help="seed of the grid runs",
     )
     return p
@@ -390,17 +401,59 @@ def _forward_configs(grid: str, preset: str) -> list[QuantumConfig]:
     return [make(eps=e, cap=10.0, sigma=0.5, delta=0.0) for e in GRIDS[grid]["eps"]]
 
 
+class _Progress:
+    """A bar on a terminal, else one line per finished run (unless quiet)."""
+
+    def __init__(self, total: int, quiet: bool) -> None:
+        self.total, self.done, self.quiet = total, 0, quiet
+        self.bar = None
+        if not quiet and sys.stderr.isatty():
+            from tqdm.auto import tqdm
+
+            self.bar = tqdm(total=total, desc="sweep", unit="run")
+
+    def update(self, outcome: RunOutcome) -> None:
+        self.done += 1
+        if self.bar is not None:
+            self.bar.update(1)
+        elif not self.quiet:
+            what = (
+                f"test accuracy {100 * outcome.record['test_accuracy']:.2f} %"
+                if outcome.record is not None
+                else "DIVERGED"
+            )
+            print(f"[{self.done}/{self.total}] {outcome.spec.run_id}: {what}", file=sys.stderr)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
+@cli_errors
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    out = Path(args.out)
     try:
-        check_output_dir(out, resume=False)
+        if args.scheduler is not None:
+            parse_scheduler(args.scheduler)
+            if args.workers is not None:
+                raise ValueError("--workers (local processes) and --scheduler (Dask) exclude "
+                                 "each other")  # fmt: skip
+        if len(set(args.replicate_seeds)) != len(args.replicate_seeds):
+            raise ValueError(f"--replicate-seeds has duplicates: {args.replicate_seeds}")
+        if args.shards > args.batch_size:
+            raise ValueError(f"--shards {args.shards} exceeds --batch-size {args.batch_size}")
+        if args.resume and not args.out:
+            raise ValueError("--resume needs --out: the folder of the sweep to continue")
+        if args.grid in NAMED_GRIDS and args.preset != "paper":
+            raise ValueError(f"--grid {args.grid} defines its own configurations; --preset "
+                             "applies to the paper and quick grids")  # fmt: skip
+        check_data_dir(args.data_dir)
+        out = Path(args.out) if args.out else default_out("sweep")
+        check_output_dir(out, args.resume)
     except ValueError as exc:
-        parser.error(str(exc))
-    if args.grid in NAMED_GRIDS and args.preset != "paper":
-        parser.error(f"--grid {args.grid} defines its own configurations; --preset applies "
-                     "to the paper and quick grids")  # fmt: skip
+        usage_error(parser, str(exc))
+    workers = args.workers or 1
     data_args = {
         "dataset": args.dataset,
         "data_dir": args.data_dir,
@@ -436,7 +489,7 @@ def main(argv: list[str] | None = None) -> int:
     todo = []
     for spec in specs:
         run_dir = out / "runs" / spec.run_id
-        done = _load_finished(run_dir, spec, data.info)
+        done = load_finished_record(run_dir, spec, data)  # refuses damaged / other-setting runs
         if done is not None:
             records[spec.run_id] = done
         else:
@@ -445,55 +498,49 @@ def main(argv: list[str] | None = None) -> int:
     if args.max_runs is not None and len(todo) > args.max_runs:
         left = len(todo) - args.max_runs
         todo = todo[: args.max_runs]
+    where = (
+        f"on Dask ({args.scheduler})"
+        if args.scheduler
+        else f"with {workers} local worker process(es)"
+        if workers > 1
+        else "in this process"
+    )
     if not args.quiet:
-        print(
-            f"{len(specs)} runs: {len(records)} finished, {len(todo)} to run with {args.workers} worker(s)"
-            + (f", {left} left for later commands" if left else ""),
-            file=sys.stderr,
-        )
+        print(f"{len(specs)} runs: {len(records)} finished, {len(todo)} to run {where}"
+              + (f", {left} left for later commands" if left else "")
+              + f"; writing into {out}/ (continue with --out {out} --resume)",
+              file=sys.stderr)  # fmt: skip
 
     t0 = time.perf_counter()
-    bar = None
-    if not args.quiet:
-        from tqdm.auto import tqdm
-
-        bar = tqdm(total=len(todo), desc="sweep", unit="run", disable=not sys.stderr.isatty())
-    if args.workers == 1:
-        for spec, run_dir in todo:
-            records[spec.run_id], _ = train_run(spec, data, run_dir, resume=True, progress=False)
-            if bar is not None:
-                bar.update(1)
+    if not todo:
+        outcomes: Iterable[RunOutcome] = ()
+    elif args.scheduler:
+        outcomes = run_on_dask(todo, data, args.scheduler)
+    elif workers > 1:
+        outcomes = run_in_pool(todo, data_args, workers)
     else:
-        # One BLAS thread per worker process: N single-threaded runs beat N runs fighting for cores.
-        env_backup = {
-            k: os.environ.get(k)
-            for k in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
-        }
-        os.environ.update({k: "1" for k in env_backup})
-        try:
-            ctx = multiprocessing.get_context("spawn")
-            with cf.ProcessPoolExecutor(max_workers=args.workers, mp_context=ctx) as pool:
-                futures = {
-                    pool.submit(_worker_run, spec, data_args, str(rd)): spec for spec, rd in todo
-                }
-                for fut in cf.as_completed(futures):
-                    spec = futures[fut]
-                    records[spec.run_id] = fut.result()
-                    if bar is not None:
-                        bar.update(1)
-        finally:
-            for k, v in env_backup.items():
-                if v is None:
-                    os.environ.pop(k, None)
-                else:
-                    os.environ[k] = v
-    if bar is not None:
-        bar.close()
+        outcomes = run_in_process(todo, data)
+    progress = _Progress(len(todo), args.quiet)
+    diverged: list[str] = []
+    run_dirs = dict((spec.run_id, rd) for spec, rd in todo)
+    try:
+        for outcome in outcomes:
+            if outcome.error is not None:
+                diverged.append(outcome.error)
+            else:
+                write_outcome(outcome, run_dirs[outcome.spec.run_id])  # Dask: results come back
+                records[outcome.spec.run_id] = outcome.record
+            progress.update(outcome)
+    except ConnectionError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    finally:
+        progress.close()
 
-    ordered = [records[s.run_id] for s in specs if s.run_id in records]
-    done_specs = [s for s in specs if s.run_id in records]
+    finished = [s for s in specs if s.run_id in records]
+    ordered = [records[s.run_id] for s in finished]
     if not args.no_quantum_forward and not left:
-        for spec, record in zip(done_specs, list(ordered), strict=True):
+        for spec, record in zip(finished, list(ordered), strict=True):
             if spec.config is not None:
                 continue
             cnn = build_model(
@@ -501,14 +548,23 @@ def main(argv: list[str] | None = None) -> int:
             )
             cnn.load(out / "runs" / spec.run_id / "model.npz")
             for cfg in _forward_configs(args.grid, args.preset):
-                ordered.append(quantum_forward_run(cnn, record, cfg, data, spec.arch))
+                with one_blas_thread():  # like the runs: the numbers do not depend on the cores
+                    ordered.append(quantum_forward_run(cnn, record, cfg, data, spec.arch))
     meta["sweep_seconds"] = time.perf_counter() - t0
-    meta["workers"] = args.workers
-    write_summary(out, ordered, data.info, meta)
-    print((out / "summary.md").read_text())
-    print(paper_comparison(ordered))
+    meta["workers"] = workers
+    meta["scheduler"] = args.scheduler
+    if ordered:
+        write_summary(out, ordered, data.info, meta)
+        print((out / "summary.md").read_text())
+        print(paper_comparison(ordered))
     print(f"sweep written to {out}/ in {meta['sweep_seconds']:.0f} s"
-          + (f" ({left} runs left: run the command again)" if left else ""))  # fmt: skip
+          + (f" ({left} runs left: run the command again with --resume)" if left else ""))  # fmt: skip
+    if diverged:
+        for message in diverged:
+            print(f"error: {message}", file=sys.stderr)
+        print(f"error: {len(diverged)} of {len(specs)} runs diverged; the {len(finished)} "
+              f"finished runs above are complete and kept in {out}/", file=sys.stderr)  # fmt: skip
+        return 1
     return 0
 
 

@@ -32,7 +32,7 @@ import numpy as np
 import pytest
 
 import qcnn.experiments.runner as runner
-from qcnn.experiments import cli, mnist, resources, sweep
+from qcnn.experiments import cli, executors, mnist, resources, sweep
 from qcnn.models import paper_cnn, paper_qcnn
 from qcnn.quantum import QuantumConfig
 from qcnn.train import evaluate
@@ -326,8 +326,9 @@ BAD_ARGS = {
 @pytest.fixture
 def forbid_work(monkeypatch):
     """Anything past argument checking (loading data, training) fails the test."""
-    for mod in (mnist, sweep):
-        monkeypatch.setattr(mod, "train_run", _forbid)
+    monkeypatch.setattr(mnist, "train_run", _forbid)
+    monkeypatch.setattr(executors, "train_run", _forbid)
+    for mod in (mnist, sweep, executors, resources):
         monkeypatch.setattr(mod, "load_data", _forbid)
     monkeypatch.setattr(runner, "train_run", _forbid)
     monkeypatch.setattr(runner, "load_data", _forbid)
@@ -394,8 +395,8 @@ def test_config_from_args_defaults_to_the_paper_preset():
 COMMANDS = {"mnist": mnist, "sweep": sweep, "resources": resources}
 COMMON_DEFAULTS = {  # command -> (--out default, --seed default), as before they were shared
     "mnist": (None, 1),
-    "sweep": ("runs/sweep", 1),
-    "resources": ("runs/resources", 1),
+    "sweep": (None, 1),  # None: a fresh runs/<command>-<timestamp> folder (cli.default_out)
+    "resources": (None, 1),
 }
 
 
@@ -486,9 +487,9 @@ def test_sweep_writes_summaries_and_figures(sweep_run):
 def test_sweep_rerun_skips_finished_runs(sweep_run, tmp_path, monkeypatch):
     copy = tmp_path / "again"
     shutil.copytree(sweep_run, copy)
-    monkeypatch.setattr(sweep, "train_run", _forbid)
+    monkeypatch.setattr(executors, "train_run", _forbid)
     monkeypatch.setattr(runner, "train_run", _forbid)
-    assert sweep.main([*SWEEP_ARGS, "--out", str(copy)]) == 0
+    assert sweep.main([*SWEEP_ARGS, "--out", str(copy), "--resume"]) == 0
     assert (copy / "summary.csv").read_text() == (sweep_run / "summary.csv").read_text()
     assert (copy / "paper_comparison.md").read_text() == (
         sweep_run / "paper_comparison.md"
@@ -496,20 +497,24 @@ def test_sweep_rerun_skips_finished_runs(sweep_run, tmp_path, monkeypatch):
 
 
 def test_sweep_rerun_with_other_settings_does_not_reuse_stale_runs(
-    sweep_run, tmp_path, monkeypatch
+    sweep_run, tmp_path, monkeypatch, capsys
 ):
     copy = tmp_path / "other-lr"
     shutil.copytree(sweep_run, copy)
-
-    class Retrained(Exception):
-        pass
-
-    def retrain(*_a, **_k):
-        raise Retrained
-
-    monkeypatch.setattr(sweep, "train_run", retrain)
-    with pytest.raises((Retrained, SystemExit)):
-        sweep.main([*SWEEP_ARGS, "--lr", "0.05", "--no-quantum-forward", "--out", str(copy)])
+    monkeypatch.setattr(executors, "train_run", _forbid)
+    before = {p: p.read_bytes() for p in copy.rglob("*") if p.is_file()}
+    # without --resume: the folder is not empty
+    with pytest.raises(SystemExit) as info:
+        sweep.main([*SWEEP_ARGS, "--lr", "0.05", "--out", str(copy)])
+    assert info.value.code == 2
+    assert "not empty" in capsys.readouterr().err
+    # with --resume: the finished runs were made with another lr; refused, naming it
+    rc = sweep.main([*SWEEP_ARGS, "--lr", "0.05", "--no-quantum-forward", "--out", str(copy),
+                     "--resume"])  # fmt: skip
+    assert rc == 2
+    err = capsys.readouterr().err
+    assert "run.lr: record 0.01, this run 0.05" in err and err.count("\n") == 1
+    assert {p: p.read_bytes() for p in copy.rglob("*") if p.is_file()} == before
 
 
 def test_paper_comparison_with_runs_shorter_than_one_loss_log():

@@ -437,8 +437,16 @@ def _optimizer_settings(optimizer: Optimizer) -> dict[str, Any]:
         for k in ("momentum", "nesterov", "weight_decay", "betas", "eps")
         if hasattr(optimizer, k)
     }
+    # every public scalar setting of a hook (delta, on, model, ...): new ones are covered too
     settings["grad_hooks"] = [
-        {"type": type(h).__name__, **{k: getattr(h, k) for k in ("delta", "on") if hasattr(h, k)}}
+        {
+            "type": type(h).__name__,
+            **{
+                k: v
+                for k, v in sorted(vars(h).items())
+                if not k.startswith("_") and isinstance(v, (str, int, float, bool))
+            },
+        }
         for h in optimizer.grad_hooks
     ]
     return settings

@@ -324,7 +324,7 @@ def test_checkpoint_contents(tmp_path):
             "momentum": 0.9,
             "nesterov": False,
             "weight_decay": 0.0,
-            "grad_hooks": [{"type": "NoisyGrad"}],
+            "grad_hooks": [{"type": "NoisyGrad", "scale": 0.001}],
         },
     }
     assert len(meta["rng"]) == 1 + len(generators_of(model, opt))  # shuffle + dropout + hook

@@ -131,7 +131,7 @@ CHANGES = {
     "noise order": (["--noise-order", "theory"], 'run.config.noise_order: checkpoint "paper"'),
     "sampled value": (["--sampled-value", "tomography"], "run.config.sampled_value"),
     "norms": (["--norms", "first_image"], "run.config.norms"),
-    "gradient noise on": (["--gradient-noise-on", "quantum"], "run.config.gradient_noise_on"),
+    "gradient noise on": (["--gradient-noise-on", "quantum"], "run.config.gradient_on"),
     "shards": (["--shards", "1"], "shards: checkpoint 2, this run 1"),
     "log every": (None, None),  # not a flag; covered by the whole-spec comparison below
 }

@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import concurrent.futures as cf
 import contextlib
-import dataclasses
 import hashlib
 import io
 import json
@@ -59,7 +58,6 @@ __all__ = [
 ]
 
 WATCHDOG_INTERVAL_S = 0.5
-_DATA_ARRAYS = ("x_train", "y_train", "x_test", "y_test")
 
 
 @dataclass
@@ -180,8 +178,12 @@ def _dask_task(spec: RunSpec, data: Data) -> dict[str, Any]:
     previous attempt left one), return the record as JSON text and the weights as npz bytes."""
     # Fresh, aligned, writable copies: arrays deserialised from the network may be read-only
     # views at any byte offset, and numpy's SIMD reductions round differently on unaligned data.
-    data = dataclasses.replace(
-        data, **{k: np.array(getattr(data, k), copy=True) for k in _DATA_ARRAYS}
+    data = Data(
+        np.array(data.x_train, copy=True),
+        np.array(data.y_train, copy=True),
+        np.array(data.x_test, copy=True),
+        np.array(data.y_test, copy=True),
+        data.info,
     )
     scratch = _scratch_dir(spec, data)
     try:
@@ -191,7 +193,7 @@ def _dask_task(spec: RunSpec, data: Data) -> dict[str, Any]:
         shutil.rmtree(scratch, ignore_errors=True)
         return {"status": "diverged", "error": str(exc)}
     buf = io.BytesIO()
-    np.savez(buf, **model.state_dict())
+    np.savez(buf, **model.state_dict())  # type: ignore[arg-type]  # numpy's stub: names -> arrays
     shutil.rmtree(scratch, ignore_errors=True)
     return {"status": "ok", "record": json.dumps(record), "weights": buf.getvalue()}
 

@@ -245,7 +245,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.model in ("qcnn", "both"):
         specs.append(RunSpec(config=config, shards=args.shards or 2, **common))
 
-    records, models = [], {}
+    records: list[dict[str, Any]] = []
+    models: dict[str, Any] = {}
     extra = {
         "epochs": budget.epochs,
         "epochs_reason": budget.reason,

@@ -528,6 +528,7 @@ def main(argv: list[str] | None = None) -> int:
             if outcome.error is not None:
                 diverged.append(outcome.error)
             else:
+                assert outcome.record is not None  # an outcome has a record or an error
                 write_outcome(outcome, run_dirs[outcome.spec.run_id])  # Dask: results come back
                 records[outcome.spec.run_id] = outcome.record
             progress.update(outcome)

@@ -51,7 +51,7 @@ def test_summary_and_quantization_plan_are_printed(tmp_path, capsys):
         "--test-size",
         "16",
         "--epochs",
-        "0",
+        "1",  # zero epochs is refused (issue 9): one epoch on 32 images
         "--arch",
         "inception-small",
         "--dataset",
@@ -166,4 +166,5 @@ def test_sweep_and_resources_take_arch_and_dataset(tmp_path):
     )
     rows = json.loads((rout / "resources.json").read_text())["layers"]
     assert len(rows) == 13
-    assert resources.main(["--arch", "lenet5-1998", "--out", str(rout), "--quiet"]) == 2
+    # no quantum layer once quantized (a fresh --out: a non-empty one is refused first)
+    assert resources.main(["--arch", "lenet5-1998", "--out", str(tmp_path / "r2"), "--quiet"]) == 2

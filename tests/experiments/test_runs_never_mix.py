@@ -282,9 +282,11 @@ def _weights(tmp_path, change) -> Path:
     ],
     ids=["missing", "extra", "shape", "inf"],
 )
-def test_resources_weights_that_do_not_fit_are_named(change, words, tmp_path, forbid_work, capsys):
+@needs_data
+def test_resources_weights_that_do_not_fit_are_named(change, words, tmp_path, capsys):
     path = _weights(tmp_path, change)
-    assert resources.main(["--weights", str(path), "--out", str(tmp_path / "o"), "--quiet"]) == 2
+    argv = ["--weights", str(path), "--images", "8", "--out", str(tmp_path / "o"), "--quiet"]
+    assert resources.main(argv) == 2
     err = capsys.readouterr().err
     assert str(path) in err and all(w in err for w in words), err
 

@@ -19,6 +19,7 @@ weights evaluated under the quantum forward pass. On a smaller training set (the
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from pathlib import Path
 from typing import Any
@@ -42,16 +43,17 @@ from qcnn.experiments.cli import (
 )
 from qcnn.experiments.runner import (
     Data,
+    RecordError,
     RunSpec,
     environment_info,
     load_data,
     quantum_forward_run,
     train_run,
 )
-from qcnn.io import atomic_write_json, atomic_write_text
+from qcnn.io import atomic_write_json, atomic_write_text, json_differences, to_jsonable
 from qcnn.models import build_model, quantum_layers, transfer_weights
 from qcnn.quantum import QuantumConfig, quantization_plan
-from qcnn.train import History, TrainingDiverged, rows_to_csv
+from qcnn.train import History, RunMismatchError, TrainingDiverged, rows_to_csv
 
 __all__ = ["main", "build_parser"]
 
@@ -191,6 +193,42 @@ def describe_model(arch: str, data: Data, config: QuantumConfig | None, seed: in
     return "\n".join(lines)
 
 
+# flags that may change between a run and its resumption (they do not change any result)
+_RESUME_MAY_CHANGE = {"resume", "quiet", "out"}
+
+
+def check_same_arguments(out: Path, args: argparse.Namespace) -> None:
+    """``--resume``: the command's flags must be those of the run in ``out`` (its
+    ``results.json`` records them), else :class:`~qcnn.train.RunMismatchError` names each
+    differing flag. Settings that select other runs (e.g. ``--noise-order``, which is part of
+    the run id) would otherwise train new runs beside the old ones in the same folder; the
+    checkpoints then check each run's complete specification."""
+    path = out / "results.json"
+    if not path.exists():
+        return  # killed before the first run finished: the checkpoints are checked instead
+    try:
+        stored = json.loads(path.read_text(encoding="utf-8"))["arguments"]
+        if not isinstance(stored, dict):
+            raise TypeError("not an object")
+    except (ValueError, KeyError, TypeError) as exc:
+        raise RecordError(
+            f"{str(path)!r} is damaged: its arguments cannot be read ({exc})"
+        ) from None
+    now = json.loads(json.dumps(to_jsonable(vars(args))))
+    keep = set(now) | set(stored)
+    diffs = json_differences(
+        {k: stored.get(k) for k in keep - _RESUME_MAY_CHANGE},
+        {k: now.get(k) for k in keep - _RESUME_MAY_CHANGE},
+        names=("before", "now"),
+    )
+    if diffs:
+        raise RunMismatchError(
+            f"--resume: {str(out)!r} was written with other settings: "
+            + "; ".join(diffs)
+            + ". Use a new --out, or the same flags"
+        )
+
+
 @cli_errors
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
@@ -212,6 +250,8 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError as exc:
         usage_error(parser, str(exc))
 
+    if args.resume:
+        check_same_arguments(out, args)
     progress = not args.quiet and sys.stderr.isatty()
     try:
         data = load_data(args.data_dir, args.train_size, args.test_size, args.dataset)

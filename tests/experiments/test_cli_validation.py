@@ -57,6 +57,8 @@ BAD = {
     "--weights": [],
     "--scheduler": ["tcp://host", "http://host:8786", "local:0", "local:x", "tcp://h:99999"],
     "--dataset": ["imagenet", "npz:", "MNIST "],
+    "--failure-prob": ["0", "1", "-0.1", "nan", "x"],
+    "--max-runs": ["0", "-1", "x"],
 }
 # the circuits demo caps m lower: its circuits grow as 2^m
 BAD_PER_COMMAND = {("circuits", "--ae-bits"): ["0", "11", "-1", "x"],

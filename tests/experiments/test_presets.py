@@ -103,18 +103,27 @@ def test_sweep_theory_preset_grid_and_named_grid_exclusive(tmp_path):
 def test_finished_runs_recorded_before_the_theory_fields_are_recognised(tmp_path):
     """A run.json whose config has no theory fields and says gradient_noise_on (as every run in
     experiments/klp19) is the same run as today's notebook-mode spec."""
-    spec = RunSpec(config=QuantumConfig.paper(), seed=1)
-    d = spec.to_dict()
+    import numpy as np
+
+    from qcnn.experiments import runner
+
+    rng = np.random.default_rng(0)
+    data = runner.Data(rng.normal(size=(20, 1, 28, 28)).astype(np.float32), np.arange(20) % 10,
+                       rng.normal(size=(10, 1, 28, 28)).astype(np.float32), np.arange(10) % 10,
+                       {"name": "x", "train_size": 20, "test_size": 10})  # fmt: skip
+    spec = RunSpec(config=QuantumConfig.paper(), seed=1, epochs=1, batch_size=10)
+    run_dir = tmp_path / spec.run_id
+    runner.train_run(spec, data, run_dir)
+    record = json.loads((run_dir / "run.json").read_text())
+    d = record["spec"]
     old = {k: v for k, v in d["config"].items() if k not in (
         "gradient_model", "gradient_signs", "input_gradient_noise", "failure_prob",
         "noise_per_shot", "tomography_normaliser",
     )}  # fmt: skip
     old["gradient_noise_on"] = old.pop("gradient_on")
-    run_dir = tmp_path / spec.run_id
-    run_dir.mkdir()
-    data_info = {"name": "x"}
-    (run_dir / "run.json").write_text(json.dumps({"spec": {**d, "config": old},
-                                                  "dataset": data_info}))  # fmt: skip
-    assert sweep._load_finished(run_dir, spec, data_info) is not None
-    other = RunSpec(config=QuantumConfig.paper().replace(noise_per_shot=True), seed=1)
-    assert sweep._load_finished(run_dir, other, data_info) is None
+    (run_dir / "run.json").write_text(json.dumps({**record, "spec": {**d, "config": old}}))
+    assert runner.load_finished_record(run_dir, spec, data) is not None
+    other = RunSpec(config=QuantumConfig.paper().replace(noise_per_shot=True), seed=1, epochs=1,
+                    batch_size=10)  # fmt: skip
+    with pytest.raises(runner.RunMismatchError, match="noise_per_shot"):
+        runner.load_finished_record(run_dir, other, data)

@@ -124,34 +124,59 @@ def qcnn_run(tmp_path_factory) -> Path:
     return out
 
 
+# flag change -> (the flag-level message, from results.json's arguments; the checkpoint-level
+# message when results.json is missing, for settings that keep the run id; None: a new run id)
 CHANGES = {
-    "momentum": (["--momentum", "0.5"], "run.momentum: checkpoint 0.0, this run 0.5"),
-    "test size": (["--test-size", "60"], "dataset.test_size: checkpoint 50, this run 60"),
-    "lr": (["--lr", "0.02"], "run.lr: checkpoint 0.01, this run 0.02"),
-    "noise order": (["--noise-order", "theory"], 'run.config.noise_order: checkpoint "paper"'),
-    "sampled value": (["--sampled-value", "tomography"], "run.config.sampled_value"),
-    "norms": (["--norms", "first_image"], "run.config.norms"),
-    "gradient noise on": (["--gradient-noise-on", "quantum"], "run.config.gradient_on"),
-    "shards": (["--shards", "1"], "shards: checkpoint 2, this run 1"),
-    "log every": (None, None),  # not a flag; covered by the whole-spec comparison below
-}
+    "momentum": (["--momentum", "0.5"], "momentum: before 0.0, now 0.5",
+                 "run.momentum: checkpoint 0.0, this run 0.5"),
+    "test size": (["--test-size", "60"], "test_size: before 50, now 60",
+                  "dataset.test_size: checkpoint 50, this run 60"),
+    "lr": (["--lr", "0.02"], "lr: before 0.01, now 0.02", "run.lr: checkpoint 0.01, this run 0.02"),
+    "shards": (["--shards", "1"], "shards: before null, now 1", "shards: checkpoint 2, this run 1"),
+    "noise order": (["--noise-order", "theory"], 'noise_order: before null, now "theory"', None),
+    "sampled value": (["--sampled-value", "tomography"], "sampled_value: before null", None),
+    "norms": (["--norms", "first_image"], 'norms: before null, now "first_image"', None),
+    "gradient on": (["--gradient-on", "quantum"], "gradient_on: before null", None),
+    "preset": (["--preset", "theory"], 'preset: before "paper", now "theory"', None),
+}  # fmt: skip
 
 
-@needs_data
-@pytest.mark.parametrize("change", [c for c in CHANGES if CHANGES[c][0]])
-def test_resume_with_any_other_setting_is_refused_naming_it(change, qcnn_run, tmp_path, capsys):
-    flags, expected = CHANGES[change]
-    before = _snapshot(qcnn_run)
-    argv = [*TINY, "--model", "qcnn", "--out", str(qcnn_run), "--resume"]
+def _resume_argv(out: Path, flags: list[str]) -> list[str]:
+    argv = [*TINY, "--model", "qcnn", "--out", str(out), "--resume"]
     replaced = dict(zip(flags[::2], flags[1::2], strict=True))
     for i, a in enumerate(argv[:-1]):
         if a in replaced:
             argv[i + 1] = replaced.pop(a)
-    argv += [x for k, v in replaced.items() for x in (k, v)]
-    assert mnist.main(argv) == 2
+    return argv + [x for k, v in replaced.items() for x in (k, v)]
+
+
+@needs_data
+@pytest.mark.parametrize("change", sorted(CHANGES))
+def test_resume_with_any_other_setting_is_refused_naming_it(change, qcnn_run, capsys):
+    flags, expected, _ = CHANGES[change]
+    before = _snapshot(qcnn_run)
+    assert mnist.main(_resume_argv(qcnn_run, flags)) == 2
+    err = capsys.readouterr().err
+    assert expected in err and "other settings" in err and err.count("\n") == 1, err
+    assert _snapshot(qcnn_run) == before  # nothing recorded as if the run had used them
+
+
+@needs_data
+@pytest.mark.parametrize("change", sorted(c for c in CHANGES if CHANGES[c][2]))
+def test_resume_before_any_result_checks_the_checkpoints_spec(change, qcnn_run, tmp_path, capsys):
+    """Killed before the first run finished (no results.json): the checkpoint's complete
+    specification is compared."""
+    import shutil
+
+    copy = tmp_path / "copy"
+    shutil.copytree(qcnn_run, copy)
+    (copy / "results.json").unlink()
+    flags, _, expected = CHANGES[change]
+    before = _snapshot(copy)
+    assert mnist.main(_resume_argv(copy, flags)) == 2
     err = capsys.readouterr().err
     assert expected in err and "other settings" in err, err
-    assert _snapshot(qcnn_run) == before  # nothing recorded as if the run had used them
+    assert _snapshot(copy) == before
 
 
 @needs_data

@@ -69,10 +69,12 @@ def _outputs(out: Path) -> dict:
     for name in ("results.json", "summary.csv"):
         if (out / name).exists():
             text = (out / name).read_text()
-            result[name] = _strip(json.loads(text)) if name.endswith(".json") else [
-                ",".join(c for i, c in enumerate(line.split(",")) if i != 8)  # train_seconds
-                for line in text.splitlines()
-            ]  # fmt: skip
+            if name.endswith(".json"):
+                result[name] = _strip(json.loads(text))
+            else:  # the summary without its time column
+                lines = [line.split(",") for line in text.splitlines()]
+                t = lines[0].index("train_seconds")
+                result[name] = [",".join(c for i, c in enumerate(row) if i != t) for row in lines]
     return result
 
 

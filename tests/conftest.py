@@ -101,3 +101,18 @@ def stop_after(batches: int) -> BatchCallback:
         return info.batches_done >= batches
 
     return callback
+
+
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+def assert_png(path: Path, min_size: int = 50) -> None:
+    """``path`` is a complete PNG file (signature, header, end chunk) of at least ``min_size``
+    pixels a side: what a figure-writing command must leave behind."""
+    assert path.is_file(), path
+    data = path.read_bytes()
+    assert data[:8] == PNG_MAGIC, path
+    assert data[12:16] == b"IHDR", path
+    width, height = int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big")
+    assert width > min_size and height > min_size, (path, width, height)
+    assert data.rstrip(b"\x00")[-8:-4] == b"IEND", path  # the file is complete

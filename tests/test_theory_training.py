@@ -36,8 +36,9 @@ def _run(subset, shards):
     train, test = subset
     model = paper_qcnn(cfg, seed=1)
     optimizer = make_optimizer(model, lr=0.05, momentum=0.9, config=cfg, seed=1)
-    history = fit(model, optimizer, train, None, epochs=1, batch_size=32, seed=1, log_every=1,
-                  shards=shards)  # fmt: skip
+    history = fit(
+        model, optimizer, train, None, epochs=1, batch_size=32, seed=1, log_every=1, shards=shards
+    )
     loss, acc = evaluate(model, *test)
     return model, [s.loss for s in history.steps], loss, acc
 

@@ -56,9 +56,8 @@ _ONE_QUBIT_NON_GATES = {"measure", "barrier", "reset", "delay", "save_probabilit
 
 
 # Our circuits are small (<= ~15 qubits) and come many per call: parallelising over experiments
-# is several times faster than Aer's default, which may split one experiment's shots over
-# threads (measured on 2 cores: 100 x 7,500-shot runs 1.6 s -> 0.6 s; 144 AE circuits
-# 1.2 s -> 1.0 s). Results do not depend on it (every experiment has its own seed).
+# is faster than Aer's default, which may split one experiment's shots over threads (measured
+# in docs/benchmarks.md). Results do not depend on it (every experiment has its own seed).
 AER_DEFAULT_OPTIONS = {"max_parallel_experiments": 0, "max_parallel_shots": 1}
 
 
@@ -211,8 +210,8 @@ class CircuitRunner:
         """Transpile for the backend at ``optimization_level=0`` (parameters survive).
 
         Same passes as ``transpile(circuit, backend, optimization_level=0)``, but the pass
-        manager is built once per runner: building it costs ~80 ms, more than transpiling one
-        of our small circuits, and the sampling step transpiles one circuit per image. Circuits
+        manager is built once per runner: building it costs more than transpiling one of our
+        small circuits (docs/benchmarks.md), and the sampling step transpiles one circuit per image. Circuits
         go through it one at a time (a list would start worker processes).
         """
         if self._pass_manager is None:

@@ -109,7 +109,7 @@ def build_parser() -> argparse.ArgumentParser:
         type=int_in(1, 64),
         default=None,
         help="train each batch as N slices in parallel threads (default: 2 for the QCNN, whose "
-        "numpy work gains ~1.3x on 2 cores; 1 for the CNN, which gains nothing). Part of "
+        "numpy work then uses a second core; 1 for the CNN, which gains nothing). Part of "
         "the run's identity: results depend on it, not on the machine",
     )
     add_common_arguments(

@@ -119,7 +119,7 @@ class SGD(Optimizer):
                 buf += g
             g = g + self.momentum * buf if self.nesterov else buf
         # (scipy's BLAS axpy would fuse this into one pass, but it loads a second OpenBLAS whose
-        # threads fight numpy's: training ran 3x slower when we tried it)
+        # threads fight numpy's: training became much slower; docs/benchmarks.md)
         p.data -= (self.lr * g).astype(p.data.dtype, copy=False)
 
     def state_dict(self) -> dict[str, np.ndarray]:

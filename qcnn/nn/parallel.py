@@ -39,7 +39,8 @@ LossFn = Callable[[np.ndarray, np.ndarray], tuple[float, np.ndarray]]
 
 
 def _blas_single_thread():
-    """Context manager limiting BLAS to one thread (threadpoolctl; ~10 us to enter)."""
+    """Context manager limiting BLAS to one thread (threadpoolctl; its cost, negligible next to a
+    step, is in docs/benchmarks.md)."""
     from threadpoolctl import ThreadpoolController
 
     global _controller

@@ -230,9 +230,12 @@ def _lower_tail_bound(m: int, w: int) -> float:
 
 
 def sample_median_j(
-    win: Window, k: int, rng: np.random.Generator, index: np.ndarray | None = None,
+    win: Window,
+    k: int,
+    rng: np.random.Generator,
+    index: np.ndarray | None = None,
     x: np.ndarray | None = None,
-) -> np.ndarray:  # fmt: skip
+) -> np.ndarray:
     """J of the median of k AE runs, one draw per entry of ``index`` (pixels of ``win``; default
     one per pixel). Exact: ``F^-1(V)``, ``V ~ Beta(h, h)``; draws the window cannot decide (V
     outside it, or within ``tol`` of a boundary) are redone on the full law (needs ``x``)."""

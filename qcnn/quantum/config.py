@@ -233,8 +233,11 @@ class QuantumConfig:
                 self.ipe != "amplitude_estimation"
                 and self.tomography_normaliser != "amplitude_estimation"
             ):
-                raise bad("failure_prob", "None unless an amplitude-estimation model is used "
-                          "(ipe or tomography_normaliser 'amplitude_estimation')")  # fmt: skip
+                raise bad(
+                    "failure_prob",
+                    "None unless an amplitude-estimation model is used "
+                    "(ipe or tomography_normaliser 'amplitude_estimation')",
+                )
             if self.ae_median != 1:
                 raise ValueError(
                     f"QuantumConfig.ae_median={self.ae_median!r} conflicts with failure_prob="
@@ -245,18 +248,26 @@ class QuantumConfig:
             if not self.samples:
                 raise bad("noise_per_shot", "False without sampling (sigma or eta)")
             if self.sampling_power != 1:
-                raise bad("noise_per_shot", "False with sampling_power 2 (the ablation has no "
-                          "per-shot law)")  # fmt: skip
+                raise bad(
+                    "noise_per_shot",
+                    "False with sampling_power 2 (the ablation has no per-shot law)",
+                )
         if self.tomography_normaliser != "exact" and self.sampled_value != "tomography":
-            raise bad("tomography_normaliser", "'exact' unless sampled_value='tomography' (the "
-                      "normaliser scales tomography values only)")  # fmt: skip
+            raise bad(
+                "tomography_normaliser",
+                "'exact' unless sampled_value='tomography' (the "
+                "normaliser scales tomography values only)",
+            )
         if (
             self.tomography_normaliser == "amplitude_estimation"
             and self.eps == 0
             and self.ae_bits is None
         ):
-            raise bad("tomography_normaliser", "'exact' when eps = 0 and ae_bits is None (no "
-                      "precision to estimate the normaliser with)")  # fmt: skip
+            raise bad(
+                "tomography_normaliser",
+                "'exact' when eps = 0 and ae_bits is None (no "
+                "precision to estimate the normaliser with)",
+            )
         if self.ipe == "amplitude_estimation" and self.ae_bits is None:
             if self.eps == 0:
                 raise ValueError(
@@ -353,11 +364,20 @@ class QuantumConfig:
         of every gradient, including the one passed back by each quantum layer. Sampling stays
         sized by sigma (so runs compare with the paper's grid)."""
         return cls(
-            eps=eps, cap=cap, sigma=sigma, delta=delta, ipe="amplitude_estimation",
-            failure_prob=failure_prob, noise_order="theory", noise_per_shot=True,
-            sampled_value="tomography", tomography_normaliser="amplitude_estimation",
-            gradient_model="linf_tomography", gradient_on="all", input_gradient_noise=True,
-        )  # fmt: skip
+            eps=eps,
+            cap=cap,
+            sigma=sigma,
+            delta=delta,
+            ipe="amplitude_estimation",
+            failure_prob=failure_prob,
+            noise_order="theory",
+            noise_per_shot=True,
+            sampled_value="tomography",
+            tomography_normaliser="amplitude_estimation",
+            gradient_model="linf_tomography",
+            gradient_on="all",
+            input_gradient_noise=True,
+        )
 
     @classmethod
     def exact(cls, cap: float = 1e30) -> QuantumConfig:

@@ -258,9 +258,15 @@ class QuantumConv2D(Conv2D):
         flat = (n, -1)
         bias = np.zeros(shape) if b is None else np.broadcast_to(b, shape)
         ps = sample_per_shot(
-            cfg.ipe, y_nb.reshape(flat), y.reshape(flat), np.broadcast_to(scale, shape).reshape(flat),
-            bias.reshape(flat), cfg, shots, self.rng,
-        )  # fmt: skip
+            cfg.ipe,
+            y_nb.reshape(flat),
+            y.reshape(flat),
+            np.broadcast_to(scale, shape).reshape(flat),
+            bias.reshape(flat),
+            cfg,
+            shots,
+            self.rng,
+        )
         counts = ps.counts
         kept = counts > 0
         safe = np.maximum(counts, 1)
@@ -271,8 +277,13 @@ class QuantumConv2D(Conv2D):
             mean_f = ps.mean_f
             extra["mean_f_bound"] = float(np.max(ps.mean_f_err, initial=0.0))
         else:
-            mean_f = gaussian_mean_f(ps_mu(cfg, y), 2.0 * cfg.eps * np.broadcast_to(scale, shape),
-                                     cfg.cap).reshape(flat).mean(axis=1)  # fmt: skip
+            mean_f = (
+                gaussian_mean_f(
+                    ps_mu(cfg, y), 2.0 * cfg.eps * np.broadcast_to(scale, shape), cfg.cap
+                )
+                .reshape(flat)
+                .mean(axis=1)
+            )
         extra["mean_f"] = float(mean_f.mean())  # E[f] over the estimator's law, not the draws
         if cfg.sampled_value == "tomography":
             true_total = mean_f * d
@@ -286,8 +297,15 @@ class QuantumConv2D(Conv2D):
         df = np.where(kept, ps.linear_sum / safe, 0.0).astype(dtype).reshape(shape)
         y_bar = np.where(kept, y.reshape(flat) + ps.error_sum / safe, y.reshape(flat))
         f = mean_value.astype(dtype).reshape(shape)
-        return (y, y_bar.astype(dtype).reshape(shape), f, out.astype(dtype).reshape(shape), df,
-                kept, extra)  # fmt: skip
+        return (
+            y,
+            y_bar.astype(dtype).reshape(shape),
+            f,
+            out.astype(dtype).reshape(shape),
+            df,
+            kept,
+            extra,
+        )
 
     def _estimated_normaliser(self, mean_f: np.ndarray, d: int) -> np.ndarray:
         """``sum f`` per image from emulated amplitude estimation of ``E[f] / C`` (the ancilla's
@@ -349,8 +367,8 @@ class QuantumConv2D(Conv2D):
 
     # ------------------------------------------------------------------------------------------
     def _record_stats(self, x, values, kept, shots, d, a_norm, f_norm, y, y_bar, extra) -> None:
-        # Reductions through BLAS dot products: a few hundred microseconds per call, so the
-        # statistics can stay on during training.
+        # Reductions through BLAS dot products: cheap enough (docs/benchmarks.md) for the
+        # statistics to stay on during training.
         err = (y_bar - y).ravel()
         flat = values.ravel()
         m_per_image = a_norm.reshape(a_norm.shape[0], -1).max(axis=1) * f_norm.max()

@@ -123,6 +123,7 @@ def normal_cdf(x: np.ndarray) -> np.ndarray:
     Numerical Recipes, ``erfcc``); numpy has no erf and scipy stays out of the training step."""
     z = np.abs(np.asarray(x, dtype=np.float64)) / math.sqrt(2.0)
     t = 1.0 / (1.0 + 0.5 * z)
+    # fmt: skip below: Horner's form of the published polynomial, its coefficients in order
     poly = -1.26551223 + t * (1.00002368 + t * (0.37409196 + t * (0.09678418 + t * (
         -0.18628806 + t * (0.27886807 + t * (-1.13520398 + t * (1.48851587 + t * (
             -0.82215223 + t * 0.17087277))))))))  # fmt: skip
@@ -161,9 +162,14 @@ def _normal_tail(n: int, t0: float, rng: np.random.Generator) -> np.ndarray:
 
 
 def _gaussian(
-    mu: np.ndarray, sd: np.ndarray, y: np.ndarray, base_linear: np.ndarray, cap: float,
-    shots: int, rng: np.random.Generator,
-) -> PerShot:  # fmt: skip
+    mu: np.ndarray,
+    sd: np.ndarray,
+    y: np.ndarray,
+    base_linear: np.ndarray,
+    cap: float,
+    shots: int,
+    rng: np.random.Generator,
+) -> PerShot:
     b, d = mu.shape
     t0 = GAUSS_WINDOW
     tail_p = math.erfc(t0 / math.sqrt(2.0))  # P(|Z| > t0)
@@ -213,9 +219,16 @@ def _gaussian(
 
 
 def _ae(
-    y_nb: np.ndarray, scale: np.ndarray, shift: np.ndarray, base_linear: np.ndarray,
-    cap: float, m: int, k: int, shots: int, rng: np.random.Generator,
-) -> PerShot:  # fmt: skip
+    y_nb: np.ndarray,
+    scale: np.ndarray,
+    shift: np.ndarray,
+    base_linear: np.ndarray,
+    cap: float,
+    m: int,
+    k: int,
+    shots: int,
+    rng: np.random.Generator,
+) -> PerShot:
     """AE model: ``Ybar(J) = scale cos(2 pi J / M)`` (the estimate ``scale (1 - 2 a~)``), and the
     value ``f(Ybar(J) + shift)`` with ``shift`` = bias (theory order) or bias + clip(Y) - Y."""
     b, d = y_nb.shape
@@ -292,9 +305,18 @@ def _ae(
         ri = np.flatnonzero(rest)
         if ri.size:
             fallbacks += ri.size
-            jr, ok = _outside_window(x[pix[ri]], lo[pix[ri]], flat_scale[pix[ri]],
-                                     flat_shift[pix[ri]], w_rest[pix[ri]], cap, m, k,
-                                     u[ri], rng.random(ri.size))  # fmt: skip
+            jr, ok = _outside_window(
+                x[pix[ri]],
+                lo[pix[ri]],
+                flat_scale[pix[ri]],
+                flat_shift[pix[ri]],
+                w_rest[pix[ri]],
+                cap,
+                m,
+                k,
+                u[ri],
+                rng.random(ri.size),
+            )
             jj[ri] = jr
             accept[ri] = ok
         keep = _accept_rows(row, accept, need, rng)
@@ -309,14 +331,29 @@ def _ae(
     else:
         raise RuntimeError("per-shot sampling did not converge")
     shape = (b, d)
-    return PerShot(counts.reshape(shape), value_sum.reshape(shape), linear_sum.reshape(shape),
-                   error_sum.reshape(shape), mean_f_img, mean_err_img, fallbacks)  # fmt: skip
+    return PerShot(
+        counts.reshape(shape),
+        value_sum.reshape(shape),
+        linear_sum.reshape(shape),
+        error_sum.reshape(shape),
+        mean_f_img,
+        mean_err_img,
+        fallbacks,
+    )
 
 
 def _outside_window(
-    x: np.ndarray, lo: np.ndarray, scale: np.ndarray, shift: np.ndarray, w_rest: np.ndarray,
-    cap: float, m: int, k: int, u: np.ndarray, v: np.ndarray,
-) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
+    x: np.ndarray,
+    lo: np.ndarray,
+    scale: np.ndarray,
+    shift: np.ndarray,
+    w_rest: np.ndarray,
+    cap: float,
+    m: int,
+    k: int,
+    u: np.ndarray,
+    v: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray]:
     """For proposals of the 'rest' part: J drawn from the median's law outside the window
     (exactly, on the full law), accepted with probability ``P(J) f(J) / (w_rest P(outside))``
     scaled so that accepted pairs follow ``P(J) f(J)`` outside the window."""
@@ -337,9 +374,15 @@ def _outside_window(
 
 
 def sample_per_shot(
-    model: str, y_nb: np.ndarray, y: np.ndarray, scale: np.ndarray, bias: np.ndarray,
-    config, shots: int, rng: np.random.Generator,
-) -> PerShot:  # fmt: skip
+    model: str,
+    y_nb: np.ndarray,
+    y: np.ndarray,
+    scale: np.ndarray,
+    bias: np.ndarray,
+    config,
+    shots: int,
+    rng: np.random.Generator,
+) -> PerShot:
     """Shots of one layer with a fresh estimate each (see the module docstring).
 
     Args:
@@ -361,8 +404,17 @@ def sample_per_shot(
         shift = np.zeros_like(y)
         base_linear = np.ones(y.shape, dtype=bool)
     if model == "amplitude_estimation":
-        return _ae(y_nb.astype(np.float64), scale.astype(np.float64), shift + bias, base_linear,
-                   cap, config.resolved_ae_bits, config.resolved_ae_median, shots, rng)  # fmt: skip
+        return _ae(
+            y_nb.astype(np.float64),
+            scale.astype(np.float64),
+            shift + bias,
+            base_linear,
+            cap,
+            config.resolved_ae_bits,
+            config.resolved_ae_median,
+            shots,
+            rng,
+        )
     eps = config.eps if model == "gaussian" else 0.0
     sd = 2.0 * eps * scale.astype(np.float64)
     return _gaussian(y + shift, sd, y, base_linear, cap, shots, rng)

@@ -12,6 +12,7 @@ import pytest
 
 from qcnn.experiments import mnist, resources, sweep
 from qcnn.models import build_model
+from tests.conftest import assert_png
 
 TINY = ["--train-size", "96", "--test-size", "40", "--epochs", "1", "--batch-size", "32"]
 
@@ -38,7 +39,7 @@ def test_results_record_the_architecture_and_the_data_set(digits_run, capsys):
         assert arch["conv_layers"][0]["kernel_volume"] == 9  # stem: 3x3 on one channel
     assert not any(c["quantum"] for c in runs["cnn"]["architecture"]["conv_layers"])
     assert all(c["quantum"] for c in runs["qcnn"]["architecture"]["conv_layers"])
-    assert (out / "feature_maps.png").is_file()
+    assert_png(out / "feature_maps.png")
     assert (
         out / "qcnn-inception-small-eps0.01-C10-sigma0.5-delta0.01-seed1" / "model.npz"
     ).is_file()

@@ -38,3 +38,14 @@ def test_bench_architectures_runs_and_writes_json(tmp_path):
     res = json.loads(out.read_text())
     assert [(r["arch"], r["shards"]) for r in res["runs"]] == [("lenet5", 1), ("lenet5", 2)]
     assert all(r["s_per_step"] > 0 and r["two_epochs_s"] > 0 for r in res["runs"])
+
+
+def test_bench_overheads_runs(capsys):
+    spec = importlib.util.spec_from_file_location(
+        "bench_overheads", BENCH.parent / "bench_overheads.py"
+    )
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    assert bench.main(["--repeats", "1", "--no-circuits"]) == 0
+    out = capsys.readouterr().out
+    assert "one-BLAS-thread limit" in out and "statistics per forward" in out

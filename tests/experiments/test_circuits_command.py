@@ -14,6 +14,7 @@ import pytest
 pytest.importorskip("qiskit_aer")
 
 from qcnn.experiments import circuits as demo  # noqa: E402
+from tests.conftest import assert_png  # noqa: E402
 
 pytestmark = pytest.mark.circuits
 
@@ -53,6 +54,7 @@ def test_demo_runs_on_one_image(tmp_path):
         "circuits_demo.json",
     ):
         assert (tmp_path / name).stat().st_size > 0
+    assert_png(tmp_path / "circuits_demo.png")
     rows = list(csv.DictReader((tmp_path / "circuit_resources.csv").open()))
     names = [r["subroutine"] for r in rows]
     assert any(n.startswith("IPE") for n in names) and any("tomography" in n for n in names)

@@ -36,12 +36,12 @@ from qcnn.experiments import cli, executors, mnist, resources, sweep
 from qcnn.models import paper_cnn, paper_qcnn
 from qcnn.quantum import QuantumConfig
 from qcnn.train import evaluate
+from tests.conftest import assert_png
 
 pytestmark = pytest.mark.filterwarnings("ignore::qcnn.data.MNISTSubsetWarning")
 
 ROOT = Path(__file__).resolve().parents[2]
 SMALL = ["--train-size", "300", "--test-size", "100", "--epochs", "1", "--quiet"]
-PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 RUN_KEYS = {
     "model",
     "quantum",
@@ -61,16 +61,6 @@ class MustNotRun(AssertionError):
 
 def _forbid(*_a, **_k):
     raise MustNotRun("called although the command should have stopped earlier")
-
-
-def _assert_png(path: Path) -> None:
-    assert path.is_file(), path
-    data = path.read_bytes()
-    assert data[:8] == PNG_MAGIC, path
-    assert data[12:16] == b"IHDR"
-    width, height = int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big")
-    assert width > 50 and height > 50
-    assert data.rstrip(b"\x00")[-8:-4] == b"IEND"  # the file is complete
 
 
 def _run_mnist(out: Path, *extra: str) -> dict:
@@ -136,7 +126,7 @@ def test_mnist_both_results_schema_and_files(both_run, mnist_source):
     results = json.loads((both_run / "results.json").read_text())
     _check_schema(results, ["cnn", "qcnn", "cnn-weights-quantum-forward"], mnist_source)
     for name in ("curves.png", "feature_maps.png"):
-        _assert_png(both_run / name)
+        assert_png(both_run / name)
     with open(both_run / "history.csv", newline="") as fh:
         rows = list(csv.DictReader(fh))
     assert {"model", "seed", "kind", "epoch", "test_accuracy"} <= set(rows[0])
@@ -191,7 +181,7 @@ def test_mnist_resume_on_finished_dir_reproduces_results_without_training(both_r
     # train_seconds and history come back from the checkpoints: nothing was trained again
     for p, data in weights.items():
         assert p.read_bytes() == data, p
-    _assert_png(copy / "curves.png")
+    assert_png(copy / "curves.png")
 
 
 @pytest.mark.parametrize("model", ["cnn", "qcnn"])
@@ -199,12 +189,12 @@ def test_mnist_single_model(model, tmp_path, mnist_source):
     out = tmp_path / model
     results = _run_mnist(out, "--model", model)
     _check_schema(results, [model], mnist_source)
-    _assert_png(out / "curves.png")
+    assert_png(out / "curves.png")
     assert (out / "history.csv").is_file()
     # the feature maps show a quantum layer: only written when a quantum network is involved
     assert (out / "feature_maps.png").is_file() == (model == "qcnn")
     if model == "qcnn":
-        _assert_png(out / "feature_maps.png")
+        assert_png(out / "feature_maps.png")
 
 
 # ----------------------------------------------------------------------------------------------
@@ -456,7 +446,7 @@ def test_sweep_writes_summaries_and_figures(sweep_run):
     assert sorted(p.name for p in (sweep_run / "runs").iterdir()) == sorted(SWEEP_RUN_IDS)
     figures = sorted((sweep_run / "figures").glob("*.png"))
     assert [f.name for f in figures] == ["loss-eps0.01-C10-delta0.01.png"]
-    _assert_png(figures[0])
+    assert_png(figures[0])
     rows = _read_csv(sweep_run / "summary.csv")
     kinds = sorted((r["model"], r["sigma"]) for r in rows)
     assert kinds == [

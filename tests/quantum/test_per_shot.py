@@ -58,13 +58,15 @@ def test_window_cdf_matches_the_exact_law_within_its_bound(m):
     rng = np.random.default_rng(m)
     big_m = 1 << m
     half = big_m // 2
-    x = np.concatenate([
-        rng.uniform(0, half, 4000 if m < 12 else 600),
-        rng.uniform(half - 6, half, 500),  # the folded branch matters near both ends
-        rng.uniform(0, 6, 500),
-        rng.integers(0, half, 300) + rng.uniform(0, 1e-7, 300),  # phases next to the grid
-        np.arange(0, half + 1, max(1, half // 8)).astype(float),  # exactly on the grid
-    ])  # fmt: skip
+    x = np.concatenate(
+        [
+            rng.uniform(0, half, 4000 if m < 12 else 600),
+            rng.uniform(half - 6, half, 500),  # the folded branch matters near both ends
+            rng.uniform(0, 6, 500),
+            rng.integers(0, half, 300) + rng.uniform(0, 1e-7, 300),  # phases next to the grid
+            np.arange(0, half + 1, max(1, half // 8)).astype(float),  # exactly on the grid
+        ]
+    )
     win = window(x, m)
     full = full_cdf(x, m)
     j = win.lo[:, None] + np.arange(-1, win.cdf.shape[1] - 1)
@@ -130,8 +132,13 @@ def test_normal_cdf_and_clipped_gaussian_mean():
             ref = min(max(mu, 0.0), cap)
         else:
             density = stats.norm(mu, sd).pdf
-            ref = integrate.quad(lambda z, p=density: min(max(z, 0.0), cap) * p(z),
-                                 mu - 12 * sd, mu + 12 * sd, points=[0.0, cap], limit=200)[0]  # fmt: skip
+            ref = integrate.quad(
+                lambda z, p=density: min(max(z, 0.0), cap) * p(z),
+                mu - 12 * sd,
+                mu + 12 * sd,
+                points=[0.0, cap],
+                limit=200,
+            )[0]
         got = gaussian_mean_f(np.array([mu]), np.array([sd]), cap)[0]
         assert got == pytest.approx(ref, rel=1e-6, abs=1e-9), (mu, sd)
 
@@ -146,8 +153,15 @@ def _tiny_layer(model: str, order: str):
     scale = np.array([[3.0, 2.0, 4.0, 0.0, 2.5]])  # pixel 3 has a zero patch: no noise
     bias = np.array([[0.2, 0.1, 0.0, 0.4, -0.3]])
     eps = 0.12 if model == "gaussian" else 0.25
-    cfg = QuantumConfig(eps=eps, cap=2.5, sigma=1.0, ipe=model, noise_order=order,
-                        noise_per_shot=True, failure_prob=0.2 if model != "gaussian" else None)  # fmt: skip
+    cfg = QuantumConfig(
+        eps=eps,
+        cap=2.5,
+        sigma=1.0,
+        ipe=model,
+        noise_order=order,
+        noise_per_shot=True,
+        failure_prob=0.2 if model != "gaussian" else None,
+    )
     return y_nb, scale, bias, cfg
 
 
@@ -163,8 +177,9 @@ def _brute_force(y_nb, scale, bias, cfg, n, rng):
             ybar = y_nb[0, p] + 2 * cfg.eps * scale[0, p] * rng.standard_normal(p.size)
         else:
             m, k = cfg.resolved_ae_bits, cfg.resolved_ae_median
-            a = (1 - np.divide(y_nb[0, p], scale[0, p], out=np.zeros(p.size),
-                               where=scale[0, p] > 0)) / 2  # fmt: skip
+            a = (
+                1 - np.divide(y_nb[0, p], scale[0, p], out=np.zeros(p.size), where=scale[0, p] > 0)
+            ) / 2
             theta = np.arcsin(np.sqrt(np.clip(a, 0, 1))) / np.pi
             runs = np.stack([sample_ae_outcomes(theta, m, rng) for _ in range(k)])
             a_hat = np.median(np.sin(np.pi * runs / (1 << m)) ** 2, axis=0)
@@ -190,8 +205,9 @@ def test_per_shot_law_matches_brute_force_monte_carlo(model, order):
     n = 30_000
     reps = lambda a: np.repeat(a, n, axis=0)  # noqa: E731
     y = y_nb + bias
-    ps = sample_per_shot(model, reps(y_nb), reps(y), reps(scale), reps(bias), cfg, 1,
-                         np.random.default_rng(3))  # fmt: skip
+    ps = sample_per_shot(
+        model, reps(y_nb), reps(y), reps(scale), reps(bias), cfg, 1, np.random.default_rng(3)
+    )
     assert (ps.counts.sum(axis=1) == 1).all()
     pix = ps.counts.argmax(axis=1)
     val = ps.value_sum[np.arange(n), pix]
@@ -215,9 +231,16 @@ def test_pixel_drawn_n_times_is_the_mean_of_n_independent_values():
     cfg = QuantumConfig(eps=0.1, cap=10.0, sigma=1.0, noise_per_shot=True, noise_order="theory")
     rows = 4000
     for shots in (2, 32):
-        ps = sample_per_shot("gaussian", np.repeat(y_nb, rows, 0), np.repeat(y_nb, rows, 0),
-                             np.repeat(scale, rows, 0), np.zeros((rows, 2)), cfg, shots,
-                             np.random.default_rng(shots))  # fmt: skip
+        ps = sample_per_shot(
+            "gaussian",
+            np.repeat(y_nb, rows, 0),
+            np.repeat(y_nb, rows, 0),
+            np.repeat(scale, rows, 0),
+            np.zeros((rows, 2)),
+            cfg,
+            shots,
+            np.random.default_rng(shots),
+        )
         mean = ps.value_sum / np.maximum(ps.counts, 1)
         spread = mean[ps.counts == shots // 2].std() if (ps.counts == shots // 2).any() else None
         if spread is not None:
@@ -238,7 +261,7 @@ def test_pixel_drawn_n_times_is_the_mean_of_n_independent_values():
             ipe="amplitude_estimation",
             failure_prob=0.1,
             sampled_value="tomography",
-        ),  # fmt: skip
+        ),
         QuantumConfig(sampled_value="tomography", tomography_normaliser="amplitude_estimation"),
     ],
     ids=["gauss-per-shot", "theory", "ae-per-shot-tomography", "normaliser-only"],
@@ -274,7 +297,8 @@ def test_per_shot_needs_the_emulator():
         def sample(self, values, shots, config, rng):
             return np.ones(values.shape, dtype=np.int64)
 
-    layer = QuantumConv2D(1, 2, 3, config=QuantumConfig(noise_per_shot=True), rng=0,
-                          executor=Fixed())  # fmt: skip
+    layer = QuantumConv2D(
+        1, 2, 3, config=QuantumConfig(noise_per_shot=True), rng=0, executor=Fixed()
+    )
     with pytest.raises(ValueError, match="noise_per_shot"):
         layer.forward(np.ones((1, 1, 5, 5), np.float32))

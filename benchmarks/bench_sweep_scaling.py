@@ -37,12 +37,28 @@ FULL_TRAIN, FULL_TEST = 60_000, 10_000
 
 
 def run_sweep(flags: list[str], train: int, test: int, out: Path) -> dict:
-    argv = [sys.executable, "-m", "qcnn.experiments.sweep", "--grid", "quick", "--epochs", "2",
-            "--train-size", str(train), "--test-size", str(test), "--no-quantum-forward",
-            "--quiet", "--out", str(out), *flags]  # fmt: skip
+    argv = [
+        sys.executable,
+        "-m",
+        "qcnn.experiments.sweep",
+        "--grid",
+        "quick",
+        "--epochs",
+        "2",
+        "--train-size",
+        str(train),
+        "--test-size",
+        str(test),
+        "--no-quantum-forward",
+        "--quiet",
+        "--out",
+        str(out),
+        *flags,
+    ]
     t0 = time.perf_counter()
-    subprocess.run(argv, check=True, capture_output=True, cwd=ROOT,
-                   env={**os.environ, "PYTHONPATH": str(ROOT)})  # fmt: skip
+    subprocess.run(
+        argv, check=True, capture_output=True, cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)}
+    )
     wall = time.perf_counter() - t0
     runs = {}
     for run_json in sorted((out / "runs").glob("*/run.json")):
@@ -79,15 +95,28 @@ def main(argv: list[str] | None = None) -> int:
     qcnn_mean = sum(qcnn) / len(qcnn)
     costs = ([cnn] + [qcnn_mean] * PAPER_QCNN_RUNS) * SEEDS
     work = sum(runs[k]["train_s"] + runs[k]["eval_s"] for k in runs)
-    overhead = {n: r["wall_s"] - (work if "1 worker" in n else makespan(
-        [v["train_s"] + v["eval_s"] for v in runs.values()], 2)) for n, r in results.items()}  # fmt: skip
+    overhead = {
+        n: r["wall_s"]
+        - (
+            work
+            if "1 worker" in n
+            else makespan([v["train_s"] + v["eval_s"] for v in runs.values()], 2)
+        )
+        for n, r in results.items()
+    }
     projection = {k: makespan(costs, k) for k in (1, 2, 4, 8, 16, 32, 64, 123)}
     summary = {
-        "train_size": args.train_size, "test_size": args.test_size, "results": results,
-        "full_mnist_run_s": full, "qcnn_mean_full_run_s": qcnn_mean, "cnn_full_run_s": cnn,
-        "overhead_s": overhead, "paper_grid_3_seeds_runs": len(costs),
-        "paper_grid_3_seeds_work_s": sum(costs), "projection_makespan_s": projection,
-    }  # fmt: skip
+        "train_size": args.train_size,
+        "test_size": args.test_size,
+        "results": results,
+        "full_mnist_run_s": full,
+        "qcnn_mean_full_run_s": qcnn_mean,
+        "cnn_full_run_s": cnn,
+        "overhead_s": overhead,
+        "paper_grid_3_seeds_runs": len(costs),
+        "paper_grid_3_seeds_work_s": sum(costs),
+        "projection_makespan_s": projection,
+    }
     print(json.dumps({k: v for k, v in summary.items() if k != "results"}, indent=2))
     if args.json:
         Path(args.json).write_text(json.dumps(summary, indent=2))

@@ -29,6 +29,14 @@ MNIST_FILES = (
 )
 
 
+# What CI sets: the folder of the MNIST files (None on a fresh clone). Tests that need it at all
+# use ``needs_data``; tests that need the four full files are marked ``mnist`` (below).
+REAL_DATA_DIR = os.environ.get(mnist_data.ENV_DATA_DIR)
+needs_data = pytest.mark.skipif(
+    not REAL_DATA_DIR, reason="QCNN_DATA_DIR is not set (CI points it at the MNIST files)"
+)
+
+
 def full_mnist_dir() -> Path | None:
     """``$QCNN_DATA_DIR`` if it holds the four canonical MNIST files, else ``None``."""
     env = os.environ.get(mnist_data.ENV_DATA_DIR)

@@ -154,9 +154,13 @@ def _download_mirrors(
             for split, kind, stem in _all_files():
                 file_name = f"{stem}.gz"
                 data = fetch(
-                    base + file_name, _urlopen, deadline=deadline, cancel=cancel,
-                    read_timeout=DOWNLOAD_TIMEOUT_S, max_bytes=_MAX_DOWNLOAD_BYTES,
-                )  # fmt: skip
+                    base + file_name,
+                    _urlopen,
+                    deadline=deadline,
+                    cancel=cancel,
+                    read_timeout=DOWNLOAD_TIMEOUT_S,
+                    max_bytes=_MAX_DOWNLOAD_BYTES,
+                )
                 arrays[split, kind] = _decode(data, base + file_name, file_name, split, kind)
                 blobs[file_name] = data
         except DeadlinePassed as exc:

@@ -301,9 +301,13 @@ def _download_mirrors(
                 file_name = f"{stem}.gz"
                 url = base + file_name
                 data = fetch(
-                    url, _urlopen, deadline=deadline, cancel=cancel,
-                    read_timeout=DOWNLOAD_TIMEOUT_S, max_bytes=_MAX_DOWNLOAD_BYTES,
-                )  # fmt: skip
+                    url,
+                    _urlopen,
+                    deadline=deadline,
+                    cancel=cancel,
+                    read_timeout=DOWNLOAD_TIMEOUT_S,
+                    max_bytes=_MAX_DOWNLOAD_BYTES,
+                )
                 # Decode now: md5 plus a full parse, so nothing unverified reaches the cache.
                 arrays[split, kind] = _decode(data, url, file_name, split, kind)
                 blobs[split, kind] = (file_name, data)

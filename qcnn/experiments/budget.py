@@ -72,13 +72,25 @@ def resolve_epochs(epochs: int | None, train_size: int, batch_size: int) -> Epoc
     if epochs is not None:
         if epochs < 0:
             raise ValueError(f"epochs must be >= 0, got {epochs}")
-        return EpochBudget(epochs, per_epoch, epochs * per_epoch, budget, "explicit",
-                           f"--epochs {epochs} as given ({epochs * per_epoch:,} SGD steps)")  # fmt: skip
+        return EpochBudget(
+            epochs,
+            per_epoch,
+            epochs * per_epoch,
+            budget,
+            "explicit",
+            f"--epochs {epochs} as given ({epochs * per_epoch:,} SGD steps)",
+        )
     n = max(PAPER_EPOCHS, math.ceil(budget / per_epoch))
     if n == PAPER_EPOCHS:
         steps = PAPER_EPOCHS * per_epoch
-        return EpochBudget(PAPER_EPOCHS, per_epoch, steps, budget, "paper",
-                           f"the paper's {PAPER_EPOCHS} epochs ({steps:,} SGD steps of {batch_size})")  # fmt: skip
+        return EpochBudget(
+            PAPER_EPOCHS,
+            per_epoch,
+            steps,
+            budget,
+            "paper",
+            f"the paper's {PAPER_EPOCHS} epochs ({steps:,} SGD steps of {batch_size})",
+        )
     reason = (
         f"{train_size:,} training images: {n} epochs = {n * per_epoch:,} SGD steps of {batch_size}, "
         f"the paper's budget ({PAPER_EPOCHS} epochs of {PAPER_TRAIN_SIZE:,} images = {budget:,} "

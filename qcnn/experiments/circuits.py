@@ -151,9 +151,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="fraction of the layer's outputs drawn as shots when --shots is not given",
     )
     p.add_argument(
-        "--cap", type=float_in(0.0, 1e6, lo_open=True), default=10.0,
+        "--cap",
+        type=float_in(0.0, 1e6, lo_open=True),
+        default=10.0,
         help="C, cap of the capped ReLU, 0 < C <= 1e6",
-    )  # fmt: skip
+    )
     p.add_argument(
         "--eta",
         type=float_in(0.01, 1.0, hi_open=True),

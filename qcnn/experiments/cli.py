@@ -525,10 +525,24 @@ def add_quantum_arguments(parser: argparse.ArgumentParser) -> None:
 
 # flags whose value is a QuantumConfig field of the same name
 _FIELD_FLAGS = (
-    "eps", "cap", "delta", "ipe", "ae_bits", "ae_median", "failure_prob", "noise_order",
-    "noise_per_shot", "sampled_value", "tomography_normaliser", "sampling_power", "gradient_model",
-    "gradient_on", "gradient_signs", "input_gradient_noise", "norms",
-)  # fmt: skip
+    "eps",
+    "cap",
+    "delta",
+    "ipe",
+    "ae_bits",
+    "ae_median",
+    "failure_prob",
+    "noise_order",
+    "noise_per_shot",
+    "sampled_value",
+    "tomography_normaliser",
+    "sampling_power",
+    "gradient_model",
+    "gradient_on",
+    "gradient_signs",
+    "input_gradient_noise",
+    "norms",
+)
 
 
 def preset_config(name: str) -> QuantumConfig:

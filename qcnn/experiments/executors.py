@@ -216,10 +216,16 @@ def _dask_client(scheduler: str) -> Iterator[Any]:
     if kind == "local":
         import logging
 
-        with LocalCluster(
-            n_workers=int(value), threads_per_worker=1, processes=True,
-            dashboard_address=None, silence_logs=logging.ERROR,
-        ) as cluster, Client(cluster) as client:  # fmt: skip
+        with (
+            LocalCluster(
+                n_workers=int(value),
+                threads_per_worker=1,
+                processes=True,
+                dashboard_address=None,
+                silence_logs=logging.ERROR,
+            ) as cluster,
+            Client(cluster) as client,
+        ):
             yield client
         return
     try:

@@ -144,8 +144,11 @@ def load_weights(path: str, model: Sequential, donor: Sequential, arch: str) -> 
         expected = {name: p.data.shape for name, p in net.named_parameters()}
         missing = sorted(set(expected) - set(state))
         extra = sorted(set(state) - set(expected))
-        shapes = [f"{k} {state[k].shape} (expected {expected[k]})" for k in sorted(
-            set(expected) & set(state)) if state[k].shape != expected[k]]  # fmt: skip
+        shapes = [
+            f"{k} {state[k].shape} (expected {expected[k]})"
+            for k in sorted(set(expected) & set(state))
+            if state[k].shape != expected[k]
+        ]
         if not (missing or extra or shapes):
             net.load_state_dict(state)
             if kind == "cnn":
@@ -154,8 +157,11 @@ def load_weights(path: str, model: Sequential, donor: Sequential, arch: str) -> 
         problems[kind] = (missing, extra, shapes)
     kind = min(problems, key=lambda k: sum(len(x) for x in problems[k]))
     missing, extra, shapes = problems[kind]
-    parts = [f"missing {missing}" if missing else "", f"extra {extra}" if extra else "",
-             f"other shapes: {', '.join(shapes)}" if shapes else ""]  # fmt: skip
+    parts = [
+        f"missing {missing}" if missing else "",
+        f"extra {extra}" if extra else "",
+        f"other shapes: {', '.join(shapes)}" if shapes else "",
+    ]
     raise ValueError(
         f"--weights {path!r} does not fit --arch {arch} (closest: its "
         f"{'CNN' if kind == 'cnn' else 'QCNN'}): " + "; ".join(p for p in parts if p)

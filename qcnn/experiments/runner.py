@@ -302,8 +302,13 @@ def train_run(
 
 
 _RECORD_TYPES: dict[str, Any] = {
-    "model": str, "spec": dict, "dataset": dict, "seed": int, "history": list, "loss_log": list,
-}  # fmt: skip
+    "model": str,
+    "spec": dict,
+    "dataset": dict,
+    "seed": int,
+    "history": list,
+    "loss_log": list,
+}
 
 
 def _record_problem(record: Any) -> str | None:
@@ -316,8 +321,11 @@ def _record_problem(record: Any) -> str | None:
     for key, kind in _RECORD_TYPES.items():
         if not isinstance(record[key], kind) or isinstance(record[key], bool):
             return f"{key} = {record[key]!r} is not a {kind.__name__}"
-    for key, lo, hi in (("test_accuracy", 0.0, 1.0), ("test_loss", 0.0, math.inf),
-                        ("train_seconds", 0.0, math.inf)):  # fmt: skip
+    for key, lo, hi in (
+        ("test_accuracy", 0.0, 1.0),
+        ("test_loss", 0.0, math.inf),
+        ("train_seconds", 0.0, math.inf),
+    ):
         v = record[key]
         if not isinstance(v, (int, float)) or isinstance(v, bool) or not lo <= v <= hi:
             return f"{key} = {v!r} is not a finite number in [{lo:g}, {hi:g}]"

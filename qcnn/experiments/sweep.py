@@ -129,9 +129,12 @@ THEORY_ABLATION: dict[str, dict[str, Any]] = {
     "eps-bound": {"ipe": "amplitude_estimation", "failure_prob": 0.01},
     "noise-order": {"noise_order": "theory"},
     "noise-per-shot": {"noise_per_shot": True},
-    "tomography-values": {"sampled_value": "tomography", "tomography_normaliser": "amplitude_estimation"},
+    "tomography-values": {
+        "sampled_value": "tomography",
+        "tomography_normaliser": "amplitude_estimation",
+    },
     "gradient-tomography": {"gradient_model": "linf_tomography", "input_gradient_noise": True},
-}  # fmt: skip
+}
 
 
 def klp19_theory_specs(replicate_seeds: tuple[int, ...] = (), **common: Any) -> list[RunSpec]:
@@ -324,16 +327,22 @@ def build_parser() -> argparse.ArgumentParser:
         help="configuration of the paper and quick grids' QCNN runs: paper (the authors' "
         "notebook) or theory (QuantumConfig.theory, docs/theory.md); grid values override it",
     )
-    p.add_argument("--epochs", type=int_in(1, 10_000), default=None,
-                   help="training epochs per run, 1..10000 (default: the paper's 1,876 SGD steps of "
-                        "64 images, i.e. 2 epochs of full MNIST, 30 of the 4,000-image offline subset)")  # fmt: skip
+    p.add_argument(
+        "--epochs",
+        type=int_in(1, 10_000),
+        default=None,
+        help="training epochs per run, 1..10000 (default: the paper's 1,876 SGD steps of "
+        "64 images, i.e. 2 epochs of full MNIST, 30 of the 4,000-image offline subset)",
+    )
     p.add_argument(
         "--batch-size", type=int_in(1, 65_536), default=64, help="mini-batch size, 1..65536"
     )
     p.add_argument(
-        "--lr", type=float_in(0.0, 10.0, lo_open=True), default=0.01,
+        "--lr",
+        type=float_in(0.0, 10.0, lo_open=True),
+        default=0.01,
         help="SGD learning rate, 0 < lr <= 10",
-    )  # fmt: skip
+    )
     p.add_argument(
         "--replicate-seeds",
         type=nonneg_int,
@@ -395,8 +404,11 @@ def _forward_configs(grid: str, preset: str) -> list[QuantumConfig]:
     """Configurations under which the trained CNN's weights are evaluated (C 10, sigma 0.5, no
     gradient noise), one per eps of the grid: the preset's, or both modes for klp19-theory."""
     if grid in NAMED_GRIDS:
-        return [make(eps=e, delta=0.0) for make in (QuantumConfig.paper, QuantumConfig.theory)
-                for e in (0.01, 0.1)]  # fmt: skip
+        return [
+            make(eps=e, delta=0.0)
+            for make in (QuantumConfig.paper, QuantumConfig.theory)
+            for e in (0.01, 0.1)
+        ]
     make = PRESET_FACTORIES[preset]
     return [make(eps=e, cap=10.0, sigma=0.5, delta=0.0) for e in GRIDS[grid]["eps"]]
 
@@ -437,8 +449,9 @@ def main(argv: list[str] | None = None) -> int:
         if args.scheduler is not None:
             parse_scheduler(args.scheduler)
             if args.workers is not None:
-                raise ValueError("--workers (local processes) and --scheduler (Dask) exclude "
-                                 "each other")  # fmt: skip
+                raise ValueError(
+                    "--workers (local processes) and --scheduler (Dask) exclude each other"
+                )
         if len(set(args.replicate_seeds)) != len(args.replicate_seeds):
             raise ValueError(f"--replicate-seeds has duplicates: {args.replicate_seeds}")
         if args.shards > args.batch_size:
@@ -446,8 +459,10 @@ def main(argv: list[str] | None = None) -> int:
         if args.resume and not args.out:
             raise ValueError("--resume needs --out: the folder of the sweep to continue")
         if args.grid in NAMED_GRIDS and args.preset != "paper":
-            raise ValueError(f"--grid {args.grid} defines its own configurations; --preset "
-                             "applies to the paper and quick grids")  # fmt: skip
+            raise ValueError(
+                f"--grid {args.grid} defines its own configurations; --preset "
+                "applies to the paper and quick grids"
+            )
         check_data_dir(args.data_dir)
         out = Path(args.out) if args.out else default_out("sweep")
         check_output_dir(out, args.resume)
@@ -506,10 +521,12 @@ def main(argv: list[str] | None = None) -> int:
         else "in this process"
     )
     if not args.quiet:
-        print(f"{len(specs)} runs: {len(records)} finished, {len(todo)} to run {where}"
-              + (f", {left} left for later commands" if left else "")
-              + f"; writing into {out}/ (continue with --out {out} --resume)",
-              file=sys.stderr)  # fmt: skip
+        print(
+            f"{len(specs)} runs: {len(records)} finished, {len(todo)} to run {where}"
+            + (f", {left} left for later commands" if left else "")
+            + f"; writing into {out}/ (continue with --out {out} --resume)",
+            file=sys.stderr,
+        )
 
     t0 = time.perf_counter()
     if not todo:
@@ -558,13 +575,18 @@ def main(argv: list[str] | None = None) -> int:
         write_summary(out, ordered, data.info, meta)
         print((out / "summary.md").read_text())
         print(paper_comparison(ordered))
-    print(f"sweep written to {out}/ in {meta['sweep_seconds']:.0f} s"
-          + (f" ({left} runs left: run the command again with --resume)" if left else ""))  # fmt: skip
+    print(
+        f"sweep written to {out}/ in {meta['sweep_seconds']:.0f} s"
+        + (f" ({left} runs left: run the command again with --resume)" if left else "")
+    )
     if diverged:
         for message in diverged:
             print(f"error: {message}", file=sys.stderr)
-        print(f"error: {len(diverged)} of {len(specs)} runs diverged; the {len(finished)} "
-              f"finished runs above are complete and kept in {out}/", file=sys.stderr)  # fmt: skip
+        print(
+            f"error: {len(diverged)} of {len(specs)} runs diverged; the {len(finished)} "
+            f"finished runs above are complete and kept in {out}/",
+            file=sys.stderr,
+        )
         return 1
     return 0
 

@@ -182,8 +182,9 @@ def one_row_counts(shots: int, p: np.ndarray, rng: np.random.Generator) -> np.nd
     counts[big] = drawn[:-1]
     n_lump = int(drawn[-1])
     if n_lump:  # the lump's shots go to its outcomes, each in proportion to p_i
-        idx = _segment_categorical(p_small, np.array([0]), np.array([small.size]),
-                                   np.array([n_lump]), rng)  # fmt: skip
+        idx = _segment_categorical(
+            p_small, np.array([0]), np.array([small.size]), np.array([n_lump]), rng
+        )
         counts[small] += np.bincount(idx, minlength=small.size)
     return counts
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 import gzip
 import hashlib
 import io
-import os
 import re
 import urllib.error
 
@@ -28,8 +27,8 @@ from qcnn.data.registry import (
     register_dataset,
 )
 from qcnn.data.splits import RawSplits
+from tests.conftest import REAL_DATA_DIR
 
-REAL_DATA_DIR = os.environ.get("QCNN_DATA_DIR")
 FILES = [
     ("train", "images", "train-images-idx3-ubyte.gz"),
     ("train", "labels", "train-labels-idx1-ubyte.gz"),

@@ -11,7 +11,6 @@ from __future__ import annotations
 import gzip
 import hashlib
 import io
-import os
 import re
 import time
 import urllib.error
@@ -36,9 +35,9 @@ from qcnn.data import (
     read_idx,
     write_idx,
 )
+from tests.conftest import REAL_DATA_DIR
 
 # Read before any fixture touches the environment.
-REAL_DATA_DIR = os.environ.get("QCNN_DATA_DIR")
 
 N_TRAIN, N_TEST = 20, 10
 FILE_KEYS = [

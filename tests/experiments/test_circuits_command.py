@@ -81,10 +81,22 @@ def test_compute_step_alone_gives_consistent_maps():
 @pytest.mark.slow
 def test_demo_cli_and_benchmark_run(tmp_path):
     out = subprocess.run(
-        [sys.executable, "-m", "qcnn.experiments.circuits", "--out", str(tmp_path / "out"),
-         "--kernels", "1", "--ae-bits", "2"],
-        capture_output=True, text=True, timeout=300, cwd=ROOT,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "qcnn.experiments.circuits",
+            "--out",
+            str(tmp_path / "out"),
+            "--kernels",
+            "1",
+            "--ae-bits",
+            "2",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=ROOT,
+    )
     assert out.returncode == 0, out.stderr
     assert "circuits/s" in out.stdout
     bench = subprocess.run(

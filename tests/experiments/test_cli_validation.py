@@ -61,8 +61,10 @@ BAD = {
     "--max-runs": ["0", "-1", "x"],
 }
 # the circuits demo caps m lower: its circuits grow as 2^m
-BAD_PER_COMMAND = {("circuits", "--ae-bits"): ["0", "11", "-1", "x"],
-                   ("circuits", "--eta"): ["0", "0.001", "1", "nan"]}  # fmt: skip
+BAD_PER_COMMAND = {
+    ("circuits", "--ae-bits"): ["0", "11", "-1", "x"],
+    ("circuits", "--eta"): ["0", "0.001", "1", "nan"],
+}
 
 
 def _value_flags(parser: argparse.ArgumentParser) -> list[argparse.Action]:
@@ -153,25 +155,25 @@ CONTEXT = {
         "mnist",
         lambda t: ["--no-sampling", "--sigma", "0.3"],
         ["--no-sampling"],
-    ),  # fmt: skip
+    ),
     "ae-bits without AE": ("mnist", lambda t: ["--ae-bits", "5"], ["--ae-bits"]),
     "ae-median without AE": ("resources", lambda t: ["--ae-median", "3"], ["--ae-median"]),
     "AE needs eps or bits": (
         "mnist",
         lambda t: ["--ipe", "amplitude_estimation", "--eps", "0"],
         ["ae_bits"],
-    ),  # fmt: skip
+    ),
     "eta too small for memory": ("mnist", lambda t: ["--eta", "0.001"], ["--eta", "memory"]),
     "eta too small for the batch": (
         "mnist",
         lambda t: ["--eta", "0.02", "--batch-size", "4096"],
         ["--eta", "memory"],
-    ),  # fmt: skip
+    ),
     "shards above batch": (
         "mnist",
         lambda t: ["--shards", "8", "--batch-size", "4"],
         ["--shards"],
-    ),  # fmt: skip
+    ),
     "resume without out": ("mnist", lambda t: ["--resume"], ["--resume"]),
     "data-dir missing": ("mnist", lambda t: ["--data-dir", str(t / "nope")], ["--data-dir"]),
     "data-dir is a file": ("sweep", lambda t: ["--data-dir", str(_file(t))], ["--data-dir"]),
@@ -179,12 +181,12 @@ CONTEXT = {
         "circuits",
         lambda t: ["--data-dir", str(t / "nope")],
         ["--data-dir"],
-    ),  # fmt: skip
+    ),
     "resources data-dir missing": (
         "resources",
         lambda t: ["--data-dir", str(t / "nope")],
         ["--data-dir"],
-    ),  # fmt: skip
+    ),
     "out is a file": ("resources", lambda t: ["--out", str(_file(t))], ["--out"]),
     "out inside a file": ("circuits", lambda t: ["--out", str(_file(t) / "sub")], ["--out"]),
     "weights missing": ("resources", lambda t: ["--weights", str(t / "none.npz")], ["--weights"]),
@@ -193,18 +195,18 @@ CONTEXT = {
         "sweep",
         lambda t: ["--workers", "2", "--scheduler", "local:2"],
         ["--workers", "--scheduler"],
-    ),  # fmt: skip
+    ),
     "duplicate replicate seeds": (
         "sweep",
         lambda t: ["--replicate-seeds", "2", "2"],
         ["--replicate-seeds"],
-    ),  # fmt: skip
+    ),
     "sweep resume without out": ("sweep", lambda t: ["--resume"], ["--resume"]),
     "sweep shards above batch": (
         "sweep",
         lambda t: ["--shards", "8", "--batch-size", "4"],
         ["--shards"],
-    ),  # fmt: skip
+    ),
 }
 
 
@@ -218,7 +220,8 @@ def test_values_bad_in_context_stop_the_command(name, forbid_work, tmp_path, cap
 
 
 @pytest.mark.parametrize("command", sorted(COMMANDS))
-def test_a_missing_QCNN_DATA_DIR_stops_every_command(command, forbid_work, tmp_path, capsys,
-                                                     monkeypatch):  # fmt: skip
+def test_a_missing_QCNN_DATA_DIR_stops_every_command(
+    command, forbid_work, tmp_path, capsys, monkeypatch
+):
     monkeypatch.setenv("QCNN_DATA_DIR", str(tmp_path / "gone"))
     _expect_usage_error(command, ["--out", str(tmp_path / "o")], ["$QCNN_DATA_DIR", "gone"], capsys)

@@ -206,8 +206,18 @@ def test_default_epochs_keep_the_papers_steps_and_are_recorded(tmp_path, mnist_s
     # batch 20,000: the paper's 2 epochs of 60,000 images are 6 steps; 128 images are 1 step
     # an epoch, so the default is 6 epochs (cheap enough to train here)
     out = tmp_path / "budget"
-    argv = ["--train-size", "128", "--test-size", "64", "--batch-size", "20000",
-            "--model", "cnn", "--out", str(out)]  # fmt: skip
+    argv = [
+        "--train-size",
+        "128",
+        "--test-size",
+        "64",
+        "--batch-size",
+        "20000",
+        "--model",
+        "cnn",
+        "--out",
+        str(out),
+    ]
     assert mnist.main(argv) == 0
     results = json.loads((out / "results.json").read_text())
     budget = results["training_budget"]
@@ -238,8 +248,9 @@ def _capture_specs(monkeypatch) -> list:
     return specs
 
 
-def test_default_command_on_the_offline_subset_trains_30_epochs(offline_subset, tmp_path,
-                                                                 monkeypatch):  # fmt: skip
+def test_default_command_on_the_offline_subset_trains_30_epochs(
+    offline_subset, tmp_path, monkeypatch
+):
     specs = _capture_specs(monkeypatch)
     with pytest.raises(_Captured):
         mnist.main(["--out", str(tmp_path / "o"), "--quiet"])
@@ -283,14 +294,16 @@ def test_every_command_writes_under_runs_by_default(command, capsys):
     text = capsys.readouterr().out
     lines = text.splitlines()
     start = next(i for i, line in enumerate(lines) if line.strip().startswith("--out"))
-    end = next((i for i in range(start + 1, len(lines)) if lines[i].strip().startswith("-")),
-               len(lines))  # fmt: skip
+    end = next(
+        (i for i in range(start + 1, len(lines)) if lines[i].strip().startswith("-")), len(lines)
+    )
     out_help = " ".join(" ".join(lines[start:end]).split())  # the --out entry of --help
     assert "runs/" in out_help, out_help
     if not (ROOT / ".git").exists():
         pytest.skip("not a git checkout")
-    ignored = subprocess.run(["git", "check-ignore", "-q", f"runs/{command}/results.json"],
-                             cwd=ROOT, timeout=30)  # fmt: skip
+    ignored = subprocess.run(
+        ["git", "check-ignore", "-q", f"runs/{command}/results.json"], cwd=ROOT, timeout=30
+    )
     assert ignored.returncode == 0, "runs/ must be ignored by git"
 
 
@@ -499,8 +512,9 @@ def test_sweep_rerun_with_other_settings_does_not_reuse_stale_runs(
     assert info.value.code == 2
     assert "not empty" in capsys.readouterr().err
     # with --resume: the finished runs were made with another lr; refused, naming it
-    rc = sweep.main([*SWEEP_ARGS, "--lr", "0.05", "--no-quantum-forward", "--out", str(copy),
-                     "--resume"])  # fmt: skip
+    rc = sweep.main(
+        [*SWEEP_ARGS, "--lr", "0.05", "--no-quantum-forward", "--out", str(copy), "--resume"]
+    )
     assert rc == 2
     err = capsys.readouterr().err
     assert "run.lr: record 0.01, this run 0.05" in err and err.count("\n") == 1

@@ -22,19 +22,45 @@ from pathlib import Path
 import pytest
 
 from qcnn.nn.model import load_npz_strict
+from tests.conftest import needs_data
 
-REAL_DATA_DIR = os.environ.get("QCNN_DATA_DIR")
 pytestmark = [
     pytest.mark.kill,
-    pytest.mark.skipif(not REAL_DATA_DIR, reason="QCNN_DATA_DIR is not set"),
+    needs_data,
 ]
 ROOT = Path(__file__).resolve().parents[2]
-MNIST = ["-m", "qcnn.experiments.mnist", "--model", "qcnn", "--train-size", "300",
-         "--test-size", "100", "--epochs", "3", "--batch-size", "50", "--no-quantum-forward",
-         "--quiet"]  # fmt: skip
-SWEEP = ["-m", "qcnn.experiments.sweep", "--grid", "quick", "--train-size", "200",
-         "--test-size", "100", "--epochs", "2", "--batch-size", "20", "--quiet",
-         "--no-quantum-forward"]  # fmt: skip
+MNIST = [
+    "-m",
+    "qcnn.experiments.mnist",
+    "--model",
+    "qcnn",
+    "--train-size",
+    "300",
+    "--test-size",
+    "100",
+    "--epochs",
+    "3",
+    "--batch-size",
+    "50",
+    "--no-quantum-forward",
+    "--quiet",
+]
+SWEEP = [
+    "-m",
+    "qcnn.experiments.sweep",
+    "--grid",
+    "quick",
+    "--train-size",
+    "200",
+    "--test-size",
+    "100",
+    "--epochs",
+    "2",
+    "--batch-size",
+    "20",
+    "--quiet",
+    "--no-quantum-forward",
+]
 TIMING = {"train_seconds", "eval_seconds", "seconds", "environment", "arguments"}
 
 
@@ -44,8 +70,14 @@ def _env(**extra: str) -> dict[str, str]:
 
 
 def _run(args: list[str], out: Path, *more: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, *args, "--out", str(out), *more], env=_env(),
-                          cwd=out.parent, capture_output=True, text=True, timeout=600)  # fmt: skip
+    return subprocess.run(
+        [sys.executable, *args, "--out", str(out), *more],
+        env=_env(),
+        cwd=out.parent,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
 
 
 def _strip(obj):
@@ -82,10 +114,12 @@ def _kill_inside(args: list[str], out: Path, target: str, nth: int | None, marke
     """Start the command, SIGKILL it inside the write window of ``target`` (its nth write)."""
     spec = f"{target}:120" + (f":{nth}" if nth else "")
     proc = subprocess.Popen(
-        [sys.executable, *args, "--out", str(out)], cwd=out.parent,
+        [sys.executable, *args, "--out", str(out)],
+        cwd=out.parent,
         env=_env(QCNN_TEST_SLOW_WRITE=spec, QCNN_TEST_SLOW_WRITE_MARKER=str(marker)),
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         deadline = time.monotonic() + 300
         while not marker.exists() and proc.poll() is None and time.monotonic() < deadline:
@@ -104,9 +138,13 @@ def _kill_inside(args: list[str], out: Path, target: str, nth: int | None, marke
 
 def _kill_mid_epoch(args: list[str], out: Path) -> None:
     """SIGKILL while epoch 2 trains (after the first checkpoint, before the second)."""
-    proc = subprocess.Popen([sys.executable, *args, "--out", str(out)], cwd=out.parent,
-                            env=_env(), stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)  # fmt: skip
+    proc = subprocess.Popen(
+        [sys.executable, *args, "--out", str(out)],
+        cwd=out.parent,
+        env=_env(),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         deadline = time.monotonic() + 300
         while not list(out.rglob("checkpoint.npz")) and time.monotonic() < deadline:
@@ -160,8 +198,12 @@ def test_mnist_resume_says_where_it_continues(tmp_path):
     _kill_inside(MNIST, out, "checkpoint.npz", 2, tmp_path / "marker")  # epoch 1 is on disk
     resumed = subprocess.run(
         [sys.executable, *[a for a in MNIST if a != "--quiet"], "--out", str(out), "--resume"],
-        env=_env(), cwd=tmp_path, capture_output=True, text=True, timeout=600,
-    )  # fmt: skip
+        env=_env(),
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert resumed.returncode == 0, resumed.stderr
     assert "resuming after epoch 1 of 3" in resumed.stderr
     assert "continues at epoch 2, batch 1" in resumed.stderr

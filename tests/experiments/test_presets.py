@@ -35,8 +35,17 @@ def test_presets_and_explicit_flags_override_them():
     assert cfg == QuantumConfig.theory(eps=0.1, delta=0.1, sigma=0.3)
     cfg = _config(["--preset", "theory", "--no-noise-per-shot", "--gradient-model", "gaussian"])
     assert cfg == QuantumConfig.theory().replace(noise_per_shot=False, gradient_model="gaussian")
-    cfg = _config(["--preset", "paper", "--noise-per-shot", "--ipe", "amplitude_estimation",
-                   "--failure-prob", "0.05"])  # fmt: skip
+    cfg = _config(
+        [
+            "--preset",
+            "paper",
+            "--noise-per-shot",
+            "--ipe",
+            "amplitude_estimation",
+            "--failure-prob",
+            "0.05",
+        ]
+    )
     assert cfg == QuantumConfig.paper().replace(
         noise_per_shot=True, ipe="amplitude_estimation", failure_prob=0.05
     )
@@ -55,12 +64,24 @@ def test_presets_and_explicit_flags_override_them():
 def test_new_flags_and_the_former_gradient_flag_name():
     assert _config(["--gradient-noise-on", "quantum"]).gradient_on == "quantum"
     assert _config(["--gradient-on", "quantum"]).gradient_on == "quantum"
-    cfg = _config(["--gradient-model", "linf_tomography", "--gradient-signs", "exact",
-                   "--input-gradient-noise", "--sampled-value", "tomography",
-                   "--tomography-normaliser", "amplitude_estimation"])  # fmt: skip
+    cfg = _config(
+        [
+            "--gradient-model",
+            "linf_tomography",
+            "--gradient-signs",
+            "exact",
+            "--input-gradient-noise",
+            "--sampled-value",
+            "tomography",
+            "--tomography-normaliser",
+            "amplitude_estimation",
+        ]
+    )
     assert (cfg.gradient_model, cfg.gradient_signs, cfg.input_gradient_noise) == (
-        "linf_tomography", "exact", True,
-    )  # fmt: skip
+        "linf_tomography",
+        "exact",
+        True,
+    )
     assert cfg.tomography_normaliser == "amplitude_estimation"
     with pytest.raises(SystemExit):
         mnist.build_parser().parse_args(["--gradient-model", "noise"])
@@ -108,22 +129,36 @@ def test_finished_runs_recorded_before_the_theory_fields_are_recognised(tmp_path
     from qcnn.experiments import runner
 
     rng = np.random.default_rng(0)
-    data = runner.Data(rng.normal(size=(20, 1, 28, 28)).astype(np.float32), np.arange(20) % 10,
-                       rng.normal(size=(10, 1, 28, 28)).astype(np.float32), np.arange(10) % 10,
-                       {"name": "x", "train_size": 20, "test_size": 10})  # fmt: skip
+    data = runner.Data(
+        rng.normal(size=(20, 1, 28, 28)).astype(np.float32),
+        np.arange(20) % 10,
+        rng.normal(size=(10, 1, 28, 28)).astype(np.float32),
+        np.arange(10) % 10,
+        {"name": "x", "train_size": 20, "test_size": 10},
+    )
     spec = RunSpec(config=QuantumConfig.paper(), seed=1, epochs=1, batch_size=10)
     run_dir = tmp_path / spec.run_id
     runner.train_run(spec, data, run_dir)
     record = json.loads((run_dir / "run.json").read_text())
     d = record["spec"]
-    old = {k: v for k, v in d["config"].items() if k not in (
-        "gradient_model", "gradient_signs", "input_gradient_noise", "failure_prob",
-        "noise_per_shot", "tomography_normaliser",
-    )}  # fmt: skip
+    old = {
+        k: v
+        for k, v in d["config"].items()
+        if k
+        not in (
+            "gradient_model",
+            "gradient_signs",
+            "input_gradient_noise",
+            "failure_prob",
+            "noise_per_shot",
+            "tomography_normaliser",
+        )
+    }
     old["gradient_noise_on"] = old.pop("gradient_on")
     (run_dir / "run.json").write_text(json.dumps({**record, "spec": {**d, "config": old}}))
     assert runner.load_finished_record(run_dir, spec, data) is not None
-    other = RunSpec(config=QuantumConfig.paper().replace(noise_per_shot=True), seed=1, epochs=1,
-                    batch_size=10)  # fmt: skip
+    other = RunSpec(
+        config=QuantumConfig.paper().replace(noise_per_shot=True), seed=1, epochs=1, batch_size=10
+    )
     with pytest.raises(runner.RunMismatchError, match="noise_per_shot"):
         runner.load_finished_record(run_dir, other, data)

@@ -16,7 +16,6 @@ settings, divergence).
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -29,11 +28,19 @@ from qcnn.experiments import cli, mnist, resources, sweep
 from qcnn.models import paper_cnn, paper_qcnn
 from qcnn.quantum import QuantumConfig
 from qcnn.train import TrainingDiverged
+from tests.conftest import REAL_DATA_DIR, needs_data
 
-REAL_DATA_DIR = os.environ.get("QCNN_DATA_DIR")
-needs_data = pytest.mark.skipif(not REAL_DATA_DIR, reason="QCNN_DATA_DIR is not set")
-TINY = ["--train-size", "100", "--test-size", "50", "--epochs", "1", "--batch-size", "25",
-        "--quiet"]  # fmt: skip
+TINY = [
+    "--train-size",
+    "100",
+    "--test-size",
+    "50",
+    "--epochs",
+    "1",
+    "--batch-size",
+    "25",
+    "--quiet",
+]
 
 
 def _forbid(*_a, **_k):
@@ -127,10 +134,16 @@ def qcnn_run(tmp_path_factory) -> Path:
 # flag change -> (the flag-level message, from results.json's arguments; the checkpoint-level
 # message when results.json is missing, for settings that keep the run id; None: a new run id)
 CHANGES = {
-    "momentum": (["--momentum", "0.5"], "momentum: before 0.0, now 0.5",
-                 "run.momentum: checkpoint 0.0, this run 0.5"),
-    "test size": (["--test-size", "60"], "test_size: before 50, now 60",
-                  "dataset.test_size: checkpoint 50, this run 60"),
+    "momentum": (
+        ["--momentum", "0.5"],
+        "momentum: before 0.0, now 0.5",
+        "run.momentum: checkpoint 0.0, this run 0.5",
+    ),
+    "test size": (
+        ["--test-size", "60"],
+        "test_size: before 50, now 60",
+        "dataset.test_size: checkpoint 50, this run 60",
+    ),
     "lr": (["--lr", "0.02"], "lr: before 0.01, now 0.02", "run.lr: checkpoint 0.01, this run 0.02"),
     "shards": (["--shards", "1"], "shards: before null, now 1", "shards: checkpoint 2, this run 1"),
     "noise order": (["--noise-order", "theory"], 'noise_order: before null, now "theory"', None),
@@ -138,7 +151,7 @@ CHANGES = {
     "norms": (["--norms", "first_image"], 'norms: before null, now "first_image"', None),
     "gradient on": (["--gradient-on", "quantum"], "gradient_on: before null", None),
     "preset": (["--preset", "theory"], 'preset: before "paper", now "theory"', None),
-}  # fmt: skip
+}
 
 
 def _resume_argv(out: Path, flags: list[str]) -> list[str]:
@@ -193,14 +206,27 @@ def test_resume_of_a_finished_run_says_so_and_reproduces_it(qcnn_run, tmp_path, 
 def test_the_complete_spec_covers_fields_added_later():
     """run_spec_of serialises the whole RunSpec, QuantumConfig and data info: a new field of any
     of them is compared without new code."""
-    data = runner.Data(np.zeros((1, 1, 28, 28)), np.zeros(1), np.zeros((1, 1, 28, 28)),
-                       np.zeros(1), {"name": "mnist", "train_size": 1, "new_info": "x"})  # fmt: skip
+    data = runner.Data(
+        np.zeros((1, 1, 28, 28)),
+        np.zeros(1),
+        np.zeros((1, 1, 28, 28)),
+        np.zeros(1),
+        {"name": "mnist", "train_size": 1, "new_info": "x"},
+    )
     spec = runner.RunSpec(config=QuantumConfig.paper())
     full = runner.run_spec_of(spec, data)
     assert full["dataset"]["new_info"] == "x"
     assert set(full["run"]["config"]) == set(QuantumConfig.paper().to_dict())
-    assert set(full["run"]) >= {"arch", "epochs", "batch_size", "lr", "momentum", "seed",
-                                "log_every", "shards"}  # fmt: skip
+    assert set(full["run"]) >= {
+        "arch",
+        "epochs",
+        "batch_size",
+        "lr",
+        "momentum",
+        "seed",
+        "log_every",
+        "shards",
+    }
 
 
 # ----------------------------------------------------------------------------------------------
@@ -212,10 +238,13 @@ def test_the_complete_spec_covers_fields_added_later():
 def finished(tmp_path_factory):
     """A finished CNN run (run.json + model.npz) on random images."""
     rng = np.random.default_rng(0)
-    data = runner.Data(rng.normal(size=(40, 1, 28, 28)).astype(np.float32), np.arange(40) % 10,
-                       rng.normal(size=(20, 1, 28, 28)).astype(np.float32), np.arange(20) % 10,
-                       {"name": "random", "source": "test", "train_size": 40,
-                        "test_size": 20})  # fmt: skip
+    data = runner.Data(
+        rng.normal(size=(40, 1, 28, 28)).astype(np.float32),
+        np.arange(40) % 10,
+        rng.normal(size=(20, 1, 28, 28)).astype(np.float32),
+        np.arange(20) % 10,
+        {"name": "random", "source": "test", "train_size": 40, "test_size": 20},
+    )
     spec = runner.RunSpec(config=None, epochs=1, batch_size=20)
     run_dir = tmp_path_factory.mktemp("finished") / spec.run_id
     runner.train_run(spec, data, run_dir)
@@ -255,11 +284,18 @@ def _record_damage(run_dir: Path, name: str) -> None:
 
 
 RECORD_DAMAGE = {
-    "not JSON": "run.json", "not UTF-8": "run.json", "a list": "run.json",
-    "no accuracy": "run.json", "accuracy 7": "run.json", "accuracy null (NaN)": "run.json",
-    "spec is text": "run.json", "history entry broken": "run.json", "NaN weights": "model.npz",
-    "weights missing": "model.npz", "weights truncated": "model.npz",
-}  # fmt: skip
+    "not JSON": "run.json",
+    "not UTF-8": "run.json",
+    "a list": "run.json",
+    "no accuracy": "run.json",
+    "accuracy 7": "run.json",
+    "accuracy null (NaN)": "run.json",
+    "spec is text": "run.json",
+    "history entry broken": "run.json",
+    "NaN weights": "model.npz",
+    "weights missing": "model.npz",
+    "weights truncated": "model.npz",
+}
 
 
 @pytest.mark.parametrize("damage", sorted(RECORD_DAMAGE))
@@ -347,8 +383,10 @@ def test_mnist_divergence_exit_1_one_line_and_the_finished_runs_are_kept(
     out = tmp_path / "out"
     assert mnist.main([*TINY, "--model", "both", "--out", str(out)]) == 1
     err = capsys.readouterr().err.strip().splitlines()
-    assert err[-1].startswith("error: qcnn-paper-eps0.01-C10-sigma0.5-delta0.01-seed1: training "
-                              "diverged at epoch 1, batch 2")  # fmt: skip
+    assert err[-1].startswith(
+        "error: qcnn-paper-eps0.01-C10-sigma0.5-delta0.01-seed1: training "
+        "diverged at epoch 1, batch 2"
+    )
     assert "1 run(s) finished before it are in" in err[-1]
     results = json.loads((out / "results.json").read_text())
     assert [r["model"] for r in results["runs"]] == ["cnn"]

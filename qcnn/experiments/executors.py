@@ -7,30 +7,39 @@ data only. Each run owns its seeded generators, and every run uses exactly one B
 with 1 and 2 threads, so without the pin a run would depend on the machine's core count.
 
 - :func:`run_in_process`: one run after the other in this process (``--workers 1``).
-- :func:`run_in_pool`: ``--workers N`` processes on this machine. They write each run's
-  checkpoints, ``model.npz`` and ``run.json`` into ``--out`` directly (same disk). A watchdog
-  thread in every worker exits it as soon as its parent is gone (killed with ``-9`` too), so no
-  orphan keeps training.
+- :func:`run_in_pool`: ``--workers N`` processes on this machine. The parent hands each worker
+  the data set it loaded (so every process trains on the same arrays, whatever the data
+  source); the workers write each run's checkpoints, ``model.npz`` and ``run.json`` into
+  ``--out`` directly (same disk). A watchdog thread in every worker exits it as soon as its
+  parent is gone (killed with ``-9`` too), so no orphan keeps training.
 - :func:`run_on_dask`: every run is a task on a ``dask.distributed`` cluster (``--scheduler
   tcp://HOST:PORT``, or ``local:N`` for a ``LocalCluster`` of N single-threaded worker
-  processes). Workers need no shared disk: the prepared data set is scattered to each worker
-  once, and each run comes back as its record (JSON text) and weights (``.npz`` bytes), which the
-  client validates and writes atomically into ``--out``. A worker checkpoints into a scratch
-  folder of its own machine (``$TMPDIR/qcnn-sweep/<run id>-<spec hash>``): a retry on the same
-  machine resumes from it, a retry elsewhere starts over (the same numbers either way, because
-  resume is exact); the folder is removed once the run's result is handed back. If a worker
-  dies mid-run, the scheduler runs the task again on another worker.
+  processes). First the client checks that the scheduler and every worker run the same Python,
+  numpy and qcnn source files as itself (:func:`environment_fingerprint`; the scheduler
+  unpickles the tasks, the workers train), and refuses the cluster naming each difference;
+  every task checks it again (for workers that join later). Workers need no shared disk and no
+  data files: the prepared data set is scattered to each worker once (and sent again if every
+  worker that held it died), and each run comes back as its record (JSON text) and weights
+  (``.npz`` bytes), which the client validates and writes atomically into ``--out``. A worker
+  checkpoints into a scratch folder of its own machine (``$TMPDIR/qcnn-sweep/<run id>-<spec
+  hash>``): a retry on the same machine resumes from it, a retry elsewhere starts over (the
+  same numbers either way, because resume is exact); the folder is removed once the run's result
+  is handed back. If a worker dies mid-run, the scheduler runs the task again on another worker
+  (or on the worker its nanny restarts). A task that fails on the cluster for another reason
+  (e.g. it killed three workers) is reported like a diverged run; the others go on.
 """
 
 from __future__ import annotations
 
 import concurrent.futures as cf
 import contextlib
+import functools
 import hashlib
 import io
 import json
 import multiprocessing
 import os
+import platform
 import shutil
 import tempfile
 import threading
@@ -42,39 +51,62 @@ from typing import Any
 
 import numpy as np
 
-from qcnn.experiments.runner import Data, RunSpec, load_data, run_spec_of, train_run
+from qcnn.experiments.runner import Data, RunSpec, run_spec_of, train_run
 from qcnn.io import atomic_write_bytes, atomic_write_json
 from qcnn.train import TrainingDiverged
 
 __all__ = [
+    "ClusterMismatch",
     "RunOutcome",
+    "check_cluster",
+    "environment_fingerprint",
+    "fingerprint_differences",
     "parse_scheduler",
     "run_in_process",
     "run_in_pool",
     "run_on_dask",
     "write_outcome",
     "one_blas_thread",
+    "MAX_DATA_RESENDS",
     "WATCHDOG_INTERVAL_S",
 ]
 
 WATCHDOG_INTERVAL_S = 0.5
+# How often the data set is scattered again after every worker that held it died (each resend
+# restarts the unfinished runs, which resume from their scratch checkpoints where they can).
+MAX_DATA_RESENDS = 3
 
 
 @dataclass
 class RunOutcome:
-    """One finished run: its record, or the one-line error of a run that diverged.
+    """One finished run: its record, or the one-line error of a run that did not finish.
 
     ``weights`` holds the ``.npz`` bytes of the trained network when the run's files were made
     on another machine (Dask); ``None`` when the worker wrote them into ``--out`` itself.
+    ``failed`` tells an error of the cluster (the task could not run) from a run that diverged.
     """
 
     spec: RunSpec
     record: dict[str, Any] | None
     weights: bytes | None = None
     error: str | None = None
+    failed: bool = False
 
 
 Todo = list[tuple[RunSpec, Path]]
+
+
+def _own_copy(data: Data) -> Data:
+    """Fresh, aligned, writable copies of the arrays: arrays deserialised from a pipe or the
+    network may be read-only views at any byte offset, and numpy's SIMD reductions round
+    differently on unaligned data."""
+    return Data(
+        np.array(data.x_train, copy=True),
+        np.array(data.y_train, copy=True),
+        np.array(data.x_test, copy=True),
+        np.array(data.y_test, copy=True),
+        data.info,
+    )
 
 
 # ----------------------------------------------------------------------------------------------
@@ -124,24 +156,36 @@ def _watch_parent(parent: int) -> None:
     threading.Thread(target=watch, name="qcnn-parent-watchdog", daemon=True).start()
 
 
-def _pool_task(spec: RunSpec, data_args: dict[str, Any], run_dir: str) -> RunOutcome:
-    data = load_data(**data_args)
+_pool_data: Data | None = None  # the parent's data set, in each pool worker
+
+
+def _pool_init(parent: int, data: Data) -> None:
+    global _pool_data
+    _watch_parent(parent)
+    _pool_data = _own_copy(data)
+
+
+def _pool_task(spec: RunSpec, run_dir: str) -> RunOutcome:
+    if _pool_data is None:
+        raise RuntimeError("a pool worker started without the data set (_pool_init)")
     try:
         with one_blas_thread():
-            record, _ = train_run(spec, data, run_dir, resume=True, progress=False)
+            record, _ = train_run(spec, _pool_data, run_dir, resume=True, progress=False)
     except TrainingDiverged as exc:
         return RunOutcome(spec, None, error=str(exc))
     return RunOutcome(spec, record)
 
 
-def run_in_pool(todo: Todo, data_args: dict[str, Any], workers: int) -> Iterator[RunOutcome]:
-    """``workers`` processes (spawned: a fresh interpreter each), each watching its parent."""
+def run_in_pool(todo: Todo, data: Data, workers: int) -> Iterator[RunOutcome]:
+    """``workers`` processes (spawned: a fresh interpreter each), each watching its parent and
+    training on ``data`` (sent once per worker: loading it again there could find other data,
+    e.g. a download that the parent could not make)."""
     ctx = multiprocessing.get_context("spawn")
     pool = cf.ProcessPoolExecutor(
-        max_workers=workers, mp_context=ctx, initializer=_watch_parent, initargs=(os.getpid(),)
+        max_workers=workers, mp_context=ctx, initializer=_pool_init, initargs=(os.getpid(), data)
     )
     with pool:
-        futures = [pool.submit(_pool_task, spec, data_args, str(rd)) for spec, rd in todo]
+        futures = [pool.submit(_pool_task, spec, str(rd)) for spec, rd in todo]
         for fut in cf.as_completed(futures):
             yield fut.result()
 
@@ -149,6 +193,10 @@ def run_in_pool(todo: Todo, data_args: dict[str, Any], workers: int) -> Iterator
 # ----------------------------------------------------------------------------------------------
 # Dask
 # ----------------------------------------------------------------------------------------------
+
+
+class ClusterMismatch(RuntimeError):
+    """The Dask scheduler or a worker cannot compute the runs as this machine would."""
 
 
 def parse_scheduler(text: str) -> tuple[str, str | int]:
@@ -167,24 +215,118 @@ def parse_scheduler(text: str) -> tuple[str, str | int]:
     raise ValueError(f"--scheduler {text!r} is not {form}")
 
 
+@functools.lru_cache(maxsize=1)
+def environment_fingerprint() -> dict[str, Any]:
+    """What must be the same wherever a sweep's runs are computed: the Python and numpy
+    versions, qcnn's version and the sha256 of each of its source files (``qcnn/...py``, a
+    prefix of 16 hex digits). Two checkouts of the same version with one file edited differ."""
+    import qcnn
+
+    root = Path(qcnn.__file__).resolve().parent
+    files = {
+        path.relative_to(root.parent).as_posix(): hashlib.sha256(path.read_bytes()).hexdigest()[:16]
+        for path in sorted(root.rglob("*.py"))
+    }
+    return {
+        "python": platform.python_version(),
+        "numpy": np.__version__,
+        "qcnn": qcnn.__version__,
+        "files": files,
+    }
+
+
+def _few(names: list[str], most: int = 3) -> str:
+    more = f" and {len(names) - most} more" if len(names) > most else ""
+    return ", ".join(names[:most]) + more
+
+
+def fingerprint_differences(here: dict[str, Any], there: dict[str, Any]) -> list[str]:
+    """What ``there`` (another machine's :func:`environment_fingerprint`) has that differs from
+    ``here``, one phrase each (empty: the same)."""
+    out = [
+        f"{key} {there.get(key)} (here {here.get(key)})"
+        for key in ("python", "numpy", "qcnn")
+        if there.get(key) != here.get(key)
+    ]
+    mine, theirs = here.get("files", {}), there.get("files", {})
+    changed = sorted(k for k in mine.keys() & theirs.keys() if mine[k] != theirs[k])
+    if changed:
+        out.append(f"other contents of {_few(changed)}")
+    if missing := sorted(mine.keys() - theirs.keys()):
+        out.append(f"no {_few(missing)}")
+    if extra := sorted(theirs.keys() - mine.keys()):
+        out.append(f"an extra {_few(extra)}")
+    return out
+
+
+def _worker_threads() -> int:
+    """Threads of the Dask worker this runs on (1 when not on a worker)."""
+    try:
+        from distributed import get_worker
+
+        return int(get_worker().state.nthreads)
+    except (ImportError, ValueError, AttributeError):
+        return 1
+
+
+def _remote_error(exc: BaseException) -> str:
+    text = str(exc).strip() or type(exc).__name__
+    return text if len(text) <= 300 else text[:297] + "..."
+
+
+def check_cluster(client: Any) -> None:
+    """Refuse a cluster whose scheduler or workers would not compute what this machine computes
+    (:class:`ClusterMismatch` naming every difference): each must import the same qcnn (same
+    source files), Python and numpy (the scheduler unpickles the tasks, so it needs qcnn too),
+    and every worker must run one thread (several runs in one process would share the BLAS
+    thread setting, and the numbers would depend on the core count)."""
+    here = environment_fingerprint()
+    problems = []
+    try:
+        there = client.run_on_scheduler(environment_fingerprint)
+    except Exception as exc:  # whatever the scheduler raised: it is named below
+        problems.append(f"the scheduler cannot run qcnn ({_remote_error(exc)})")
+    else:
+        if diff := fingerprint_differences(here, there):
+            problems.append("the scheduler has " + ", ".join(diff))
+    answers = client.run(environment_fingerprint, on_error="return")
+    threads = client.nthreads()
+    for address in sorted(answers):
+        there = answers[address]
+        if isinstance(there, BaseException):
+            problems.append(f"worker {address} cannot run qcnn ({_remote_error(there)})")
+            continue
+        diff = fingerprint_differences(here, there)
+        if threads.get(address, 1) != 1:
+            diff.append(f"{threads[address]} threads (start workers with --nthreads 1)")
+        if diff:
+            problems.append(f"worker {address} has " + ", ".join(diff))
+    if problems:
+        raise ClusterMismatch(
+            "the Dask cluster would not compute the runs as this machine does: "
+            + "; ".join(problems)
+            + ". Install the same qcnn (same Python and numpy) on the scheduler and on every "
+            "worker (README, section Running a sweep on a cluster)"
+        )
+
+
 def _scratch_dir(spec: RunSpec, data: Data) -> Path:
     key = json.dumps(run_spec_of(spec, data), sort_keys=True).encode()
     digest = hashlib.sha256(key).hexdigest()[:16]
     return Path(tempfile.gettempdir()) / "qcnn-sweep" / f"{spec.run_id}-{digest}"
 
 
-def _dask_task(spec: RunSpec, data: Data) -> dict[str, Any]:
-    """Runs on a Dask worker: train (resuming from this machine's scratch checkpoint if a
-    previous attempt left one), return the record as JSON text and the weights as npz bytes."""
-    # Fresh, aligned, writable copies: arrays deserialised from the network may be read-only
-    # views at any byte offset, and numpy's SIMD reductions round differently on unaligned data.
-    data = Data(
-        np.array(data.x_train, copy=True),
-        np.array(data.y_train, copy=True),
-        np.array(data.x_test, copy=True),
-        np.array(data.y_test, copy=True),
-        data.info,
-    )
+def _dask_task(spec: RunSpec, data: Data, expected: dict[str, Any]) -> dict[str, Any]:
+    """Runs on a Dask worker: check that this worker computes like the client (``expected``:
+    the client's :func:`environment_fingerprint`; workers may join after the client's check),
+    train (resuming from this machine's scratch checkpoint if a previous attempt left one),
+    return the record as JSON text and the weights as npz bytes."""
+    diff = fingerprint_differences(expected, environment_fingerprint())
+    if _worker_threads() != 1:
+        diff.append(f"{_worker_threads()} threads (start workers with --nthreads 1)")
+    if diff:
+        raise ClusterMismatch(f"{spec.run_id}: this worker has " + ", ".join(diff))
+    data = _own_copy(data)
     scratch = _scratch_dir(spec, data)
     try:
         with one_blas_thread():
@@ -237,24 +379,78 @@ def _dask_client(scheduler: str) -> Iterator[Any]:
 
 
 def run_on_dask(
-    todo: Todo, data: Data, scheduler: str, *, on_start: Callable[[Any], None] | None = None
+    todo: Todo,
+    data: Data,
+    scheduler: str,
+    *,
+    on_start: Callable[[Any], None] | None = None,
+    say: Callable[[str], None] | None = None,
 ) -> Iterator[RunOutcome]:
     """Submit every run to the cluster; yield outcomes as they finish (see the module doc).
 
-    ``on_start(client)`` is called once the tasks are submitted (tests use it to find the
-    workers' process ids)."""
+    Raises :class:`ClusterMismatch` before any run starts if the cluster does not run this
+    machine's software (:func:`check_cluster`), and if the data set had to be sent again more
+    than :data:`MAX_DATA_RESENDS` times. ``say(message)`` receives the notes for the user
+    (waiting for workers, data sent again); ``on_start(client)`` is called once the tasks are
+    submitted (tests use it to find the workers' process ids)."""
     from distributed import as_completed
 
+    say = say or (lambda message: None)
     with _dask_client(scheduler) as client:
-        shared = client.scatter(data, broadcast=True)  # the data set travels once per worker
-        futures = {}
-        for spec, _ in todo:
+        if not client.nthreads():
+            say(
+                f"waiting for a Dask worker to join {scheduler} (start one: dask worker "
+                f"{client.scheduler.address} --nthreads 1)"
+            )
+            client.wait_for_workers(1)
+        check_cluster(client)
+        expected = environment_fingerprint()
+        generations = [client.scatter(data, broadcast=True, hash=False)]  # once per worker
+        pending: dict[Any, tuple[RunSpec, int]] = {}
+
+        def submit(spec: RunSpec) -> Any:
             key = f"qcnn-run-{spec.run_id}-{os.urandom(4).hex()}"
-            futures[client.submit(_dask_task, spec, shared, key=key, pure=False)] = spec
+            shared = generations[-1]
+            fut = client.submit(_dask_task, spec, shared, expected, key=key, pure=False)
+            pending[fut] = (spec, len(generations) - 1)
+            return fut
+
+        finished = as_completed([submit(spec) for spec, _ in todo])
         if on_start is not None:
             on_start(client)
-        for fut in as_completed(futures):
-            yield _outcome_from_task(futures[fut], fut.result())
+        for fut in finished:
+            spec, generation = pending.pop(fut)
+            if fut.status == "cancelled" and generations[generation].status != "finished":
+                # The scattered data set died with every worker that held it (e.g. a lone
+                # worker restarted by its nanny): send it again and resubmit the run.
+                if generation == len(generations) - 1:
+                    if len(generations) > MAX_DATA_RESENDS:
+                        raise ClusterMismatch(
+                            f"the data set was lost {len(generations)} times with the workers "
+                            "that held it; are the workers dying (memory)? The finished runs "
+                            "are kept: rerun with --resume"
+                        )
+                    say(
+                        f"the data set was lost with the workers that held it; sending it "
+                        f"again ({len(generations)} of {MAX_DATA_RESENDS})"
+                    )
+                    generations.append(client.scatter(data, broadcast=True, hash=False))
+                finished.add(submit(spec))
+                continue
+            if fut.status != "finished":
+                try:
+                    fut.result()
+                    why = f"status {fut.status}"
+                except Exception as exc:  # reported like a diverged run; the others go on
+                    why = f"{type(exc).__name__}: {_remote_error(exc)}"
+                yield RunOutcome(
+                    spec,
+                    None,
+                    error=f"{spec.run_id}: failed on the Dask cluster: {why}",
+                    failed=True,
+                )
+                continue
+            yield _outcome_from_task(spec, fut.result())
 
 
 # ----------------------------------------------------------------------------------------------

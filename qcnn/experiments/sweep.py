@@ -42,6 +42,7 @@ from qcnn.experiments.cli import (
     usage_error,
 )
 from qcnn.experiments.executors import (
+    ClusterMismatch,
     RunOutcome,
     one_blas_thread,
     parse_scheduler,
@@ -432,7 +433,7 @@ class _Progress:
             what = (
                 f"test accuracy {100 * outcome.record['test_accuracy']:.2f} %"
                 if outcome.record is not None
-                else "DIVERGED"
+                else ("FAILED" if outcome.failed else "DIVERGED")
             )
             print(f"[{self.done}/{self.total}] {outcome.spec.run_id}: {what}", file=sys.stderr)
 
@@ -469,14 +470,9 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError as exc:
         usage_error(parser, str(exc))
     workers = args.workers or 1
-    data_args = {
-        "dataset": args.dataset,
-        "data_dir": args.data_dir,
-        "train_size": args.train_size,
-        "test_size": args.test_size,
-    }
     try:  # fail fast on missing data or an architecture that does not fit it
-        data = load_data(**data_args)  # the parent needs the data for evals too
+        # loaded once, here: every executor trains on these arrays (and the evals use them)
+        data = load_data(args.data_dir, args.train_size, args.test_size, args.dataset)
         build_model(args.arch, None, input_shape=data.shape, classes=data.classes)
     except (FileNotFoundError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
@@ -532,24 +528,26 @@ def main(argv: list[str] | None = None) -> int:
     if not todo:
         outcomes: Iterable[RunOutcome] = ()
     elif args.scheduler:
-        outcomes = run_on_dask(todo, data, args.scheduler)
+        say = None if args.quiet else (lambda message: print(message, file=sys.stderr))
+        outcomes = run_on_dask(todo, data, args.scheduler, say=say)
     elif workers > 1:
-        outcomes = run_in_pool(todo, data_args, workers)
+        outcomes = run_in_pool(todo, data, workers)
     else:
         outcomes = run_in_process(todo, data)
     progress = _Progress(len(todo), args.quiet)
     diverged: list[str] = []
+    failed: list[str] = []
     run_dirs = dict((spec.run_id, rd) for spec, rd in todo)
     try:
         for outcome in outcomes:
             if outcome.error is not None:
-                diverged.append(outcome.error)
+                (failed if outcome.failed else diverged).append(outcome.error)
             else:
                 assert outcome.record is not None  # an outcome has a record or an error
                 write_outcome(outcome, run_dirs[outcome.spec.run_id])  # Dask: results come back
                 records[outcome.spec.run_id] = outcome.record
             progress.update(outcome)
-    except ConnectionError as exc:
+    except (ConnectionError, ClusterMismatch) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     finally:
@@ -579,12 +577,17 @@ def main(argv: list[str] | None = None) -> int:
         f"sweep written to {out}/ in {meta['sweep_seconds']:.0f} s"
         + (f" ({left} runs left: run the command again with --resume)" if left else "")
     )
-    if diverged:
-        for message in diverged:
+    if diverged or failed:
+        for message in diverged + failed:
             print(f"error: {message}", file=sys.stderr)
+        what = " and ".join(
+            f"{len(errors)} of {len(specs)} runs {verb}"
+            for errors, verb in ((diverged, "diverged"), (failed, "failed on the cluster"))
+            if errors
+        )
         print(
-            f"error: {len(diverged)} of {len(specs)} runs diverged; the {len(finished)} "
-            f"finished runs above are complete and kept in {out}/",
+            f"error: {what}; the {len(finished)} finished runs above are complete and kept "
+            f"in {out}/" + (" (rerun with --resume for the failed ones)" if failed else ""),
             file=sys.stderr,
         )
         return 1

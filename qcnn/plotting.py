@@ -19,6 +19,9 @@ __all__ = [
     "plot_feature_maps",
     "plot_sigma_curves",
     "plot_circuit_layer",
+    "plot_kernel_grid",
+    "plot_activation_maximisation",
+    "plot_feature_projection",
     "save_figure",
 ]
 
@@ -194,6 +197,92 @@ def plot_sigma_curves(
     ax.set_yscale("log")
     ax.grid(alpha=0.3)
     _legend(ax, fontsize=8)
+    save_figure(fig, path)
+
+
+def _image_of(x: np.ndarray) -> tuple[np.ndarray, str | None]:
+    """``(C, H, W)`` -> something imshow shows: one channel in grey (centred colour scale for
+    signed data), three channels as RGB scaled to [0, 1], else the mean over channels."""
+    if x.shape[0] == 3:
+        lo, hi = float(x.min()), float(x.max())
+        return np.moveaxis((x - lo) / (hi - lo or 1.0), 0, -1), None
+    return (x[0] if x.shape[0] == 1 else x.mean(axis=0)), "RdBu_r"
+
+
+def plot_kernel_grid(kernels: np.ndarray, path: str | os.PathLike, title: str = "") -> None:
+    """The kernels ``(O, C, kh, kw)`` of a (first) convolution layer, one tile each, red
+    positive and blue negative on a common scale (C = 3 as RGB; other C: the channel mean)."""
+    o = kernels.shape[0]
+    cols = int(np.ceil(np.sqrt(o)))
+    rows = int(np.ceil(o / cols))
+    fig = _new_figure(1.3 * cols + 0.6, 1.3 * rows + 0.6, layout="constrained")
+    axes = np.atleast_1d(fig.subplots(rows, cols, squeeze=False)).ravel()
+    vmax = float(np.abs(kernels).max()) or 1.0
+    for i, ax in enumerate(axes):
+        ax.set_xticks([])
+        ax.set_yticks([])
+        if i >= o:
+            ax.axis("off")
+            continue
+        img, cmap = _image_of(kernels[i])
+        ax.imshow(img, cmap=cmap, vmin=None if cmap is None else -vmax, vmax=vmax if cmap else None)
+        ax.set_title(str(i), fontsize=7)
+    if title:
+        fig.suptitle(title, fontsize=9)
+    save_figure(fig, path)
+
+
+def plot_activation_maximisation(
+    rows: Sequence[dict[str, Any]], path: str | os.PathLike, title: str = ""
+) -> None:
+    """One row per (layer, network): ``{"label", "images": [(C, H, W)...], "captions": [...]}``;
+    every image on its own centred colour scale (red positive, blue negative)."""
+    n_cols = max(len(r["images"]) for r in rows)
+    fig = _new_figure(1.6 * n_cols + 1.8, 1.7 * len(rows) + 0.8, layout="constrained")
+    axes = fig.subplots(len(rows), n_cols, squeeze=False)
+    for r, row in enumerate(rows):
+        axes[r, 0].set_ylabel(row["label"], fontsize=7)
+        for c in range(n_cols):
+            ax = axes[r, c]
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if c >= len(row["images"]):
+                ax.axis("off")
+                continue
+            img, cmap = _image_of(row["images"][c])
+            vmax = float(np.abs(img).max()) or 1.0
+            ax.imshow(img, cmap=cmap, vmin=None if cmap is None else -vmax,
+                      vmax=vmax if cmap else None)  # fmt: skip
+            ax.set_title(row["captions"][c], fontsize=6)
+    if title:
+        fig.suptitle(title, fontsize=8)
+    save_figure(fig, path)
+
+
+def plot_feature_projection(
+    panels: Sequence[tuple[str, np.ndarray]],
+    labels: np.ndarray,
+    path: str | os.PathLike,
+    title: str = "",
+) -> None:
+    """Side-by-side scatter plots of 2-D projections ``(N, 2)`` coloured by class ``labels``."""
+    from matplotlib import colormaps
+
+    classes = np.unique(labels)
+    cmap = colormaps["tab10" if len(classes) <= 10 else "tab20"]
+    fig = _new_figure(5.0 * len(panels) + 1.2, 5.0, layout="constrained")
+    axes = np.atleast_1d(fig.subplots(1, len(panels), squeeze=False)).ravel()
+    for ax, (name, xy) in zip(axes, panels, strict=True):
+        for k, c in enumerate(classes):
+            sel = labels == c
+            ax.scatter(xy[sel, 0], xy[sel, 1], s=4, color=cmap(k % cmap.N), label=str(c))
+        ax.set_title(name, fontsize=9)
+        ax.set_xticks([])
+        ax.set_yticks([])
+    axes[-1].legend(title="class", fontsize=7, markerscale=3, loc="center left",
+                    bbox_to_anchor=(1.0, 0.5))  # fmt: skip
+    if title:
+        fig.suptitle(title, fontsize=9)
     save_figure(fig, path)
 
 

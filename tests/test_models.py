@@ -15,7 +15,16 @@ from qcnn.models import (
     build_model,
     lenet5_1998,
 )
-from qcnn.nn import Concat, Conv2D, Dropout, LocalResponseNorm, Subsampling2D, softmax_cross_entropy
+from qcnn.nn import (
+    Concat,
+    Conv2D,
+    Dense,
+    Dropout,
+    LocalResponseNorm,
+    Subsampling2D,
+    softmax_cross_entropy,
+    walk,
+)
 from tests.nn.test_layers import grad_error
 
 # Table I of LeCun, Bottou, Bengio, Haffner (1998): rows = S2 maps 0-5, columns = C3 maps 0-15.
@@ -140,3 +149,17 @@ def test_architecture_info_lists_kernel_volumes():
         (1, 28, 28),
     )
     assert all(r["quantum"] for r in q["conv_layers"])
+
+
+@pytest.mark.parametrize("arch", ["alexnet-small", "inception-small"])
+def test_deep_networks_use_he_initialisation(arch):
+    model = build_model(arch, seed=5)
+    for layer in walk(model):
+        if isinstance(layer, (Conv2D, Dense)):
+            fan_in = layer.weight.data[0].size
+            bound = np.sqrt(6.0 / fan_in)
+            w = layer.weight.data
+            assert np.abs(w).max() <= bound and np.abs(w).max() > 0.8 * bound
+            assert not np.any(layer.bias.data)
+    other = build_model(arch, seed=6)
+    assert not np.array_equal(model.parameters()[0].data, other.parameters()[0].data)

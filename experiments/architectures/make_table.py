@@ -19,6 +19,8 @@ import sys
 from pathlib import Path
 
 ARCHS = ["paper", "lenet5", "lenet5-1998", "alexnet-small", "inception-small"]
+# extra rows: (label, run folder prefix)
+EXTRA = [("lenet5, plain SGD", "lenet5-plain-sgd")]
 
 
 def _load(path: Path):
@@ -29,22 +31,22 @@ def main(argv: list[str]) -> int:
     runs, results = Path(argv[0]), Path(argv[1])
     (results / "runs").mkdir(parents=True, exist_ok=True)
     arch_rows, layer_rows, summary = [], [], {}
-    for arch in ARCHS:
+    for arch, prefix in [(a, a) for a in ARCHS] + EXTRA:
         recs = {}
         for model in ("cnn", "qcnn"):
-            res = _load(runs / f"{arch}-{model}" / "results.json")
+            res = _load(runs / f"{prefix}-{model}" / "results.json")
             if res is not None:
-                shutil.copy(runs / f"{arch}-{model}" / "results.json",
-                            results / "runs" / f"{arch}-{model}.json")  # fmt: skip
+                shutil.copy(runs / f"{prefix}-{model}" / "results.json",
+                            results / "runs" / f"{prefix}-{model}.json")  # fmt: skip
                 recs[model] = res["runs"][0]
                 summary.setdefault("dataset", res["dataset"])
                 summary.setdefault("environment", res.get("environment"))
         if not recs:
             continue
-        resources = _load(runs / f"{arch}-resources" / "resources.json")
+        resources = _load(runs / f"{prefix}-resources" / "resources.json")
         if resources is not None:
-            shutil.copy(runs / f"{arch}-resources" / "resources.json",
-                        results / "runs" / f"{arch}-resources.json")  # fmt: skip
+            shutil.copy(runs / f"{prefix}-resources" / "resources.json",
+                        results / "runs" / f"{prefix}-resources.json")  # fmt: skip
         info = next(iter(recs.values()))["architecture"]
         volumes = [c["kernel_volume"] for c in info["conv_layers"]]
         qinfo = recs["qcnn"]["architecture"] if "qcnn" in recs else None
@@ -55,6 +57,7 @@ def main(argv: list[str]) -> int:
             "conv_layers": len(volumes),
             "kernel_volumes": volumes,
             "quantum_layers": len(quantum_paths),
+            "momentum": next(iter(recs.values()))["momentum"],
         }
         for model in ("cnn", "qcnn"):
             if model in recs:
@@ -85,11 +88,13 @@ def main(argv: list[str]) -> int:
     def sec(v):
         return "-" if v is None else f"{v:.0f}"
 
-    lines = ["| architecture | parameters | conv kernel volumes | quantum layers | CNN test acc | "
-             "CNN train s | QCNN test acc | QCNN train s |", "|---|---|---|---|---|---|---|---|"]  # fmt: skip
+    lines = ["| architecture | SGD momentum | parameters | conv kernel volumes | quantum layers | "
+             "CNN test acc | CNN train s | QCNN test acc | QCNN train s |",
+             "|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
     for r in arch_rows:
         lines.append(
-            f"| {r['arch']} | {r['parameters']:,} | {', '.join(map(str, r['kernel_volumes']))} | "
+            f"| {r['arch']} | {r['momentum']:g} | {r['parameters']:,} | "
+            f"{', '.join(map(str, r['kernel_volumes']))} | "
             f"{r['quantum_layers']} | {pct(r.get('cnn_test_accuracy'))} | "
             f"{sec(r.get('cnn_train_seconds'))} | {pct(r.get('qcnn_test_accuracy'))} | "
             f"{sec(r.get('qcnn_train_seconds'))} |"

@@ -101,9 +101,12 @@ class _Chain:
         return x
 
     def backward(self, dout: np.ndarray) -> np.ndarray:
+        d: np.ndarray | None = dout
         for layer in reversed(self.layers):
-            dout = layer.backward(dout)
-        return dout
+            assert d is not None  # every layer here computes its input gradient
+            d = layer.backward(d)
+        assert d is not None
+        return d
 
 
 def _filter_mean(out: np.ndarray, q: int) -> float:
@@ -142,9 +145,9 @@ def maximise_activation(
     else:
         # gradient: error models off, the caps of earlier quantum layers kept; the target conv
         # has no ReLU after it in this prefix, so it stays classical (its pre-activation)
-        exact = quantize(Sequential(copy.deepcopy(base)), QuantumConfig.exact(cap=config.cap))
+        exact = quantize(Sequential(*copy.deepcopy(base)), QuantumConfig.exact(cap=config.cap))
         grad_chain = _Chain(list(exact.layers))
-        noisy = quantize(Sequential([*copy.deepcopy(base), ReLU()]), config, seed=seed)
+        noisy = quantize(Sequential(*copy.deepcopy(base), ReLU()), config, seed=seed)
         noisy_chain = _Chain(list(noisy.layers))
 
         def objective(x: np.ndarray) -> float:

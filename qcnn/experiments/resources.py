@@ -1,10 +1,23 @@
 """``python -m qcnn.experiments.resources``: predicted quantum vs classical running time per layer.
 
 Runs test images through the QCNN (fresh, or with trained weights from a run of the ``mnist``
-command), measures ``M``, ``E[f]``, ``mu(A)``, ``mu(F)`` in each quantum layer, and evaluates the
-running-time model of :mod:`qcnn.quantum.resources`: classical multiply-adds against
-``sigma H'W'D' * M sqrt(C) / (eps sqrt(E[f]))``, the crossover kernel volume, and the predicted
-speed-up for larger kernels and deeper inputs. Writes ``resources.json`` and ``resources.md``.
+command) and evaluates the running-time model of :mod:`qcnn.quantum.resources` (model §4):
+
+- **forward**: measured ``M``, ``E[f]`` in each quantum layer; classical multiply-adds against
+  ``sigma H'W'D' * M sqrt(C) / (eps sqrt(E[f]))``; the shots used (``sigma d``), the shots the
+  l-infinity guarantee needs for eta = 0.1 (``36 ln d / eta^2``) and the implied eta;
+- **backward**: one training batch's ``dL/dY``; per image the mu (both definitions) and kappa of
+  ``A``, ``dL/dY``, ``F``, ``dL/dF = A^T dL/dY`` and ``dL/dX = dL/dY F^T``, and the quantum
+  backward cost ``((mu(A) + mu(dY)) kappa(dF) + (mu(dY) + mu(F)) kappa(dX)) / delta^2`` next to the
+  classical ``2 H'W'D' kh kw D``;
+- **larger kernels**: ``M`` grows with the kernel volume, so Q is *measured* for each kernel size
+  and depth of the table on synthetic deeper inputs with trained-like statistics (channels drawn
+  from the activations the last quantum layer sees, kernel weights drawn from its trained kernel
+  and rescaled by ``sqrt(V_0 / V)`` as training from a fan-in initialisation keeps them), the
+  growth ``M ~ V^alpha`` is fitted on those measurements, and the crossover volume solves
+  ``V = sigma Q(V)``. The fixed-Q table of the first report is kept for comparison.
+
+Writes ``resources.json`` and ``resources.md``.
 """
 
 from __future__ import annotations
@@ -33,25 +46,65 @@ from qcnn.experiments.runner import environment_info, load_data
 from qcnn.io import atomic_write_json, atomic_write_text
 from qcnn.models import build_model, quantum_layers, transfer_weights
 from qcnn.nn import Sequential
+from qcnn.nn import functional as F
+from qcnn.nn.losses import softmax_cross_entropy
 from qcnn.nn.model import load_npz_strict
-from qcnn.quantum import QuantumConfig
-from qcnn.quantum.resources import crossover_table, layer_resources
+from qcnn.quantum import QuantumConfig, QuantumConv2D
+from qcnn.quantum.resources import (
+    backward_resources,
+    crossover_table,
+    crossover_volume,
+    fit_growth,
+    layer_resources,
+    matrix_parameters,
+)
 from qcnn.train import evaluate
+
+KERNELS = (3, 7, 11)
+DEPTHS = (1, 16, 64, 256, 1024)
 
 __all__ = ["build_parser", "main", "report"]
 
 
-def report(model: Sequential, config: QuantumConfig, x: np.ndarray, y: np.ndarray) -> list[dict]:
+def report(
+    model: Sequential,
+    config: QuantumConfig,
+    x: np.ndarray,
+    y: np.ndarray,
+    *,
+    backward_images: int = 0,
+    synthetic: bool = False,
+    synthetic_images: int = 8,
+    seed: int = 0,
+) -> list[dict]:
     """Measure each quantum layer (nested ones too) on ``x`` ``(N, C, H, W)`` and evaluate the
-    running-time model with the input shape each layer saw."""
+    running-time model with the input shape each layer saw; ``backward_images`` > 0 adds the
+    backward pass (one training batch of that many images), ``synthetic`` the measured Q of
+    larger kernels and deeper inputs for the last quantum layer."""
     if config.sigma is None:
         raise ValueError("the running-time model needs sigma (the fraction of pixels sampled)")
     layers = quantum_layers(model)
-    for layer in layers:
+    inputs: dict[int, np.ndarray] = {}
+    originals = {}
+    for i, layer in enumerate(layers):
         layer.detailed_stats = True
         layer.reset_stats()
-    evaluate(model, x, y, batch_size=128)
-    out = []
+        if synthetic and i == len(layers) - 1:  # keep the inputs the last layer sees
+            originals[i] = layer.forward
+
+            def keep(xx, training=True, _i=i, _orig=layer.forward):
+                inputs.setdefault(_i, xx[:synthetic_images].copy())
+                return _orig(xx, training)
+
+            layer.forward = keep  # type: ignore[method-assign]
+    try:
+        evaluate(model, x, y, batch_size=128)
+    finally:
+        for i, fwd in originals.items():
+            layers[i].forward = fwd  # type: ignore[method-assign]
+    backward = _backward_parameters(model, layers, x[:backward_images], y[:backward_images]) if (
+        backward_images > 0 and config.delta > 0) else [None] * len(layers)  # fmt: skip
+    out: list[dict[str, Any]] = []
     for layer in layers:
         s = layer.stats_mean()
         in_shape = layer.last_input_shape
@@ -69,36 +122,203 @@ def report(model: Sequential, config: QuantumConfig, x: np.ndarray, y: np.ndarra
             mu_A=s.get("mu_A"),
             mu_F=s.get("mu_F"),
         )
-        out.append(
-            {"layer": repr(layer), "resources": res.to_dict(), "crossover": crossover_table(res)}
-        )
+        row: dict[str, Any] = {
+            "layer": repr(layer),
+            "resources": res.to_dict(),
+            "crossover_fixed_q": crossover_table(res, KERNELS, DEPTHS),
+        }
+        params = backward[len(out)]
+        if params is not None:
+            row["backward_matrices"] = params
+            row["backward"] = backward_resources(
+                (out_c, out_h, out_w), (in_shape[0], *layer.kernel_size), delta=config.delta,
+                mu_A=params["A"]["mu"], mu_dY=params["dY"]["mu"], mu_F=params["F"]["mu"],
+                kappa_dF=params["dF"]["kappa"], kappa_dX=params["dX"]["kappa"],
+            ).to_dict()  # fmt: skip
+        out.append(row)
+    if synthetic and out:
+        last, res_last = layers[-1], out[-1]["resources"]
+        measured = synthetic_q(last, inputs[len(layers) - 1], config, seed=seed)
+        volumes = [m["kernel_volume"] for m in measured]
+        alpha, _ = fit_growth(volumes, [m["M"] for m in measured])
+        q_of = {(m["kernel"], m["depth"]): m["Q"] for m in measured}
+        from qcnn.quantum.resources import LayerResources
+
+        lr = LayerResources(**res_last)
+        out[-1]["synthetic"] = measured
+        out[-1]["growth_alpha"] = alpha
+        out[-1]["crossover_volume_fixed_q"] = lr.crossover_kernel_volume
+        out[-1]["crossover_volume_growth"] = crossover_volume(lr, alpha)
+        out[-1]["crossover"] = crossover_table(lr, KERNELS, DEPTHS, q_of=lambda k, d: q_of[(k, d)])
     return out
+
+
+def _backward_parameters(model, layers, x, y) -> list[dict | None]:
+    """One training batch: per quantum layer, the median over images of mu (both forms), kappa
+    and rank of A, dL/dY, F, dL/dF and dL/dX (model §4)."""
+    captured: dict[int, np.ndarray] = {}
+    originals = {}
+    for i, layer in enumerate(layers):
+        originals[i] = layer.backward
+
+        def grab(dout, _i=i, _orig=layer.backward):
+            captured[_i] = dout.copy()
+            return _orig(dout)
+
+        layer.backward = grab
+    try:
+        logits = model.forward(x, training=True)
+        _, dlogits = softmax_cross_entropy(logits, y)
+        model.backward(dlogits)
+    finally:
+        for i, bwd in originals.items():
+            layers[i].backward = bwd
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(1):  # many small SVDs: threads only fight
+        return _parameters_of(layers, captured)
+
+
+def _parameters_of(layers, captured: dict[int, np.ndarray]) -> list[dict | None]:
+    out: list[dict | None] = []
+    for i, layer in enumerate(layers):
+        if i not in captured:
+            out.append(None)
+            continue
+        a, dy, f = layer.gradient_matrices(captured[i])
+        per: dict[str, list[dict[str, float]]] = {k: [] for k in ("A", "dY", "F", "dF", "dX")}
+        for n in range(a.shape[0]):
+            if not dy[n].any():  # no gradient reaches this image (nothing sampled): skip it
+                continue
+            per["A"].append(matrix_parameters(a[n]))
+            per["dY"].append(matrix_parameters(dy[n]))
+            per["dF"].append(matrix_parameters(a[n].T @ dy[n]))
+            per["dX"].append(matrix_parameters(dy[n] @ f.T))
+        per["F"].append(matrix_parameters(f))
+        out.append({
+            k: {p: float(np.nanmedian([v[p] for v in vals])) for p in vals[0]} | {"images": len(vals)}
+            for k, vals in per.items() if vals
+        })  # fmt: skip
+    return out
+
+
+def synthetic_q(
+    layer: QuantumConv2D,
+    x_in: np.ndarray,
+    config: QuantumConfig,
+    kernels: tuple[int, ...] = KERNELS,
+    depths: tuple[int, ...] = DEPTHS,
+    seed: int = 0,
+    positions: int = 64,
+) -> list[dict[str, float]]:
+    """M, E[f] and Q of a quantum layer with a k x k kernel over D input channels, for every
+    (k, D), measured on synthetic inputs with the statistics of ``layer``'s: each channel is a
+    channel of one of the real inputs ``x_in (N, C, H, W)`` (image and channel drawn at random),
+    each weight is drawn from ``layer``'s trained kernel and scaled by ``sqrt(V_0 / V)``, the
+    biases from its trained biases. M is exact (all patch norms, box filter); E[f] is the mean
+    over ``positions`` random output positions per image of ``E[f(Y + e)]`` (the Gaussian closed
+    form with standard deviation ``2 eps ||A_p|| ||F_q||``, eps the config's effective one)."""
+    from qcnn.quantum.per_shot import gaussian_mean_f
+
+    rng = np.random.default_rng(seed)
+    n, c, h, w = x_in.shape
+    w0 = layer.kernel().ravel().astype(np.float64)
+    b0 = (layer.bias.data if layer.bias is not None else np.zeros(layer.out_channels)).astype(
+        np.float64
+    )
+    d_out = layer.out_channels
+    v0 = w0.size // d_out
+    eps = config.effective_eps
+    rows = []
+    for k in kernels:
+        if k > min(h, w):
+            continue
+        for depth in depths:
+            volume = depth * k * k
+            img = rng.integers(0, n, size=(n, depth))
+            chan = rng.integers(0, c, size=(n, depth))
+            xs = x_in[img, chan].astype(np.float64)  # (n, depth, H, W)
+            weight = rng.choice(w0, size=(d_out, depth, k, k)) * np.sqrt(v0 / volume)
+            bias = rng.choice(b0, size=d_out)
+            a_norm = np.sqrt(F.patch_sq_norms(xs, (k, k), 1, 0))  # (n, H', W')
+            f_norm = np.linalg.norm(weight.reshape(d_out, -1), axis=1)
+            m = float((a_norm.reshape(n, -1).max(axis=1) * f_norm.max()).mean())
+            ho, wo = h - k + 1, w - k + 1
+            pi = rng.integers(0, ho, size=(n, positions))
+            pj = rng.integers(0, wo, size=(n, positions))
+            w2d = weight.reshape(d_out, -1)
+            y = np.empty((n, positions, d_out))
+            patch_norm = np.empty((n, positions))
+            for im in range(n):  # one image at a time: a patch of a deep input is large
+                ii = (pi[im][:, None] + np.arange(k))[:, None, :, None]  # (P, 1, k, 1)
+                jj = (pj[im][:, None] + np.arange(k))[:, None, None, :]  # (P, 1, 1, k)
+                flat = xs[im][np.arange(depth)[None, :, None, None], ii, jj].reshape(positions, -1)
+                y[im] = flat @ w2d.T + bias
+                patch_norm[im] = np.linalg.norm(flat, axis=1)
+            scale = patch_norm[:, :, None] * f_norm  # (n, P, D')
+            mu = y if config.noise_order == "theory" else np.clip(y, 0.0, config.cap)
+            mean_f = float(gaussian_mean_f(mu, 2.0 * eps * scale, config.cap).mean())
+            big_q = m * np.sqrt(config.cap) / (eps * np.sqrt(mean_f))
+            rows.append({"kernel": k, "depth": depth, "kernel_volume": volume, "M": m,
+                         "mean_f": mean_f, "Q": float(big_q)})  # fmt: skip
+    return rows
+
+
+def _grid(table: list[dict], key: str = "speedup") -> list[str]:
+    depths = sorted({t["depth"] for t in table})
+    lines = ["| kernel \\ depth D | " + " | ".join(str(d) for d in depths) + " |",
+             "|---|" + "---|" * len(depths)]  # fmt: skip
+    for k in sorted({t["kernel"] for t in table}):
+        by_depth = {t["depth"]: t[key] for t in table if t["kernel"] == k}
+        cells = [f"{by_depth[d]:.2g}" if d in by_depth else "-" for d in depths]
+        lines.append(f"| {k}x{k} | " + " | ".join(cells) + " |")
+    return lines
 
 
 def _markdown(rows: list[dict]) -> str:
     lines = [
-        "| layer | H'W'D' | kernel volume | classical ops | M | E[f] | Q | quantum ops | speed-up | crossover volume |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "## Forward pass (per image)",
+        "",
+        "| layer | H'W'D' | kernel volume | classical ops | M | E[f] | Q | quantum ops | speed-up | "
+        "shots used (sigma d) | shots for eta 0.1 | implied eta |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for i, r in enumerate(rows):
         s = r["resources"]
         lines.append(
             f"| {i} | {s['out_pixels']} | {s['kernel_volume']} | {s['classical_ops']:.3g} | {s['M']:.3g} | "
             f"{s['mean_f']:.3g} | {s['Q']:.3g} | {s['quantum_ops']:.3g} | {s['speedup']:.3g} | "
-            f"{s['crossover_kernel_volume']:.3g} |"
+            f"{s['shots']:.0f} | {s['shots_for_eta'] or float('nan'):.0f} | {s['implied_eta'] or float('nan'):.2f} |"
         )
-    lines += [
-        "",
-        "Predicted speed-up (classical / quantum) for larger kernels, with the last layer's Q:",
-        "",
-    ]
-    table = rows[-1]["crossover"]
-    depths = sorted({t["depth"] for t in table})
-    lines.append("| kernel \\ depth D | " + " | ".join(str(d) for d in depths) + " |")
-    lines.append("|---|" + "---|" * len(depths))
-    for k in sorted({t["kernel"] for t in table}):
-        cells = [f"{t['speedup']:.2g}" for t in table if t["kernel"] == k]
-        lines.append(f"| {k}x{k} | " + " | ".join(cells) + " |")
+    if any("backward" in r for r in rows):
+        lines += ["", "## Backward pass (per image; mu relative to the spectral norm, median over "
+                  "images; kappa over the non-zero singular values)", "",
+                  "| layer | matrix | shape | mu_F = ||V||_F/||V||_2 | mu_KP | kappa | rank |",
+                  "|---|---|---|---|---|---|---|"]  # fmt: skip
+        for i, r in enumerate(rows):
+            for name, p in r.get("backward_matrices", {}).items():
+                lines.append(f"| {i} | {name} | | {p['mu_F']:.3g} | {p['mu_KP']:.3g} | "
+                             f"{p['kappa']:.3g} | {p['rank']:.0f} |")  # fmt: skip
+        lines += ["", "| layer | delta | quantum backward ops | classical backward ops | speed-up |",
+                  "|---|---|---|---|---|"]  # fmt: skip
+        for i, r in enumerate(rows):
+            if "backward" in r:
+                b = r["backward"]
+                lines.append(f"| {i} | {b['delta']:g} | {b['quantum_ops']:.3g} | "
+                             f"{b['classical_ops']:.3g} | {b['speedup']:.3g} |")  # fmt: skip
+    last = rows[-1]
+    if "crossover" in last:
+        lines += ["", "## Larger kernels and deeper inputs (last layer)", "",
+                  f"M measured on synthetic inputs grows as V^{last['growth_alpha']:.2f} "
+                  f"(V = kernel volume); crossover volume (V = sigma Q(V)): "
+                  f"{last['crossover_volume_growth']:.3g} with that growth, "
+                  f"{last['crossover_volume_fixed_q']:.3g} if Q were fixed.", "",
+                  "Measured Q = M sqrt(C) / (eps sqrt(E[f])):", ""]  # fmt: skip
+        lines += _grid(last["crossover"], "Q")
+        lines += ["", "Predicted forward speed-up (classical / quantum) with the measured Q:", ""]
+        lines += _grid(last["crossover"])
+    lines += ["", "With Q held at the measured layer's value (optimistic, the first report):", ""]
+    lines += _grid(last["crossover_fixed_q"])
     return "\n".join(lines) + "\n"
 
 
@@ -116,6 +336,17 @@ def build_parser() -> argparse.ArgumentParser:
     add_model_arguments(p)
     p.add_argument(
         "--images", type=int_in(1, 100_000), default=512, help="test images measured, 1..100000"
+    )
+    p.add_argument(
+        "--backward-images",
+        type=int_in(1, 1024),
+        default=8,
+        help="images of the training batch whose backward-pass matrices are measured",
+    )
+    p.add_argument(
+        "--no-synthetic",
+        action="store_true",
+        help="skip measuring Q on synthetic deeper inputs (the crossover table then holds Q)",
     )
     add_common_arguments(
         p,
@@ -212,7 +443,8 @@ def _main(argv: list[str] | None) -> int:
         except ValueError as exc:
             print(f"error: {exc}", file=sys.stderr)
             return 2
-    rows = report(model, config, data.x_test, data.y_test)
+    rows = report(model, config, data.x_test, data.y_test, backward_images=args.backward_images,
+                  synthetic=not args.no_synthetic, seed=args.seed)  # fmt: skip
     result = {
         "config": config.to_dict(),
         "dataset": data.info,

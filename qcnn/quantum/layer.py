@@ -350,6 +350,25 @@ class QuantumConv2D(Conv2D):
             self.bias.grad = dpre.sum(axis=(0, 2, 3)).astype(self.bias.data.dtype, copy=False)
         return dx
 
+    def gradient_matrices(self, dout: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The matrices quantum backprop multiplies (model §3, §4), for the last training forward
+        pass and the gradient ``dout`` of its output: ``A (N, H'W', V)`` (each image's patches),
+        ``dY (N, H'W', D')`` (dL/dY after pooling, sampling and the cap's mask) and
+        ``F (V, D')``; then ``dL/dF = A_n^T dY_n`` and ``dL/dX = dY_n F^T`` per image."""
+        if self._qcache is None or self._qcache[1] is None:
+            raise RuntimeError(f"{self!r}: gradient_matrices needs a training forward pass")
+        cache, df, pool_cache = self._qcache
+        if isinstance(pool_cache, F.MaxPoolCache):
+            dout = F.max_pool2d_backward(dout, pool_cache)
+        elif isinstance(pool_cache, F.AvgPoolCache):
+            dout = F.avg_pool2d_backward(dout, pool_cache)
+        dpre = dout * df
+        n, o = dpre.shape[:2]
+        cols = cache.cols.reshape(cache.cols.shape[0], n, -1)  # (V, N, H'W')
+        a = np.ascontiguousarray(cols.transpose(1, 2, 0))
+        dy = np.ascontiguousarray(dpre.reshape(n, o, -1).transpose(0, 2, 1))
+        return a, dy, self.kernel().reshape(o, -1).T
+
     def conv_output_shape(self, input_shape: tuple[int, ...]) -> tuple[int, ...]:
         """``(O, H', W')``: the convolution's output for one ``(C, H, W)`` input, before the
         pooling on write (the pixels the output state holds)."""

@@ -140,6 +140,9 @@ def report(
         last, res_last = layers[-1], out[-1]["resources"]
         measured = synthetic_q(last, inputs[len(layers) - 1], config, seed=seed)
         volumes = [m["kernel_volume"] for m in measured]
+        if len(set(volumes)) < 2:  # inputs too small for the table's kernels: nothing to fit
+            out[-1]["synthetic"] = measured
+            return out
         alpha, _ = fit_growth(volumes, [m["M"] for m in measured])
         q_of = {(m["kernel"], m["depth"]): m["Q"] for m in measured}
         from qcnn.quantum.resources import LayerResources

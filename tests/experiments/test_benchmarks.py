@@ -49,3 +49,16 @@ def test_bench_overheads_runs(capsys):
     assert bench.main(["--repeats", "1", "--no-circuits"]) == 0
     out = capsys.readouterr().out
     assert "one-BLAS-thread limit" in out and "statistics per forward" in out
+
+
+def test_bench_theory_runs_and_writes_json(tmp_path):
+    path = Path(__file__).resolve().parents[2] / "benchmarks" / "bench_theory.py"
+    spec = importlib.util.spec_from_file_location("bench_theory", path)
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    out = tmp_path / "theory.json"
+    assert bench.main(["--steps", "1", "--json", str(out)]) == 0
+    res = json.loads(out.read_text())
+    assert res["ratio"] > 0 and res["steps"] == 1
+    assert set(res["results"]) == {"paper", "theory"}
+    assert res["results"]["theory"]["hook_seconds"] > 0

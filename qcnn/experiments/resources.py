@@ -302,11 +302,11 @@ def _markdown(rows: list[dict]) -> str:
     if any("backward" in r for r in rows):
         lines += ["", "## Backward pass (per image; mu relative to the spectral norm, median over "
                   "images; kappa over the non-zero singular values)", "",
-                  "| layer | matrix | shape | mu_F = ||V||_F/||V||_2 | mu_KP | kappa | rank |",
-                  "|---|---|---|---|---|---|---|"]  # fmt: skip
+                  "| layer | matrix | mu_F = ||V||_F/||V||_2 | mu_KP | kappa | rank |",
+                  "|---|---|---|---|---|---|"]  # fmt: skip
         for i, r in enumerate(rows):
             for name, p in r.get("backward_matrices", {}).items():
-                lines.append(f"| {i} | {name} | | {p['mu_F']:.3g} | {p['mu_KP']:.3g} | "
+                lines.append(f"| {i} | {name} | {p['mu_F']:.3g} | {p['mu_KP']:.3g} | "
                              f"{p['kappa']:.3g} | {p['rank']:.0f} |")  # fmt: skip
         lines += ["", "| layer | delta | quantum backward ops | classical backward ops | speed-up |",
                   "|---|---|---|---|---|"]  # fmt: skip

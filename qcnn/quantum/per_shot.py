@@ -164,7 +164,6 @@ def _normal_tail(n: int, t0: float, rng: np.random.Generator) -> np.ndarray:
 def _gaussian(
     mu: np.ndarray,
     sd: np.ndarray,
-    y: np.ndarray,
     base_linear: np.ndarray,
     cap: float,
     shots: int,
@@ -417,4 +416,4 @@ def sample_per_shot(
         )
     eps = config.eps if model == "gaussian" else 0.0
     sd = 2.0 * eps * scale.astype(np.float64)
-    return _gaussian(y + shift, sd, y, base_linear, cap, shots, rng)
+    return _gaussian(y + shift, sd, base_linear, cap, shots, rng)

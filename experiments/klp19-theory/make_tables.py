@@ -45,9 +45,11 @@ def fmt(values: list[float], scale: float = 100.0, digits: int = 2) -> str:
     v = np.asarray(values) * scale
     if v.size == 1:
         return f"{v[0]:.{digits}f}"
-    return f"{v.mean():.{digits}f} ± {v.std(ddof=1):.{digits}f} (n={v.size}: " + ", ".join(
-        f"{x:.{digits}f}" for x in v
-    ) + ")"
+    return (
+        f"{v.mean():.{digits}f} ± {v.std(ddof=1):.{digits}f} (n={v.size}: "
+        + ", ".join(f"{x:.{digits}f}" for x in v)
+        + ")"
+    )
 
 
 def main(path: str) -> int:
@@ -109,7 +111,9 @@ def main(path: str) -> int:
             tag = variant(r) if r["model"] == "qcnn" else "cnn"
             eps = cell(r)[0] if r["model"] == "qcnn" else "-"
             delta = cell(r)[1] if r["model"] == "qcnn" else "-"
-            print(f"- {tag}, eps {eps}, delta {delta}, seed {r['seed']}: {r['train_seconds']:.0f} s")
+            print(
+                f"- {tag}, eps {eps}, delta {delta}, seed {r['seed']}: {r['train_seconds']:.0f} s"
+            )
     return 0
 
 

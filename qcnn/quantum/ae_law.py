@@ -125,14 +125,24 @@ def window(x: np.ndarray, m: int, w: int = WINDOW) -> Window:
     # main branch K(j - x) and folded branch K(j + x) for j = lo + t. The angle of the main
     # branch is taken as phi * (integer offset - frac), exact in floating point, so that
     # K stays accurate to rounding right at the peak (frac -> 0)
-    off = (lo - n0)[:, None] + t
-    sin_main = np.sin((phi * (off - frac[:, None])).astype(np.float32))
+    # (buffers written in place: the same operations, fewer passes over fresh memory)
+    arg = (lo - n0)[:, None] + t
+    arg -= frac[:, None]
+    arg *= phi
+    sin_main = arg.astype(np.float32)
+    np.sin(sin_main, out=sin_main)
     fold = (lo[:, None] + t) + x[:, None]  # in [0, M]: sin(phi u) = sin(phi (M - u)), take the
-    fold = np.minimum(fold, big_m - fold)  # smaller argument, accurate near u = M as well
-    sin_fold = np.sin((phi * fold).astype(np.float32))
+    np.minimum(fold, big_m - fold, out=fold)  # smaller argument, accurate near u = M as well
+    fold *= phi
+    sin_fold = fold.astype(np.float32)
+    np.sin(sin_fold, out=sin_fold)
     c32 = c.astype(np.float32)[:, None]
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-        prob = c32 / (sin_main * sin_main) + c32 / (sin_fold * sin_fold)
+        np.multiply(sin_fold, sin_fold, out=sin_fold)
+        np.divide(c32, sin_fold, out=sin_fold)
+        prob = sin_main * sin_main
+        np.divide(c32, prob, out=prob)
+        prob += sin_fold
     edge = np.flatnonzero((lo == 0) | (lo + width - 1 >= half))
     if edge.size:  # J = 0 and J = M/2 have one preimage: one term, not two
         j = lo[edge, None] + np.arange(width)
@@ -157,8 +167,15 @@ def window(x: np.ndarray, m: int, w: int = WINDOW) -> Window:
             total = total + last
         low[has] = total
         tol[has] += np.abs(last)  # the remainder is at most the last term's size
-    cdf = np.concatenate([low[:, None], np.cumsum(prob, axis=1, dtype=np.float64)], axis=1)
-    cdf[:, 1:] += low[:, None]
+    # cdf = [low, cumsum(prob) + low], the running sum (float64) column by column: the same
+    # sequential additions as np.cumsum, which is slow along short rows
+    cdf = np.empty((x.size, width + 1))
+    cdf[:, 0] = low
+    run = prob[:, 0].astype(np.float64)
+    np.add(run, low, out=cdf[:, 1])
+    for col in range(1, width):
+        run += prob[:, col]
+        np.add(run, low, out=cdf[:, col + 1])
     if fixed.any():  # phase on the grid: J = fold(n0) for sure
         jf = np.minimum(n0[fixed], big_m - n0[fixed]).astype(np.int64)
         lo_f = np.clip(jf - (w - 1), 0, half + 1 - width)

@@ -50,7 +50,7 @@ from qcnn.quantum.ae_law import (
     window_start,
 )
 from qcnn.quantum.noise import standard_normal
-from qcnn.quantum.sampling import sample_pixels
+from qcnn.quantum.sampling import sample_weighted_rows
 
 __all__ = ["PerShot", "sample_per_shot", "gaussian_mean_f", "normal_cdf", "GAUSS_WINDOW"]
 
@@ -93,7 +93,7 @@ def _propose(
     needs shots (inverse-CDF search, :func:`qcnn.quantum.sampling.sample_pixels`)."""
     rows = np.flatnonzero(need > 0)
     n_prop = int(np.ceil(factor * need.max())) + 8
-    counts = sample_pixels(weight[rows], n_prop, rng)
+    counts = sample_weighted_rows(weight[rows] if rows.size < need.size else weight, n_prop, rng)
     flat = np.repeat(np.arange(counts.size), counts.ravel())
     k = weight.shape[1]
     return rows[flat // k], flat % k
@@ -239,7 +239,10 @@ def _ae(
     cos_sim = np.divide(y_nb.ravel(), flat_scale, out=np.zeros(n), where=flat_scale > 0)
     x = ae_phase((1.0 - np.clip(cos_sim, -1.0, 1.0)) / 2.0, m)
     lo = window_start(x, m)
-    z_top = flat_scale * np.cos(2 * math.pi * lo / big_m) + flat_shift  # largest value, J = lo
+    # cos(2 pi J / M) for every J the sampler can return (J <= M/2; the window of a tiny grid
+    # can reach 2W - 1): looked up instead of evaluated per pixel, the very same float64 values
+    cos_j = np.cos(2 * math.pi * np.arange(max(big_m // 2, width - 1) + 1) / big_m)
+    z_top = flat_scale * cos_j[lo] + flat_shift  # largest value, J = lo
     live = np.flatnonzero(_cap(z_top, cap) > 0)  # pixels with f > 0 somewhere in the window
     tail_w = (
         0.0 if is_tiny(m) else cap * float(median_cdf_map(np.array([lower_tail_bound(m)]), k)[0])
@@ -249,7 +252,7 @@ def _ae(
     win = window(x[live], m)
     probs, below, above, err = median_window_law(win, k)
     j = win.lo[:, None] + np.arange(width)
-    z_win = flat_scale[live, None] * np.cos(2 * math.pi * j / big_m) + flat_shift[live, None]
+    z_win = flat_scale[live, None] * cos_j[j] + flat_shift[live, None]
     f_win = _cap(z_win, cap)
     e_win = np.einsum("ij,ij->i", probs, f_win)
     # E[f] = e_win + (lower tail, f <= C) + (upper tail, f <= f(hi)); a bound on each part
@@ -277,10 +280,12 @@ def _ae(
     pos_of[live] = np.arange(live.size)
     cum_tilt = np.cumsum(probs * f_win, axis=1)  # tilted window law, unnormalised
 
-    counts = np.zeros(n, dtype=np.int64)
-    value_sum = np.zeros(n)
-    linear_sum = np.zeros(n)
-    error_sum = np.zeros(n)
+    # the accepted shots of every round, summed per pixel at the end: one bincount over the
+    # rounds in order adds the same numbers in the same order as adding each round's
+    kept_pix: list[np.ndarray] = []
+    kept_value: list[np.ndarray] = []
+    kept_linear: list[np.ndarray] = []
+    kept_error: list[np.ndarray] = []
     fallbacks = 0
     y_flat = y_nb.ravel()
     for _ in range(_ROUNDS):
@@ -320,15 +325,25 @@ def _ae(
             accept[ri] = ok
         keep = _accept_rows(row, accept, need, rng)
         kp, kj = pix[keep], jj[keep]
-        ybar = flat_scale[kp] * np.cos(2 * math.pi * kj / big_m)
+        ybar = flat_scale[kp] * cos_j[kj]
         z = ybar + flat_shift[kp]
-        np.add.at(counts, kp, 1)
-        np.add.at(value_sum, kp, _cap(z, cap))
-        np.add.at(linear_sum, kp, (z > 0) & (z < cap) & base_linear.ravel()[kp])
-        np.add.at(error_sum, kp, ybar - y_flat[kp])
+        kept_pix.append(kp)
+        kept_value.append(_cap(z, cap))
+        kept_linear.append((z > 0) & (z < cap) & base_linear.ravel()[kp])
+        kept_error.append(ybar - y_flat[kp])
         need = need - np.bincount(row[keep], minlength=b)
     else:
         raise RuntimeError("per-shot sampling did not converge")
+    all_pix = np.concatenate(kept_pix) if kept_pix else np.zeros(0, dtype=np.int64)
+
+    def per_pixel(parts: list[np.ndarray]) -> np.ndarray:
+        w = np.concatenate(parts).astype(np.float64) if parts else None
+        return np.bincount(all_pix, weights=w, minlength=n).astype(np.float64, copy=False)
+
+    counts = np.bincount(all_pix, minlength=n).astype(np.int64, copy=False)
+    value_sum = per_pixel(kept_value)
+    linear_sum = per_pixel(kept_linear)
+    error_sum = per_pixel(kept_error)
     shape = (b, d)
     return PerShot(
         counts.reshape(shape),

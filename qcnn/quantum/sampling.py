@@ -80,10 +80,16 @@ def sample_pixels(
         adds up to ``shots``. A row of zeros yields zeros (no division by zero).
     """
     values = check_sampling_args(values, shots, power)
-    b, d = values.shape
-    weights = values.astype(np.float64)
+    weights = np.asarray(values, dtype=np.float64)
     if power == 2:
         weights = weights * weights
+    return sample_weighted_rows(weights, shots, rng)
+
+
+def sample_weighted_rows(weights: np.ndarray, shots: int, rng: np.random.Generator) -> np.ndarray:
+    """:func:`sample_pixels` with power 1 on float64 weights ``(B, d)``, without the argument
+    checks (non-negative finite weights, ``shots >= 0``); ``weights`` is not modified."""
+    b, d = weights.shape
     cdf = np.cumsum(weights, axis=1)
     totals = cdf[:, -1].copy() if d else np.zeros(b)
     live = np.flatnonzero(totals > 0)
@@ -92,10 +98,13 @@ def sample_pixels(
         return counts
     # Inverse-CDF sampling for all rows at once: row r's normalised CDF is shifted to [r, r + 1],
     # so the concatenation is sorted and a target u + r falls into row r.
-    cdf = cdf[live] / totals[live, None]
+    if live.size < b:
+        cdf = cdf[live]
+    cdf /= totals[live, None]
     cdf[:, -1] = 1.0  # rounding must never let a target fall past the row
     offsets = np.arange(live.size, dtype=np.float64)[:, None]
-    stacked = (cdf + offsets).ravel()
+    cdf += offsets
+    stacked = cdf.ravel()
     targets = rng.random((live.size, shots))
     targets.sort(axis=1)
     targets += offsets

@@ -154,8 +154,10 @@ def window(x: np.ndarray, m: int, w: int = WINDOW) -> Window:
     low = np.zeros(x.size)
     tol = np.full(x.size, _ROUND)
     has = (lo >= 1) & ~fixed
+    every = bool(has.all())  # the usual case: no gather and scatter needed
     if has.any():
-        xa, la, ca = x[has], lo[has].astype(np.float64), c[has]
+        xa, la, ca = (x, lo, c) if every else (x[has], lo[has], c[has])
+        la = la.astype(np.float64)
         ua, ub = phi * (-(la - 1) - xa), phi * ((la - 1) - xa)  # both in (-pi, 0)
         ta, tb = 1.0 / np.tan(ua), 1.0 / np.tan(ub)
         total = (ca / phi) * (ta - tb) + 0.5 * ca * ((1 + ta * ta) + (1 + tb * tb))
@@ -165,8 +167,12 @@ def window(x: np.ndarray, m: int, w: int = WINDOW) -> Window:
             order = 2 * k + 1
             last = coef * ca * phi**order * (db[k] - da[k])
             total = total + last
-        low[has] = total
-        tol[has] += np.abs(last)  # the remainder is at most the last term's size
+        if every:
+            low = total
+            tol += np.abs(last)  # the remainder is at most the last term's size
+        else:
+            low[has] = total
+            tol[has] += np.abs(last)
     # cdf = [low, cumsum(prob) + low], the running sum (float64) column by column: the same
     # sequential additions as np.cumsum, which is slow along short rows
     cdf = np.empty((x.size, width + 1))
@@ -212,10 +218,11 @@ def median_cdf_map(u: np.ndarray, k: int) -> np.ndarray:
     # G = u^h * sum_j C(k, h+j) u^j v^(n-j), the sum by Horner on its homogeneous form
     acc = np.ones_like(u)
     vpow = np.ones_like(u)
+    term = np.empty_like(u)
     for j in range(n - 1, -1, -1):
         vpow *= v
         acc *= u
-        acc += dtype(math.comb(k, h + j)) * vpow
+        acc += np.multiply(dtype(math.comb(k, h + j)), vpow, out=term)
     power, base, e = np.ones_like(u), u.copy(), h  # u^h by squaring (numpy's pow is slow)
     while e:
         if e & 1:

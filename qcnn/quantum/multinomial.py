@@ -81,10 +81,15 @@ def _numpy_multinomial(n: np.ndarray, pvals: np.ndarray, rng: np.random.Generato
         if m == 0 or tot <= 0:
             parts.append(None)
         else:
-            parts.append(pool.submit(g.multinomial, m, _normalised(pvals[0, sl] / tot)))
+            parts.append(pool.submit(_half_multinomial, g, m, pvals[0, sl], tot))
     left = parts[0].result() if parts[0] is not None else np.zeros(h, dtype=np.int64)
     right = parts[1].result() if parts[1] is not None else np.zeros(k - h, dtype=np.int64)
     return np.concatenate([left, right])[None, :]
+
+
+def _half_multinomial(g: np.random.Generator, m: int, p: np.ndarray, tot: float) -> np.ndarray:
+    """``Multinomial(m, p / tot)`` (renormalised), in a worker thread."""
+    return g.multinomial(m, _normalised(p / tot))
 
 
 def _normalised(p: np.ndarray) -> np.ndarray:
@@ -108,6 +113,10 @@ def _sorted_uniforms(n_per_seg: np.ndarray, rng: np.random.Generator) -> np.ndar
     ``S_1/S_{n+1} < ... < S_n/S_{n+1}`` are the order statistics of n uniforms (exact, no sort)."""
     ends = np.cumsum(n_per_seg + 1)  # one extra spacing per segment: its normaliser
     s = np.cumsum(rng.standard_exponential(int(ends[-1])))
+    if n_per_seg.size == 1:  # one segment: (S_k - 0) / (S_{n+1} - 0), the same numbers
+        u = s[:-1]
+        u /= s[-1]
+        return np.minimum(u, np.nextafter(1.0, 0.0), out=u)
     base = np.concatenate([[0.0], s[ends[:-1] - 1]])
     keep = np.ones(s.size, dtype=bool)
     keep[ends - 1] = False
@@ -130,6 +139,12 @@ def _segment_categorical(
     if not n_draws.sum():
         return np.zeros(0, dtype=np.int64)
     cum = np.cumsum(weights)
+    if seg_start.size == 1 and seg_start[0] == 0 and seg_len[0] == weights.size:
+        # one segment, all the weights: targets 0 + u (cum[-1] - 0), the same numbers, and the
+        # search's answers are already inside the segment
+        targets = _sorted_uniforms(n_draws, rng)
+        targets *= cum[-1]
+        return _search_sorted_targets(cum, targets)
     end = seg_start + seg_len
     lo = np.where(seg_start > 0, cum[np.maximum(seg_start - 1, 0)], 0.0)
     hi = cum[end - 1]
@@ -172,11 +187,10 @@ def one_row_counts(shots: int, p: np.ndarray, rng: np.random.Generator) -> np.nd
         return counts
     thr = SMALL_MEAN * total / shots  # p_i >= thr: expected count >= SMALL_MEAN
     big = np.flatnonzero(p >= thr)
-    p_big = p[big]
     small = np.flatnonzero((p > 0) & (p < thr))
     p_small = p[small]
     pv = np.empty(big.size + 1)
-    pv[:-1] = p_big
+    np.take(p, big, out=pv[:-1])
     pv[-1] = p_small.sum()
     drawn = _numpy_multinomial(np.array([shots]), _normalised(pv)[None, :], rng)[0]
     counts[big] = drawn[:-1]
@@ -185,7 +199,7 @@ def one_row_counts(shots: int, p: np.ndarray, rng: np.random.Generator) -> np.nd
         idx = _segment_categorical(
             p_small, np.array([0]), np.array([small.size]), np.array([n_lump]), rng
         )
-        counts[small] += np.bincount(idx, minlength=small.size)
+        counts[small] = np.bincount(idx, minlength=small.size)  # (were 0: small, big disjoint)
     return counts
 
 

@@ -123,18 +123,22 @@ def tomography_estimate(
         return np.zeros(v.shape, dtype=out_dtype)
 
     rows = v.reshape(n_vec, d).astype(np.float64)
-    if not np.isfinite(rows).all():
+    scale = np.abs(rows).max(axis=1)  # NaN and inf propagate: one check for every entry
+    if not np.isfinite(scale).all():
         raise ValueError("tomography_estimate needs finite values")
-    scale = np.abs(rows).max(axis=1)
     live = scale > 0
     inv = np.divide(1.0, scale, out=np.zeros_like(scale), where=live)
     unit = rows * inv[:, None]  # max |unit| = 1: squaring cannot underflow or overflow
     norm = np.sqrt(np.einsum("ij,ij->i", unit, unit))  # ||v|| / max|v| in [1, sqrt(d)]
-    x = unit * np.divide(1.0, norm, out=np.zeros_like(norm), where=live)[:, None]
-    out = np.zeros((n_vec, d))
+    x = np.multiply(
+        unit, np.divide(1.0, norm, out=np.zeros_like(norm), where=live)[:, None], out=unit
+    )
     if n_vec == 1:
-        if live[0]:
-            out[0] = _one_vector(x[0], n_shots, signs, rng) * (norm[0] * scale[0])
+        if not live[0]:
+            return np.zeros(v.shape, dtype=out_dtype)
+        return _one_vector(x[0], n_shots, signs, rng, norm[0] * scale[0], out_dtype).reshape(
+            v.shape
+        )
     else:
         probs = x * x
         counts = counts_unchecked(np.where(live, n_shots, 0), probs, rng)
@@ -155,9 +159,16 @@ def tomography_estimate(
     return out.reshape(v.shape).astype(out_dtype, copy=False)
 
 
-def _one_vector(x: np.ndarray, n_shots: int, signs: str, rng: np.random.Generator) -> np.ndarray:
-    """The tomography estimate of one unit vector ``x (d,)`` (the fast path: the sign step
-    touches only the observed entries)."""
+def _one_vector(
+    x: np.ndarray,
+    n_shots: int,
+    signs: str,
+    rng: np.random.Generator,
+    factor: float,
+    dtype: np.dtype,
+) -> np.ndarray:
+    """The tomography estimate of one unit vector ``x (d,)`` times ``factor`` (its norm), as
+    ``dtype`` (the fast path: the sign step touches only the observed entries)."""
     counts = one_row_counts(n_shots, x * x, rng)
     seen = np.flatnonzero(counts)
     mag = np.sqrt(counts[seen] / n_shots)
@@ -168,6 +179,10 @@ def _one_vector(x: np.ndarray, n_shots: int, signs: str, rng: np.random.Generato
         pv = np.append(q, max(1.0 - float(q.sum()), 0.0))  # the rest: every other outcome
         sign_counts = one_row_counts(n_shots, pv, rng)[:-1]
         sign = kp_signs(sign_counts, counts[seen])
-    out = np.zeros(x.size)
-    out[seen] = sign * mag
+    # (sign mag) factor, entry by entry as the full vector's product would be: unobserved
+    # entries stay 0 (0 * factor = 0 for the finite positive factor)
+    values = sign * mag
+    values *= factor
+    out = np.zeros(x.size, dtype=dtype)
+    out[seen] = values
     return out

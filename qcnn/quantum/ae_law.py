@@ -125,18 +125,22 @@ def window(x: np.ndarray, m: int, w: int = WINDOW) -> Window:
     # main branch K(j - x) and folded branch K(j + x) for j = lo + t. The angle of the main
     # branch is taken as phi * (integer offset - frac), exact in floating point, so that
     # K stays accurate to rounding right at the peak (frac -> 0)
-    # (buffers written in place: the same operations, fewer passes over fresh memory)
-    arg = (lo - n0)[:, None] + t
-    arg -= frac[:, None]
+    # The (2W, n) layout (one row per window position) keeps numpy's inner loops along the
+    # pixels rather than along 2W = 6 entries; every entry is the same operation on the same
+    # numbers as in the (n, 2W) layout. Buffers are written in place.
+    lo_f = lo.astype(np.float64)
+    arg = (lo - n0)[None, :] + t[:, None]
+    arg -= frac
     arg *= phi
     sin_main = arg.astype(np.float32)
     np.sin(sin_main, out=sin_main)
-    fold = (lo[:, None] + t) + x[:, None]  # in [0, M]: sin(phi u) = sin(phi (M - u)), take the
+    fold = lo_f + t[:, None]  # (lo + t) + x in [0, M]: sin(phi u) = sin(phi (M - u)), take the
+    fold += x
     np.minimum(fold, big_m - fold, out=fold)  # smaller argument, accurate near u = M as well
     fold *= phi
     sin_fold = fold.astype(np.float32)
     np.sin(sin_fold, out=sin_fold)
-    c32 = c.astype(np.float32)[:, None]
+    c32 = c.astype(np.float32)
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
         np.multiply(sin_fold, sin_fold, out=sin_fold)
         np.divide(c32, sin_fold, out=sin_fold)
@@ -145,11 +149,11 @@ def window(x: np.ndarray, m: int, w: int = WINDOW) -> Window:
         prob += sin_fold
     edge = np.flatnonzero((lo == 0) | (lo + width - 1 >= half))
     if edge.size:  # J = 0 and J = M/2 have one preimage: one term, not two
-        j = lo[edge, None] + np.arange(width)
+        j = lo[edge] + np.arange(width)[:, None]
         ends = (j == 0) | (j == half)
         with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-            one = c32[edge] / (sin_main[edge] * sin_main[edge])
-        prob[edge] = np.where(ends, one, prob[edge])
+            one = c32[edge] / (sin_main[:, edge] * sin_main[:, edge])
+        prob[:, edge] = np.where(ends, one, prob[:, edge])
     # lower tail L = sum over the arc y = -(lo-1) .. lo-1 of K(y - x), by Euler-Maclaurin
     low = np.zeros(x.size)
     tol = np.full(x.size, _ROUND)
@@ -177,10 +181,10 @@ def window(x: np.ndarray, m: int, w: int = WINDOW) -> Window:
     # sequential additions as np.cumsum, which is slow along short rows
     cdf = np.empty((x.size, width + 1))
     cdf[:, 0] = low
-    run = prob[:, 0].astype(np.float64)
+    run = prob[0].astype(np.float64)
     np.add(run, low, out=cdf[:, 1])
     for col in range(1, width):
-        run += prob[:, col]
+        run += prob[col]
         np.add(run, low, out=cdf[:, col + 1])
     if fixed.any():  # phase on the grid: J = fold(n0) for sure
         jf = np.minimum(n0[fixed], big_m - n0[fixed]).astype(np.int64)

@@ -50,7 +50,7 @@ from qcnn.quantum.ae_law import (
     window_start,
 )
 from qcnn.quantum.noise import standard_normal
-from qcnn.quantum.sampling import sample_weighted_rows
+from qcnn.quantum.sampling import weighted_row_draws
 
 __all__ = ["PerShot", "sample_per_shot", "gaussian_mean_f", "normal_cdf", "GAUSS_WINDOW"]
 
@@ -103,10 +103,11 @@ def _propose(
     needs shots (inverse-CDF search, :func:`qcnn.quantum.sampling.sample_pixels`)."""
     rows = np.flatnonzero(need > 0)
     n_prop = int(np.ceil(factor * need.max())) + 8
-    counts = sample_weighted_rows(weight[rows] if rows.size < need.size else weight, n_prop, rng)
-    flat = np.repeat(np.arange(counts.size), counts.ravel())
+    live, flat = weighted_row_draws(weight[rows] if rows.size < need.size else weight, n_prop, rng)
+    # the draws in the order of the counts' expansion (row by row, columns increasing): the
+    # search returns them sorted
     k = weight.shape[1]
-    return rows[flat // k], flat % k
+    return rows[live[flat // k]], flat % k
 
 
 def _accept_rows(
@@ -118,7 +119,13 @@ def _accept_rows(
     acc = np.flatnonzero(accept)
     if acc.size == 0:
         return acc
-    order = acc[np.argsort(row[acc] + rng.random(acc.size), kind="stable")]  # shuffle per row
+    keys = row[acc] + rng.random(acc.size)  # shuffle per row
+    # the stable order of the keys; without ties any sort gives it, and a quicksort is faster
+    perm = np.argsort(keys)
+    sorted_keys = keys[perm]
+    if (sorted_keys[1:] == sorted_keys[:-1]).any():
+        perm = np.argsort(keys, kind="stable")
+    order = acc[perm]
     r = row[order]
     first = np.searchsorted(r, r, side="left")
     rank = np.arange(order.size) - first

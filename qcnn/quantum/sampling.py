@@ -90,12 +90,25 @@ def sample_weighted_rows(weights: np.ndarray, shots: int, rng: np.random.Generat
     """:func:`sample_pixels` with power 1 on float64 weights ``(B, d)``, without the argument
     checks (non-negative finite weights, ``shots >= 0``); ``weights`` is not modified."""
     b, d = weights.shape
+    counts = np.zeros((b, d), dtype=np.int64)
+    live, flat = weighted_row_draws(weights, shots, rng)
+    if flat.size:
+        counts[live] = np.bincount(flat, minlength=live.size * d).reshape(live.size, d)
+    return counts
+
+
+def weighted_row_draws(
+    weights: np.ndarray, shots: int, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray]:
+    """The draws of :func:`sample_weighted_rows` one by one: ``(live, flat)`` with ``live`` the
+    rows with a positive sum and ``flat`` the sorted indices ``i d + column`` of every draw, i
+    indexing ``live`` (``shots`` per live row; none when ``shots`` is 0)."""
+    b, d = weights.shape
     cdf = np.cumsum(weights, axis=1)
     totals = cdf[:, -1].copy() if d else np.zeros(b)
     live = np.flatnonzero(totals > 0)
-    counts = np.zeros((b, d), dtype=np.int64)
     if shots == 0 or live.size == 0:
-        return counts
+        return live, np.zeros(0, dtype=np.int64)
     # Inverse-CDF sampling for all rows at once: row r's normalised CDF is shifted to [r, r + 1],
     # so the concatenation is sorted and a target u + r falls into row r.
     if live.size < b:
@@ -110,9 +123,7 @@ def sample_weighted_rows(weights: np.ndarray, shots: int, rng: np.random.Generat
     targets += offsets
     # r + u may round up to r + 1 for u within ~r ulps of 1: keep every target inside its row
     np.minimum(targets, np.nextafter(offsets + 1.0, 0.0), out=targets)
-    flat = _search_sorted_targets(stacked, targets.ravel())
-    counts[live] = np.bincount(flat, minlength=live.size * d).reshape(live.size, d)
-    return counts
+    return live, _search_sorted_targets(stacked, targets.ravel())
 
 
 def _search_sorted_targets(xp: np.ndarray, targets: np.ndarray) -> np.ndarray:

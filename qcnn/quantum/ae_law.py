@@ -220,20 +220,25 @@ def median_cdf_map(u: np.ndarray, k: int) -> np.ndarray:
     n = k - h
     v = 1.0 - u
     # G = u^h * sum_j C(k, h+j) u^j v^(n-j), the sum by Horner on its homogeneous form
-    acc = np.ones_like(u)
-    vpow = np.ones_like(u)
+    # (the first Horner step from 1 is 1 * v and 1 * u: copies, the same numbers)
+    vpow = v.copy()
+    acc = u.copy()
     term = np.empty_like(u)
     for j in range(n - 1, -1, -1):
-        vpow *= v
-        acc *= u
+        if j < n - 1:
+            vpow *= v
+            acc *= u
         acc += np.multiply(dtype(math.comb(k, h + j)), vpow, out=term)
-    power, base, e = np.ones_like(u), u.copy(), h  # u^h by squaring (numpy's pow is slow)
+    # u^h by squaring (numpy's pow is slow); the first factor is copied, not multiplied by 1
+    power: np.ndarray | None = None
+    base, e = u, h
     while e:
         if e & 1:
-            power *= base
+            power = base.copy() if power is None else np.multiply(power, base, out=power)
         e >>= 1
         if e:
-            base *= base
+            base = base * base if base is u else np.multiply(base, base, out=base)
+    assert power is not None  # h >= 1
     acc *= power
     return np.minimum(acc, dtype(1.0))
 

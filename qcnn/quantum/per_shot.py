@@ -81,16 +81,6 @@ class PerShot:
     fallbacks: int = 0
 
 
-def _row_cumsum(a: np.ndarray) -> np.ndarray:
-    """``np.cumsum(a, axis=1)`` of a float64 ``(n, k)`` array with few columns, column by column
-    (the same additions in the same order; numpy's cumsum is slow along short rows)."""
-    out = np.empty_like(a)
-    out[:, 0] = a[:, 0]
-    for col in range(1, a.shape[1]):
-        np.add(out[:, col - 1], a[:, col], out=out[:, col])
-    return out
-
-
 def _cap(z: np.ndarray, cap: float) -> np.ndarray:
     return np.clip(z, 0.0, cap)
 
@@ -295,7 +285,7 @@ def _ae(
     need = np.where(row_live, shots, 0)
     pos_of = np.full(n, -1, dtype=np.int64)
     pos_of[live] = np.arange(live.size)
-    cum_tilt = _row_cumsum(probs * f_win)  # tilted window law, unnormalised
+    cum_tilt = np.cumsum(probs * f_win, axis=1)  # tilted window law, unnormalised
 
     # the accepted shots of every round, summed per pixel at the end: one bincount over the
     # rounds in order adds the same numbers in the same order as adding each round's

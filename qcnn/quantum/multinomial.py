@@ -66,29 +66,28 @@ def _numpy_multinomial(n: np.ndarray, pvals: np.ndarray, rng: np.random.Generato
     if r >= 2:
         h = r // 2
         f1 = pool.submit(g1.multinomial, n[:h], pvals[:h])
-        f2 = pool.submit(g2.multinomial, n[h:], pvals[h:])
-        return np.concatenate([f1.result(), f2.result()])
+        second = g2.multinomial(n[h:], pvals[h:])  # meanwhile, in this thread
+        return np.concatenate([f1.result(), second])
     # one long row: split its outcomes in two halves, the shots between them binomially
     h = k // 2
     p_left = float(pvals[0, :h].sum())
     p_right = float(pvals[0, h:].sum())
     n_left = int(rng.binomial(n[0], p_left / (p_left + p_right))) if p_left > 0 else 0
-    parts: list[Future[np.ndarray] | None] = []
-    for g, sl, m, tot in (
-        (g1, slice(0, h), n_left, p_left),
-        (g2, slice(h, k), n[0] - n_left, p_right),
-    ):
-        if m == 0 or tot <= 0:
-            parts.append(None)
-        else:
-            parts.append(pool.submit(_half_multinomial, g, m, pvals[0, sl], tot))
-    left = parts[0].result() if parts[0] is not None else np.zeros(h, dtype=np.int64)
-    right = parts[1].result() if parts[1] is not None else np.zeros(k - h, dtype=np.int64)
+    n_right = n[0] - n_left
+    # the left half in a worker, the right half meanwhile in this thread
+    future: Future[np.ndarray] | None = None
+    if n_left > 0 and p_left > 0:
+        future = pool.submit(_half_multinomial, g1, n_left, pvals[0, :h], p_left)
+    if n_right > 0 and p_right > 0:
+        right = _half_multinomial(g2, n_right, pvals[0, h:], p_right)
+    else:
+        right = np.zeros(k - h, dtype=np.int64)
+    left = future.result() if future is not None else np.zeros(h, dtype=np.int64)
     return np.concatenate([left, right])[None, :]
 
 
 def _half_multinomial(g: np.random.Generator, m: int, p: np.ndarray, tot: float) -> np.ndarray:
-    """``Multinomial(m, p / tot)`` (renormalised), in a worker thread."""
+    """``Multinomial(m, p / tot)`` (renormalised)."""
     return g.multinomial(m, _normalised(p / tot))
 
 

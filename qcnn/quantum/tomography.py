@@ -175,10 +175,17 @@ def _one_vector(
     if signs == "exact":
         sign = np.where(x[seen] < 0, -1.0, 1.0)
     else:
-        q = sign_step_probabilities(x[seen], mag)
-        pv = np.append(q, max(1.0 - float(q.sum()), 0.0))  # the rest: every other outcome
+        # sign_step_probabilities(x[seen], mag) written in place into the outcome vector,
+        # followed by the rest: every other outcome
+        pv = np.empty(seen.size + 1)
+        q = pv[:-1]
+        np.add(x[seen], mag, out=q)
+        np.square(q, out=q)
+        q /= 4.0
+        pv[-1] = max(1.0 - float(q.sum()), 0.0)
         sign_counts = one_row_counts(n_shots, pv, rng)[:-1]
-        sign = kp_signs(sign_counts, counts[seen])
+        # kp_signs on observed entries only (n_i > 0: no unobserved entry to set to +1)
+        sign = np.where(sign_counts > SIGN_THRESHOLD * counts[seen], 1.0, -1.0)
     # (sign mag) factor, entry by entry as the full vector's product would be: unobserved
     # entries stay 0 (0 * factor = 0 for the finite positive factor)
     values = sign * mag

@@ -275,14 +275,18 @@ def sample_median_j(
     idx = np.arange(win.lo.size) if index is None else np.asarray(index)
     h = (k + 1) // 2
     v = rng.beta(h, h, size=idx.size) if k > 1 else rng.random(idx.size)
-    cdf = win.cdf[idx]
-    tol = win.tol[idx]
-    pos = (cdf[:, 1:] < v[:, None]).sum(axis=1)  # J - lo: first window value with F >= V
-    out = win.lo[idx] + pos
-    width = cdf.shape[1] - 1
-    unsure = (v <= cdf[:, 0] + tol) | (pos >= width)
-    unsure |= (np.abs(cdf - v[:, None]) <= tol[:, None]).any(axis=1)
-    unsure &= ~win.fixed[idx]
+    # one row per CDF column (long inner loops); counts and flags are exact whatever the layout
+    cdf_t = np.ascontiguousarray((win.cdf if index is None else win.cdf[idx]).T)
+    tol = win.tol if index is None else win.tol[idx]
+    width = cdf_t.shape[0] - 1
+    pos = np.zeros(idx.size, dtype=np.int64)  # J - lo: first window value with F >= V
+    for col in range(1, width + 1):
+        pos += cdf_t[col] < v
+    out = (win.lo if index is None else win.lo[idx]) + pos
+    unsure = (v <= cdf_t[0] + tol) | (pos >= width)
+    for col in range(width + 1):
+        unsure |= np.abs(cdf_t[col] - v) <= tol
+    unsure &= ~(win.fixed if index is None else win.fixed[idx])
     if unsure.any():
         if x is None:
             raise ValueError("sample_median_j needs x to resolve draws outside the window")

@@ -285,7 +285,11 @@ def _ae(
     need = np.where(row_live, shots, 0)
     pos_of = np.full(n, -1, dtype=np.int64)
     pos_of[live] = np.arange(live.size)
-    cum_tilt = np.cumsum(probs * f_win, axis=1)  # tilted window law, unnormalised
+    # the tilted window law's running sums (unnormalised), one row per window position: the
+    # additions of np.cumsum(probs * f_win, axis=1), with long inner loops
+    cum_tilt = np.ascontiguousarray((probs * f_win).T)  # (2W, live pixels)
+    for t in range(1, width):
+        cum_tilt[t] += cum_tilt[t - 1]
 
     # the accepted shots of every round, summed per pixel at the end: one bincount over the
     # rounds in order adds the same numbers in the same order as adding each round's
@@ -310,8 +314,11 @@ def _ae(
         if wi.size:
             q = pos_of[pix[wi]]
             accept[wi] = u[wi] * w_win[pix[wi]] < e_win[q]
-            tgt = rng.random(wi.size) * cum_tilt[q, -1]
-            jj[wi] = win.lo[q] + np.minimum((cum_tilt[q] <= tgt[:, None]).sum(axis=1), width - 1)
+            tgt = rng.random(wi.size) * cum_tilt[-1][q]
+            below_tgt = np.zeros(wi.size, dtype=np.int64)  # window positions with sum <= tgt
+            for t in range(width):
+                below_tgt += cum_tilt[t][q] <= tgt
+            jj[wi] = win.lo[q] + np.minimum(below_tgt, width - 1)
         # the rest: a draw of the median outside the window, on the pixel's full law
         ri = np.flatnonzero(rest)
         if ri.size:

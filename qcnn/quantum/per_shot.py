@@ -117,7 +117,8 @@ def _accept_rows(
         perm = np.argsort(keys, kind="stable")
     order = acc[perm]
     r = row[order]
-    first = np.searchsorted(r, r, side="left")
+    per_row = np.bincount(r, minlength=need.size)
+    first = (np.cumsum(per_row) - per_row)[r]  # where r's group starts: searchsorted(r, r, 'left')
     rank = np.arange(order.size) - first
     return order[rank < need[r]]
 

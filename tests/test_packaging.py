@@ -15,7 +15,18 @@ tomllib = pytest.importorskip("tomllib")  # Python >= 3.11
 
 ROOT = Path(__file__).resolve().parents[1]
 PROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text())
-COMMANDS = ("mnist", "sweep", "circuits", "resources")
+# every module of qcnn.experiments that runs as `python -m` is a command and needs a script
+COMMANDS = tuple(
+    sorted(
+        p.stem
+        for p in (ROOT / "qcnn" / "experiments").glob("*.py")
+        if 'if __name__ == "__main__":' in p.read_text()
+    )
+)
+
+
+def test_the_commands_are_found():
+    assert {"mnist", "sweep", "circuits", "resources", "visualize"} <= set(COMMANDS)
 
 
 def test_every_command_has_a_console_script_and_keeps_python_m():

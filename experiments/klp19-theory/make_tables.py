@@ -1,11 +1,20 @@
-"""Tables of experiments/klp19-theory/README.md from the sweep's results.json and the notebook
-runs of experiments/klp19/results.json (same cells, same seeds).
+"""Tables of experiments/klp19-theory/README.md from the recorded runs.
 
-    python experiments/klp19-theory/make_tables.py runs/klp19-theory/results.json > tables.md
+    python experiments/klp19-theory/make_tables.py OUT_DIR RECORD.json [RECORD.json ...]
+
+Each RECORD.json is a ``results.json`` of the ``sweep`` or of the ``mnist`` command (both hold
+``{"runs": [...]}`` with the same run records) or one finished run's ``run.json`` (the record
+itself; the sweep writes it when the run ends, its ``results.json`` only when the grid ends).
+Writes into OUT_DIR: ``results.json`` (every run
+record, sorted by run id, with the environment of the first file), ``summary.csv`` (one line per
+run) and ``tables.md`` (the README's tables). The notebook runs of experiments/klp19 (recorded on
+another CPU, see the README) are read from ``experiments/klp19/results.json`` for reference.
 """
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import sys
 from pathlib import Path
@@ -13,24 +22,28 @@ from pathlib import Path
 import numpy as np
 
 from qcnn.experiments.runner import config_tags
+from qcnn.io import atomic_write_text
 from qcnn.quantum import QuantumConfig
 
 HERE = Path(__file__).resolve().parent
 NOTEBOOK = HERE.parent / "klp19" / "results.json"
+# the one-option ablation (qcnn.experiments.sweep.THEORY_ABLATION), by the tags of its run ids
 ABLATION_NAMES = {
-    "ae6-fp0.01": "eps as a bound (AE, median of 11, m from the bound)",
-    "ae9-fp0.01": "eps as a bound (AE, median of 11, m from the bound)",
-    "fp0.01": "eps as a bound (AE, median of 11, m from the bound)",
+    "ae9-fp0.01": "eps as a bound (AE, m from the bound, median of 11)",
+    "ae6-fp0.01": "eps as a bound (AE, m from the bound, median of 11)",
     "ordertheory": "noise before the cap, f(Y + e)",
     "pershot": "a fresh estimate per tomography shot",
     "tomovalues-aenorm": "tomography values, normaliser by AE",
     "gradlinf+inputgrad": "l-infinity tomography of every gradient (+ the one passed back)",
 }
+EPS, DELTAS = (0.01, 0.1), (0.01, 0.1)
 
 
 def variant(run: dict) -> str:
     cfg = QuantumConfig.from_dict(run["quantum"]["config"])
     tags = config_tags(cfg)
+    if cfg.ipe == "amplitude_estimation" and tags != ["theory"]:
+        tags = [f"ae{cfg.resolved_ae_bits}", *tags]
     return "+".join(tags) if tags else "paper"
 
 
@@ -52,70 +65,125 @@ def fmt(values: list[float], scale: float = 100.0, digits: int = 2) -> str:
     )
 
 
-def main(path: str) -> int:
-    theory_runs = json.loads(Path(path).read_text())["runs"]
-    notebook_runs = json.loads(NOTEBOOK.read_text())["runs"]
+def qcnn_runs(runs: list[dict], var: str, eps: float, delta: float, seeds=None) -> list[dict]:
+    def keep(r: dict) -> bool:
+        if r["model"] != "qcnn":
+            return False
+        c = r["quantum"]["config"]
+        return (
+            c["cap"] == 10
+            and c["sigma"] == 0.5
+            and variant(r) == var
+            and cell(r) == (eps, delta)
+            and (seeds is None or r["seed"] in seeds)
+        )
 
-    def qcnn(runs, var, eps, delta, seeds=None):
-        return [r for r in runs if r["model"] == "qcnn" and r["quantum"]["config"]["cap"] == 10
-                and r["quantum"]["config"]["sigma"] == 0.5 and variant(r) == var
-                and cell(r) == (eps, delta) and (seeds is None or r["seed"] in seeds)]  # fmt: skip
+    return sorted((r for r in runs if keep(r)), key=lambda r: r["seed"])
 
-    print("| eps | delta | notebook mode (experiments/klp19) | theory mode | theory, final loss |")
-    print("|---|---|---|---|---|")
-    for eps in (0.01, 0.1):
-        for delta in (0.01, 0.1):
-            nb = [r["test_accuracy"] for r in qcnn(notebook_runs, "paper", eps, delta)]
-            th = qcnn(theory_runs, "theory", eps, delta)
+
+def acc(runs: list[dict]) -> list[float]:
+    return [r["test_accuracy"] for r in runs]
+
+
+def tables(runs: list[dict], notebook_klp19: list[dict]) -> str:
+    out = io.StringIO()
+
+    def p(line: str = "") -> None:
+        out.write(line + "\n")
+
+    p("Test accuracy (%) after 2 epochs on full MNIST, sigma 0.5, C 10; final training loss of")
+    p("the theory runs (mean of the last 12 loss logs).")
+    p()
+    p("| eps | delta | notebook, experiments/klp19 (Xeon; seeds 1-3 where run) | notebook, here (seed 1) "
+      "| theory preset, here | theory, final loss |")  # fmt: skip
+    p("|---|---|---|---|---|---|")
+    for eps in EPS:
+        for delta in DELTAS:
+            th = qcnn_runs(runs, "theory", eps, delta)
             loss = [r["final_train_loss"] for r in th if r["final_train_loss"] is not None]
-            print(f"| {eps:g} | {delta:g} | {fmt(nb)} | {fmt([r['test_accuracy'] for r in th])} | "
-                  f"{fmt(loss, 1.0, 3)} |")  # fmt: skip
-    print()
-    print("Ablation: notebook mode with one theory option switched on (seed 1, sigma 0.5, C 10, "
-          "delta 0.01); test accuracy in %:")  # fmt: skip
-    print()
-    print("| option | eps 0.01 | eps 0.1 |")
-    print("|---|---|---|")
-    base = {eps: [r["test_accuracy"] for r in qcnn(notebook_runs, "paper", eps, 0.01, {1})]
-            for eps in (0.01, 0.1)}  # fmt: skip
-    print(f"| none (notebook mode, experiments/klp19) | {fmt(base[0.01])} | {fmt(base[0.1])} |")
-    rows: dict[str, dict[float, list[float]]] = {}
-    for r in theory_runs:
-        if r["model"] != "qcnn" or variant(r) in ("theory", "paper"):
-            continue
-        name = ABLATION_NAMES.get(variant(r), variant(r))
-        rows.setdefault(name, {}).setdefault(cell(r)[0], []).append(r["test_accuracy"])
-    for name, by_eps in rows.items():
-        print(f"| {name} | {fmt(by_eps.get(0.01, []))} | {fmt(by_eps.get(0.1, []))} |")
-    th = {eps: [r["test_accuracy"] for r in qcnn(theory_runs, "theory", eps, 0.01, {1})]
-          for eps in (0.01, 0.1)}  # fmt: skip
-    print(f"| all of them (theory preset) | {fmt(th[0.01])} | {fmt(th[0.1])} |")
-    print()
-    print("CNN weights under the quantum forward pass (test accuracy in %):")
-    print()
-    print("| forward pass | eps 0.01 | eps 0.1 |")
-    print("|---|---|---|")
-    for var in ("paper", "theory"):
-        accs = {}
-        for r in theory_runs:
-            if r["model"] == "cnn-weights-quantum-forward" and variant(r).startswith(var):
-                accs.setdefault(r["quantum"]["config"]["eps"], []).append(r["test_accuracy"])
-        print(f"| {var} | {fmt(accs.get(0.01, []))} | {fmt(accs.get(0.1, []))} |")
-    cnn = [r["test_accuracy"] for r in theory_runs if r["model"] == "cnn"]
-    print(f"\nThe CNN itself: {fmt(cnn)} %.")
-    print()
-    print("Training time of each run (s; the machine was shared, see the README):")
-    print()
-    for r in theory_runs:
-        if r["model"] in ("qcnn", "cnn"):
-            tag = variant(r) if r["model"] == "qcnn" else "cnn"
-            eps = cell(r)[0] if r["model"] == "qcnn" else "-"
-            delta = cell(r)[1] if r["model"] == "qcnn" else "-"
-            print(
-                f"- {tag}, eps {eps}, delta {delta}, seed {r['seed']}: {r['train_seconds']:.0f} s"
+            p(
+                f"| {eps:g} | {delta:g} | {fmt(acc(qcnn_runs(notebook_klp19, 'paper', eps, delta)))} "
+                f"| {fmt(acc(qcnn_runs(runs, 'paper', eps, delta, {1})))} | {fmt(acc(th))} "
+                f"| {fmt(loss, 1.0, 3)} |"
             )
+    p()
+    p("Ablation: notebook mode with one theory option switched on (seed 1, sigma 0.5, C 10,")
+    p("delta 0.01); test accuracy in %, and the change from notebook mode run here:")
+    p()
+    p("| option | eps 0.01 | eps 0.1 |")
+    p("|---|---|---|")
+    base = {eps: acc(qcnn_runs(runs, "paper", eps, 0.01, {1})) for eps in EPS}
+    p(f"| none (notebook mode, here) | {fmt(base[0.01])} | {fmt(base[0.1])} |")
+
+    def with_change(values: list[float], eps: float) -> str:
+        if not values or not base[eps]:
+            return fmt(values)
+        return f"{fmt(values)} ({100 * (values[0] - base[eps][0]):+.2f})"
+
+    for tag, name in dict.fromkeys(ABLATION_NAMES.values(), None).items():
+        tags = [t for t, n in ABLATION_NAMES.items() if n == tag]
+        by_eps = {
+            eps: [v for t in tags for v in acc(qcnn_runs(runs, t, eps, 0.01, {1}))] for eps in EPS
+        }
+        p(f"| {tag} | {with_change(by_eps[0.01], 0.01)} | {with_change(by_eps[0.1], 0.1)} |")
+    th = {eps: acc(qcnn_runs(runs, "theory", eps, 0.01, {1})) for eps in EPS}
+    p(f"| all of them (theory preset) | {with_change(th[0.01], 0.01)} | {with_change(th[0.1], 0.1)} |")
+    cnn = acc([r for r in runs if r["model"] == "cnn"])
+    p()
+    p(f"The CNN, same machine and settings (seed 1): {fmt(cnn)} %.")
+    p()
+    p("Training time of each run (s; shared machine, see the README):")
+    p()
+    for r in sorted(runs, key=run_id):
+        p(f"- `{run_id(r)}`: {r['train_seconds']:.0f} s")
+    return out.getvalue()
+
+
+def run_id(r: dict) -> str:
+    if r["model"] != "qcnn":
+        return f"{r['model']}-{r.get('arch', 'paper')}-seed{r['seed']}"
+    eps, delta = cell(r)
+    return f"qcnn-eps{eps:g}-delta{delta:g}-{variant(r)}-seed{r['seed']}"
+
+
+def summary_csv(runs: list[dict]) -> str:
+    out = io.StringIO()
+    w = csv.writer(out, lineterminator="\n")
+    w.writerow(["run", "model", "variant", "eps", "delta", "seed", "test_accuracy",
+                "final_train_loss", "train_seconds"])  # fmt: skip
+    for r in sorted(runs, key=run_id):
+        q = r["model"] == "qcnn"
+        w.writerow([run_id(r), r["model"], variant(r) if q else "", *(cell(r) if q else ("", "")),
+                    r["seed"], r["test_accuracy"], r["final_train_loss"], r["train_seconds"]])  # fmt: skip
+    return out.getvalue()
+
+
+def main(argv: list[str]) -> int:
+    if len(argv) < 2:
+        print(__doc__, file=sys.stderr)
+        return 2
+    out_dir, paths = Path(argv[0]), [Path(a) for a in argv[1:]]
+    files = [json.loads(p.read_text()) for p in paths]
+    records = [r for f in files for r in (f["runs"] if "runs" in f else [f])]
+    runs = [r for r in records if r["model"] in ("cnn", "qcnn")]
+    whole = [f for f in files if "runs" in f]
+    ids = [run_id(r) for r in runs]
+    if len(set(ids)) != len(ids):
+        raise SystemExit(f"the same run twice in {', '.join(map(str, paths))}")
+    notebook_klp19 = json.loads(NOTEBOOK.read_text())["runs"]
+    out_dir.mkdir(parents=True, exist_ok=True)
+    record = {
+        "dataset": whole[0]["dataset"] if whole else runs[0]["dataset"],
+        "environment": whole[0]["environment"] if whole else None,
+        "sources": [str(p) for p in paths],
+        "runs": sorted(runs, key=run_id),
+    }
+    atomic_write_text(out_dir / "results.json", json.dumps(record, indent=1) + "\n")
+    atomic_write_text(out_dir / "summary.csv", summary_csv(runs))
+    atomic_write_text(out_dir / "tables.md", tables(runs, notebook_klp19))
+    print(f"wrote {out_dir}/results.json, summary.csv and tables.md ({len(runs)} runs)")
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main(sys.argv[1]))
+    sys.exit(main(sys.argv[1:]))

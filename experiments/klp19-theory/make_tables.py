@@ -120,14 +120,16 @@ def tables(runs: list[dict], notebook_klp19: list[dict]) -> str:
             return fmt(values)
         return f"{fmt(values)} ({100 * (values[0] - base[eps][0]):+.2f})"
 
-    for tag, name in dict.fromkeys(ABLATION_NAMES.values(), None).items():
-        tags = [t for t, n in ABLATION_NAMES.items() if n == tag]
+    for name in dict.fromkeys(ABLATION_NAMES.values()):  # each option once, in order
+        tags = [t for t, n in ABLATION_NAMES.items() if n == name]
         by_eps = {
             eps: [v for t in tags for v in acc(qcnn_runs(runs, t, eps, 0.01, {1}))] for eps in EPS
         }
-        p(f"| {tag} | {with_change(by_eps[0.01], 0.01)} | {with_change(by_eps[0.1], 0.1)} |")
+        p(f"| {name} | {with_change(by_eps[0.01], 0.01)} | {with_change(by_eps[0.1], 0.1)} |")
     th = {eps: acc(qcnn_runs(runs, "theory", eps, 0.01, {1})) for eps in EPS}
-    p(f"| all of them (theory preset) | {with_change(th[0.01], 0.01)} | {with_change(th[0.1], 0.1)} |")
+    p(
+        f"| all of them (theory preset) | {with_change(th[0.01], 0.01)} | {with_change(th[0.1], 0.1)} |"
+    )
     cnn = acc([r for r in runs if r["model"] == "cnn"])
     p()
     p(f"The CNN, same machine and settings (seed 1): {fmt(cnn)} %.")

@@ -158,7 +158,15 @@ def report(
             float((lr.sigma * c_q) ** (1.0 / (1.0 - alpha_q))) if alpha_q < 1 else float("inf")
         )
         out[-1]["crossover_volume_growth"] = crossover_volume(lr, alpha)
-        out[-1]["crossover"] = crossover_table(lr, KERNELS, DEPTHS, q_of=lambda k, d: q_of[(k, d)])
+        # a kernel larger than the layer's input cannot be measured: its Q comes from the fit
+        extrapolated = sorted({k for k in KERNELS for d in DEPTHS if (k, d) not in q_of})
+        out[-1]["crossover_q_from_fit"] = extrapolated  # kernel sizes k (k x k)
+        out[-1]["crossover"] = crossover_table(
+            lr,
+            KERNELS,
+            DEPTHS,
+            q_of=lambda k, d: q_of.get((k, d), c_q * (k * k * d) ** alpha_q),
+        )
     return out
 
 
@@ -324,6 +332,10 @@ def _markdown(rows: list[dict]) -> str:
                   f"measured Q; {last['crossover_volume_growth']:.3g} for the measured layer's Q "
                   f"grown as M grows; {last['crossover_volume_fixed_q']:.3g} if Q were fixed.", "",
                   "Measured Q = M sqrt(C) / (eps sqrt(E[f])):", ""]  # fmt: skip
+        if last.get("crossover_q_from_fit"):
+            sizes = ", ".join(f"{k}x{k}" for k in last["crossover_q_from_fit"])
+            lines += [f"({sizes} kernels are larger than the layer's input: their Q is the fit "
+                      f"c V^{last['growth_alpha_q']:.2f}, not a measurement.)", ""]  # fmt: skip
         lines += _grid(last["crossover"], "Q")
         lines += ["", "Predicted forward speed-up (classical / quantum) with the measured Q:", ""]
         lines += _grid(last["crossover"])

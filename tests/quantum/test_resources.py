@@ -191,3 +191,30 @@ def test_report_backward_and_synthetic_on_a_small_network():
     assert by[(7, 32)]["M"] > by[(3, 1)]["M"]
     alpha, _ = fit_growth([m["kernel_volume"] for m in meas], [m["M"] for m in meas])
     assert 0 < alpha < 1
+
+
+def test_crossover_table_fits_q_for_kernels_larger_than_the_input():
+    """A last layer on 9x9 inputs: 3x3 and 7x7 kernels are measured on synthetic inputs, 11x11
+    cannot be (alexnet-small's last layer is the real case); its Q comes from the fit, and the
+    report says so."""
+    from qcnn.nn import Dense, Flatten
+    from qcnn.quantum import QuantumConv2D
+
+    cfg = QuantumConfig.paper()
+    model = Sequential(QuantumConv2D(1, 4, 3, config=cfg, rng=0), Flatten(), Dense(4 * 7 * 7, 3))
+    x = np.random.default_rng(0).normal(size=(4, 1, 9, 9)).astype(np.float32)
+    rows = resources_cmd.report(model, cfg, x, np.zeros(4, dtype=np.int64), synthetic=True,
+                                synthetic_images=2)  # fmt: skip
+    last = rows[-1]
+    assert last["crossover_q_from_fit"] == [11]
+    measured = {(m["kernel"], m["depth"]) for m in last["synthetic"]}
+    assert (7, 1) in measured and (11, 1) not in measured
+    table = {(t["kernel"], t["depth"]): t for t in last["crossover"]}
+    for (k, d), t in table.items():
+        assert math.isfinite(t["Q"]) and t["Q"] > 0
+        if k == 11:  # on the fitted power law through the measured points
+            ratio = table[(11, d)]["Q"] / (11 * 11 * d) ** last["growth_alpha_q"]
+            assert ratio == pytest.approx(
+                table[(11, 1)]["Q"] / (11 * 11) ** last["growth_alpha_q"], rel=1e-9
+            )
+    assert "11x11 kernels are larger than the layer's input" in resources_cmd._markdown(rows)

@@ -29,8 +29,8 @@ HERE = Path(__file__).resolve().parent
 NOTEBOOK = HERE.parent / "klp19" / "results.json"
 # the one-option ablation (qcnn.experiments.sweep.THEORY_ABLATION), by the tags of its run ids
 ABLATION_NAMES = {
-    "ae9-fp0.01": "eps as a bound (AE, m from the bound, median of 11)",
-    "ae6-fp0.01": "eps as a bound (AE, m from the bound, median of 11)",
+    "ae9+fp0.01": "eps as a bound (AE, m from the bound, median of 11)",
+    "ae6+fp0.01": "eps as a bound (AE, m from the bound, median of 11)",
     "ordertheory": "noise before the cap, f(Y + e)",
     "pershot": "a fresh estimate per tomography shot",
     "tomovalues-aenorm": "tomography values, normaliser by AE",

@@ -1,17 +1,17 @@
 #!/usr/bin/env bash
-# The recorded theory-mode experiment (README.md of this folder): two trainings per command (two
-# worker processes, one BLAS thread each, two shards each), each command under the shared CPU
-# lock of the machine (COMMON.md), until the grid is done; the last command also evaluates the
-# trained CNN under both forward passes and writes the summaries. Resumable: rerun it with the
-# same OUT to continue.
+# The recorded theory-mode experiment (README.md of this folder), through the sweep alone: the CNN,
+# the theory preset on eps {0.01, 0.1} x delta {0.01, 0.1} (sigma 0.5, C 10), the one-option
+# ablation from notebook mode at (0.01, 0.01) and (0.1, 0.01), seeds 2 and 3 of the theory preset
+# at (0.01, 0.01). One BLAS thread per run and unsharded (--shards 1), as every recorded run; the
+# number of workers does not change the numbers. Resumable: rerun it to continue.
+# Run from the repository root.
 set -euo pipefail
 OUT=${OUT:-runs/klp19-theory}
+WORKERS=${WORKERS:-2}
 export QCNN_DATA_DIR=${QCNN_DATA_DIR:-../shared/data/mnist}
-for _ in $(seq 1 40); do
-  line=$(flock -s /tmp/qcnn-cpu.lock env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE \
-    python -m qcnn.experiments.sweep --grid klp19-theory --replicate-seeds 2 3 --shards 2 \
-      --workers 2 --max-runs 2 --quiet --out "$OUT" | tail -1)
-  echo "$(date -Is) $line"
-  case "$line" in *"runs left"*) ;; *) break ;; esac
-  sleep 60  # a window for the exclusive-lock benchmarks of the machine (COMMON.md)
-done
+resume=()
+if [ -d "$OUT" ]; then resume=(--resume); fi
+env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE \
+  python -m qcnn.experiments.sweep --grid klp19-theory --replicate-seeds 2 3 --shards 1 \
+    --workers "$WORKERS" --out "$OUT" "${resume[@]}"
+python experiments/klp19-theory/make_tables.py experiments/klp19-theory "$OUT"/runs/*/run.json

@@ -323,6 +323,39 @@ def add_common_arguments(
     )
 
 
+def add_training_arguments(
+    parser: argparse.ArgumentParser, *, per_run: bool = False, momentum: bool = True
+) -> None:
+    """Declare ``--epochs``, ``--batch-size``, ``--lr`` and (with ``momentum``) ``--momentum``.
+
+    ``per_run`` words the help for a command that trains many runs (the sweep).
+    """
+    each = " per run" if per_run else ""
+    parser.add_argument(
+        "--epochs",
+        type=int_in(1, 10_000),
+        default=None,
+        help=f"training epochs{each}, 1..10000 (default: the paper's 1,876 SGD steps of 64 "
+        "images, i.e. 2 epochs of full MNIST, 30 of the 4,000-image offline subset)",
+    )
+    parser.add_argument(
+        "--batch-size", type=int_in(1, 65_536), default=64, help="mini-batch size, 1..65536"
+    )
+    parser.add_argument(
+        "--lr",
+        type=float_in(0.0, 10.0, lo_open=True),
+        default=0.01,
+        help="SGD learning rate, 0 < lr <= 10",
+    )
+    if momentum:
+        parser.add_argument(
+            "--momentum",
+            type=float_in(0.0, 1.0, hi_open=True),
+            default=0.0,
+            help="SGD momentum in [0, 1)",
+        )
+
+
 ARCH_HELP = {
     "paper": "KLP19's network (two 7x7 convs, no pooling)",
     "lenet5": "LeNet-style, modern (ReLU, max pooling)",

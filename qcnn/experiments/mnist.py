@@ -31,13 +31,13 @@ from qcnn.experiments.cli import (
     add_common_arguments,
     add_model_arguments,
     add_quantum_arguments,
+    add_training_arguments,
     check_data_dir,
     check_output_dir,
     check_sampling_memory,
     cli_errors,
     config_from_args,
     default_out,
-    float_in,
     int_in,
     usage_error,
 )
@@ -73,28 +73,7 @@ def build_parser() -> argparse.ArgumentParser:
         "quantum forward pass",
     )
     add_model_arguments(p)
-    p.add_argument(
-        "--epochs",
-        type=int_in(1, 10_000),
-        default=None,
-        help="training epochs, 1..10000 (default: the paper's 1,876 SGD steps of 64 "
-        "images, i.e. 2 epochs of full MNIST, 30 of the 4,000-image offline subset)",
-    )
-    p.add_argument(
-        "--batch-size", type=int_in(1, 65_536), default=64, help="mini-batch size, 1..65536"
-    )
-    p.add_argument(
-        "--lr",
-        type=float_in(0.0, 10.0, lo_open=True),
-        default=0.01,
-        help="SGD learning rate, 0 < lr <= 10",
-    )
-    p.add_argument(
-        "--momentum",
-        type=float_in(0.0, 1.0, hi_open=True),
-        default=0.0,
-        help="SGD momentum in [0, 1)",
-    )
+    add_training_arguments(p)
     p.add_argument(
         "--train-size", type=int_in(1, 10**8), default=None, help="use the first N training images"
     )

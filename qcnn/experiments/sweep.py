@@ -32,11 +32,11 @@ from qcnn.experiments.budget import resolve_epochs
 from qcnn.experiments.cli import (
     add_common_arguments,
     add_model_arguments,
+    add_training_arguments,
     check_data_dir,
     check_output_dir,
     cli_errors,
     default_out,
-    float_in,
     int_in,
     nonneg_int,
     usage_error,
@@ -328,22 +328,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="configuration of the paper and quick grids' QCNN runs: paper (the authors' "
         "notebook) or theory (QuantumConfig.theory, docs/theory.md); grid values override it",
     )
-    p.add_argument(
-        "--epochs",
-        type=int_in(1, 10_000),
-        default=None,
-        help="training epochs per run, 1..10000 (default: the paper's 1,876 SGD steps of "
-        "64 images, i.e. 2 epochs of full MNIST, 30 of the 4,000-image offline subset)",
-    )
-    p.add_argument(
-        "--batch-size", type=int_in(1, 65_536), default=64, help="mini-batch size, 1..65536"
-    )
-    p.add_argument(
-        "--lr",
-        type=float_in(0.0, 10.0, lo_open=True),
-        default=0.01,
-        help="SGD learning rate, 0 < lr <= 10",
-    )
+    add_training_arguments(p, per_run=True, momentum=False)
     p.add_argument(
         "--replicate-seeds",
         type=nonneg_int,

@@ -111,6 +111,18 @@ class _ShotSums:
         counts = np.bincount(pix, minlength=n).astype(np.int64, copy=False)
         return counts, total(self.value), total(self.linear), total(self.error)
 
+    def result(self, b: int, d: int, **extra: np.ndarray | int | None) -> PerShot:
+        """The :class:`PerShot` of ``b`` images of ``d`` pixels (``extra``: its optional fields)."""
+        counts, value_sum, linear_sum, error_sum = self.sums(b * d)
+        shape = (b, d)
+        return PerShot(
+            counts.reshape(shape),
+            value_sum.reshape(shape),
+            linear_sum.reshape(shape),
+            error_sum.reshape(shape),
+            **extra,
+        )
+
 
 def _cap(z: np.ndarray, cap: float) -> np.ndarray:
     return np.clip(z, 0.0, cap)
@@ -244,14 +256,7 @@ def _gaussian(
         need = need - np.bincount(row[keep], minlength=b)
     else:
         raise RuntimeError("per-shot sampling did not converge (acceptance too low)")
-    counts, value_sum, linear_sum, error_sum = shot_sums.sums(b * d)
-    shape = (b, d)
-    return PerShot(
-        counts.reshape(shape),
-        value_sum.reshape(shape),
-        linear_sum.reshape(shape),
-        error_sum.reshape(shape),
-    )
+    return shot_sums.result(b, d)
 
 
 # -- amplitude estimation ------------------------------------------------------------------------
@@ -375,17 +380,7 @@ def _ae(
         need = need - np.bincount(row[keep], minlength=b)
     else:
         raise RuntimeError("per-shot sampling did not converge")
-    counts, value_sum, linear_sum, error_sum = shot_sums.sums(n)
-    shape = (b, d)
-    return PerShot(
-        counts.reshape(shape),
-        value_sum.reshape(shape),
-        linear_sum.reshape(shape),
-        error_sum.reshape(shape),
-        mean_f_img,
-        mean_err_img,
-        fallbacks,
-    )
+    return shot_sums.result(b, d, mean_f=mean_f_img, mean_f_err=mean_err_img, fallbacks=fallbacks)
 
 
 def _outside_window(

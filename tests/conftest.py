@@ -57,6 +57,24 @@ def python_m() -> list[str]:
     return [sys.executable, str(Path(__file__).with_name("run_offline.py"))]
 
 
+def quick_sweep_args(epochs: int = 2) -> list[str]:
+    """The sweep's quick grid on 200 training and 100 test images in batches of 20 (one loss log
+    per run), ``--quiet``: the small sweep the command, executor and kill tests share."""
+    return [
+        "--grid",
+        "quick",
+        "--train-size",
+        "200",
+        "--test-size",
+        "100",
+        "--epochs",
+        str(epochs),
+        "--batch-size",
+        "20",
+        "--quiet",
+    ]
+
+
 def pytest_collection_modifyitems(config, items):
     if full_mnist_dir() is not None:
         return

@@ -36,7 +36,7 @@ from qcnn.experiments import cli, executors, mnist, resources, sweep
 from qcnn.models import paper_cnn, paper_qcnn
 from qcnn.quantum import QuantumConfig
 from qcnn.train import evaluate
-from tests.conftest import assert_png
+from tests.conftest import assert_png, quick_sweep_args
 
 pytestmark = pytest.mark.filterwarnings("ignore::qcnn.data.MNISTSubsetWarning")
 
@@ -421,19 +421,7 @@ def test_common_flags_are_declared_once_with_each_commands_defaults(command):
 
 # The brief's invocation (batch 64 on 200 images = 4 batches, fewer than one loss log) crashes in
 # paper_comparison (see the xfail below); 200 images in batches of 20 give one loss log per run.
-SWEEP_ARGS = [
-    "--grid",
-    "quick",
-    "--train-size",
-    "200",
-    "--test-size",
-    "100",
-    "--epochs",
-    "1",
-    "--batch-size",
-    "20",
-    "--quiet",
-]
+SWEEP_ARGS = quick_sweep_args(epochs=1)
 SWEEP_RUN_IDS = [
     "cnn-paper-seed1",
     "qcnn-paper-eps0.01-C10-sigma0.1-delta0.01-seed1",

@@ -22,7 +22,7 @@ from pathlib import Path
 import pytest
 
 from qcnn.nn.model import load_npz_strict
-from tests.conftest import python_m
+from tests.conftest import python_m, quick_sweep_args
 
 # the environment of mnist_source (full MNIST, or the offline subset) for every test here
 pytestmark = [pytest.mark.kill, pytest.mark.usefixtures("mnist_source")]
@@ -43,22 +43,7 @@ MNIST = [
     "--no-quantum-forward",
     "--quiet",
 ]
-SWEEP = [
-    *python_m(),
-    "qcnn.experiments.sweep",
-    "--grid",
-    "quick",
-    "--train-size",
-    "200",
-    "--test-size",
-    "100",
-    "--epochs",
-    "2",
-    "--batch-size",
-    "20",
-    "--quiet",
-    "--no-quantum-forward",
-]
+SWEEP = [*python_m(), "qcnn.experiments.sweep", *quick_sweep_args(), "--no-quantum-forward"]
 TIMING = {"train_seconds", "eval_seconds", "seconds", "environment", "arguments"}
 
 

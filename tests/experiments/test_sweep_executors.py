@@ -36,25 +36,13 @@ import qcnn.experiments.executors as executors
 from qcnn.experiments import sweep
 from qcnn.nn.model import load_npz_strict
 from qcnn.train import TrainingDiverged
-from tests.conftest import python_m
+from tests.conftest import python_m, quick_sweep_args
 from tests.dask_cli import DaskCLICluster
 
 # the environment of mnist_source (full MNIST, or the offline subset) for every test here
 pytestmark = pytest.mark.usefixtures("mnist_source")
 ROOT = Path(__file__).resolve().parents[2]
-GRID = [
-    "--grid",
-    "quick",
-    "--train-size",
-    "200",
-    "--test-size",
-    "100",
-    "--epochs",
-    "2",
-    "--batch-size",
-    "20",
-    "--quiet",
-]
+GRID = quick_sweep_args()
 TIMING = {"train_seconds", "eval_seconds", "seconds"}
 
 

@@ -111,8 +111,15 @@ class _ShotSums:
         counts = np.bincount(pix, minlength=n).astype(np.int64, copy=False)
         return counts, total(self.value), total(self.linear), total(self.error)
 
-    def result(self, b: int, d: int, **extra: np.ndarray | int | None) -> PerShot:
-        """The :class:`PerShot` of ``b`` images of ``d`` pixels (``extra``: its optional fields)."""
+    def result(
+        self,
+        b: int,
+        d: int,
+        mean_f: np.ndarray | None = None,
+        mean_f_err: np.ndarray | None = None,
+        fallbacks: int = 0,
+    ) -> PerShot:
+        """The :class:`PerShot` of ``b`` images of ``d`` pixels (the rest: its optional fields)."""
         counts, value_sum, linear_sum, error_sum = self.sums(b * d)
         shape = (b, d)
         return PerShot(
@@ -120,7 +127,9 @@ class _ShotSums:
             value_sum.reshape(shape),
             linear_sum.reshape(shape),
             error_sum.reshape(shape),
-            **extra,
+            mean_f,
+            mean_f_err,
+            fallbacks,
         )
 
 

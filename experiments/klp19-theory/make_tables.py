@@ -5,10 +5,11 @@
 Each RECORD.json is a ``results.json`` of the ``sweep`` or of the ``mnist`` command (both hold
 ``{"runs": [...]}`` with the same run records) or one finished run's ``run.json`` (the record
 itself; the sweep writes it when the run ends, its ``results.json`` only when the grid ends).
-Writes into OUT_DIR: ``results.json`` (every run
-record, sorted by run id, with the environment of the first file), ``summary.csv`` (one line per
-run) and ``tables.md`` (the README's tables). The notebook runs of experiments/klp19 (recorded on
-another CPU, see the README) are read from ``experiments/klp19/results.json`` for reference.
+Records of the CNN's weights under the quantum forward pass (``cnn_forward.py``, or the
+sweep's end) get a table of their own. Writes into OUT_DIR: ``results.json`` (every run record,
+sorted by run id, with the environment of the first file), ``summary.csv`` (one line per run) and
+``tables.md`` (the README's tables). The notebook runs of experiments/klp19 (recorded on another
+CPU, see the README) are read from ``experiments/klp19/results.json`` for reference.
 """
 
 from __future__ import annotations
@@ -85,7 +86,11 @@ def acc(runs: list[dict]) -> list[float]:
     return [r["test_accuracy"] for r in runs]
 
 
-def tables(runs: list[dict], notebook_klp19: list[dict]) -> str:
+def forward_mode(r: dict) -> str:
+    return "theory" if r["quantum"]["config"]["ipe"] == "amplitude_estimation" else "notebook"
+
+
+def tables(runs: list[dict], notebook_klp19: list[dict], forward: list[dict]) -> str:
     out = io.StringIO()
 
     def p(line: str = "") -> None:
@@ -134,6 +139,19 @@ def tables(runs: list[dict], notebook_klp19: list[dict]) -> str:
     p()
     p(f"The CNN, same machine and settings (seed 1): {fmt(cnn)} %.")
     p()
+    if forward:
+        p("The CNN's trained weights under the quantum forward pass (no training; C 10, sigma 0.5;")
+        p("`cnn_forward.py`): test accuracy in %")
+        p()
+        p("| eps | notebook mode | theory mode |")
+        p("|---|---|---|")
+        for eps in EPS:
+            by_mode = {
+                mode: acc([r for r in forward if forward_mode(r) == mode and cell(r)[0] == eps])
+                for mode in ("notebook", "theory")
+            }
+            p(f"| {eps:g} | {fmt(by_mode['notebook'])} | {fmt(by_mode['theory'])} |")
+        p()
     p("Training time of each run (s; shared machine, see the README):")
     p()
     for r in sorted(runs, key=run_id):
@@ -166,8 +184,14 @@ def main(argv: list[str]) -> int:
         return 2
     out_dir, paths = Path(argv[0]), [Path(a) for a in argv[1:]]
     files = [json.loads(p.read_text()) for p in paths]
-    records = [r for f in files for r in (f["runs"] if "runs" in f else [f])]
+    records = [
+        r
+        for f in files
+        for r in (f["runs"] + f.get("cnn_weights_quantum_forward", []) if "runs" in f else [f])
+    ]
     runs = [r for r in records if r["model"] in ("cnn", "qcnn")]
+    # the CNN's weights under the quantum forward pass (cnn_forward.py, or the sweep's end)
+    forward = [r for r in records if r["model"] == "cnn-weights-quantum-forward"]
     whole = [f for f in files if "runs" in f]
     ids = [run_id(r) for r in runs]
     if len(set(ids)) != len(ids):
@@ -179,10 +203,11 @@ def main(argv: list[str]) -> int:
         "environment": whole[0]["environment"] if whole else None,
         "sources": [str(p) for p in paths],
         "runs": sorted(runs, key=run_id),
+        "cnn_weights_quantum_forward": sorted(forward, key=lambda r: (forward_mode(r), cell(r))),
     }
     atomic_write_text(out_dir / "results.json", json.dumps(record, indent=1) + "\n")
     atomic_write_text(out_dir / "summary.csv", summary_csv(runs))
-    atomic_write_text(out_dir / "tables.md", tables(runs, notebook_klp19))
+    atomic_write_text(out_dir / "tables.md", tables(runs, notebook_klp19, forward))
     print(f"wrote {out_dir}/results.json, summary.csv and tables.md ({len(runs)} runs)")
     return 0
 

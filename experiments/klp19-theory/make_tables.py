@@ -135,6 +135,17 @@ def tables(runs: list[dict], notebook_klp19: list[dict], forward: list[dict]) ->
     p(
         f"| all of them (theory preset) | {with_change(th[0.01], 0.01)} | {with_change(th[0.1], 0.1)} |"
     )
+    grad = qcnn_runs(runs, "gradlinf+inputgrad", 0.01, 0.1, {1})
+    if grad:  # the gradient read-out alone at the coarse delta
+        p()
+        p("At delta 0.1 (eps 0.01, seed 1): the gradient read-out alone, test accuracy in %:")
+        p()
+        p("| notebook mode, here | + l-infinity tomography of every gradient | theory preset |")
+        p("|---|---|---|")
+        nb = acc(qcnn_runs(runs, "paper", 0.01, 0.1, {1}))
+        th01 = acc(qcnn_runs(runs, "theory", 0.01, 0.1, {1}))
+        change = f" ({100 * (grad[0]['test_accuracy'] - nb[0]):+.2f})" if nb else ""
+        p(f"| {fmt(nb)} | {fmt(acc(grad))}{change} | {fmt(th01)} |")
     cnn = acc([r for r in runs if r["model"] == "cnn"])
     p()
     p(f"The CNN, same machine and settings (seed 1): {fmt(cnn)} %.")

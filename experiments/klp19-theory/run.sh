@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # The recorded theory-mode experiment (README.md of this folder), through the sweep alone: the CNN,
 # the theory preset on eps {0.01, 0.1} x delta {0.01, 0.1} (sigma 0.5, C 10), the one-option
-# ablation from notebook mode at (0.01, 0.01) and (0.1, 0.01), seeds 2 and 3 of the theory preset
-# at (0.01, 0.01). One BLAS thread per run and unsharded (--shards 1), as every recorded run; the
-# number of workers does not change the numbers. Resumable: rerun it to continue.
+# ablation from notebook mode at (0.01, 0.01) and (0.1, 0.01) and the gradient read-out alone at
+# (0.01, 0.1), notebook mode on the four cells, seeds 2 and 3 of the theory preset at (0.01, 0.01),
+# and the CNN's weights under both forward passes at the end. One BLAS thread per run and
+# unsharded (--shards 1), as every recorded run; the number of workers does not change the
+# numbers. Resumable: rerun it to continue.
 # Run from the repository root.
 set -euo pipefail
 OUT=${OUT:-runs/klp19-theory}
@@ -14,4 +16,7 @@ if [ -d "$OUT" ]; then resume=(--resume); fi
 env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE \
   python -m qcnn.experiments.sweep --grid klp19-theory --replicate-seeds 2 3 --shards 1 \
     --workers "$WORKERS" --out "$OUT" "${resume[@]}"
-python experiments/klp19-theory/make_tables.py experiments/klp19-theory "$OUT"/runs/*/run.json
+# the whole grid's results.json (with the CNN's forward-pass evaluations) once it is complete,
+# else the finished runs so far
+if [ -f "$OUT/results.json" ]; then records=("$OUT/results.json"); else records=("$OUT"/runs/*/run.json); fi
+python experiments/klp19-theory/make_tables.py experiments/klp19-theory "${records[@]}"

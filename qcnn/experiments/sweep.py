@@ -140,10 +140,11 @@ THEORY_ABLATION: dict[str, dict[str, Any]] = {
 
 def klp19_theory_specs(replicate_seeds: tuple[int, ...] = (), **common: Any) -> list[RunSpec]:
     """The grid of experiments/klp19-theory: the CNN; the theory preset at sigma 0.5, C 10 for
-    eps {0.01, 0.1} x delta {0.01, 0.1} (plus the replicate seeds at eps = delta = 0.01); and the
+    eps {0.01, 0.1} x delta {0.01, 0.1} (plus the replicate seeds at eps = delta = 0.01); the
     ablation: notebook mode with one theory option switched on (:data:`THEORY_ABLATION`) at
-    (eps, delta) = (0.01, 0.01) and (0.1, 0.01). The notebook's own runs of these cells are in
-    experiments/klp19."""
+    (eps, delta) = (0.01, 0.01) and (0.1, 0.01), and the gradient read-out alone at (0.01, 0.1);
+    and notebook mode on the four cells, the ablation's base on the same machine (the notebook's
+    seeds 1-3 on the authors' grid are in experiments/klp19)."""
     specs = [RunSpec(config=None, **common)]
     for eps, delta in itertools.product([0.01, 0.1], [0.01, 0.1]):
         specs.append(RunSpec(config=QuantumConfig.theory(eps=eps, delta=delta), **common))
@@ -151,6 +152,11 @@ def klp19_theory_specs(replicate_seeds: tuple[int, ...] = (), **common: Any) -> 
         for option in THEORY_ABLATION.values():
             cfg = QuantumConfig.paper(eps=eps, delta=0.01).replace(**option)
             specs.append(RunSpec(config=cfg, **common))
+    gradient_alone = THEORY_ABLATION["gradient-tomography"]
+    cfg = QuantumConfig.paper(eps=0.01, delta=0.1).replace(**gradient_alone)
+    specs.append(RunSpec(config=cfg, **common))
+    for eps, delta in itertools.product([0.01, 0.1], [0.01, 0.1]):
+        specs.append(RunSpec(config=QuantumConfig.paper(eps=eps, delta=delta), **common))
     for seed in replicate_seeds:
         if seed != common.get("seed"):
             specs.append(RunSpec(config=QuantumConfig.theory(), **{**common, "seed": seed}))
@@ -318,8 +324,8 @@ def build_parser() -> argparse.ArgumentParser:
         choices=sorted(GRIDS) + sorted(NAMED_GRIDS),
         default="paper",
         help="paper: 40 QCNN runs + CNN; quick: 2 QCNN runs + CNN; klp19-theory: the theory "
-        "preset on the paper's sigma-0.5 cells and the one-option ablation (experiments/"
-        "klp19-theory)",
+        "preset on the paper's sigma-0.5 cells, notebook mode on the same cells and the "
+        "one-option ablation (experiments/klp19-theory)",
     )
     p.add_argument(
         "--preset",

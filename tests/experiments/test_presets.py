@@ -90,7 +90,8 @@ def test_new_flags_and_the_former_gradient_flag_name():
 def test_run_ids_tell_theory_configurations_apart():
     specs = sweep.klp19_theory_specs((2, 3), seed=1)
     ids = [s.run_id for s in specs]
-    assert len(ids) == len(set(ids)) == 1 + 4 + 2 + 10
+    assert len(ids) == len(set(ids)) == 1 + 4 + 2 + 10 + 1 + 4
+    assert "qcnn-paper-eps0.1-C10-sigma0.5-delta0.1-seed1" in ids  # notebook mode's own cell
     assert "qcnn-paper-eps0.01-C10-sigma0.5-delta0.01-ae9-theory-seed1" in ids
     assert config_tags(QuantumConfig.paper()) == []
     assert RunSpec(config=QuantumConfig.paper()).run_id == (
@@ -102,13 +103,20 @@ def test_run_ids_tell_theory_configurations_apart():
         "gradquantum",
     ]
     # the ablation switches on exactly one option from notebook mode
-    ablation = [
-        s.config for s in specs if s.config is not None and config_tags(s.config) != ["theory"]
-    ]
-    assert len(ablation) == 10
+    quantum = [s.config for s in specs if s.config is not None]
+    ablation = [c for c in quantum if config_tags(c) not in (["theory"], [])]
+    assert len(ablation) == 10 + 1
     for cfg in ablation:
-        assert cfg.sigma == 0.5 and cfg.cap == 10 and cfg.delta == 0.01
-        assert len(config_tags(cfg)) in (1, 2)  # 2: an AE bits tag is part of the ipe id
+        assert cfg.sigma == 0.5 and cfg.cap == 10
+        assert cfg.delta == 0.01 or config_tags(cfg) == ["gradlinf", "inputgrad"]
+        assert len(config_tags(cfg)) in (1, 2)  # 2: an AE bits tag, or the read-out's two flags
+    notebook = [c for c in quantum if config_tags(c) == []]
+    assert sorted((c.eps, c.delta) for c in notebook) == [
+        (0.01, 0.01),
+        (0.01, 0.1),
+        (0.1, 0.01),
+        (0.1, 0.1),
+    ]
 
 
 def test_sweep_theory_preset_grid_and_named_grid_exclusive(tmp_path):

@@ -26,6 +26,7 @@ import math
 import os
 import sys
 import time
+import warnings
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any, NoReturn
@@ -270,14 +271,18 @@ def cli_errors(main: Callable[..., int]) -> Callable[..., int]:
     a run that diverged (the runs finished before it are already written). Anything else is a
     bug and keeps its traceback.
     """
-    from qcnn.data import IDXError
+    from qcnn.data import IDXError, MNISTSubsetWarning
     from qcnn.experiments.runner import RecordError
     from qcnn.train import CheckpointError, RunMismatchError, TrainingDiverged
 
     @functools.wraps(main)
     def wrapper(argv: list[str] | None = None) -> int:
         try:
-            return main(argv)
+            with warnings.catch_warnings():
+                # the subset fallback prints its notice on stderr itself (qcnn.data.mnist._loud):
+                # a command shows it once, not a second time as a Python warning
+                warnings.simplefilter("ignore", MNISTSubsetWarning)
+                return main(argv)
         except TrainingDiverged as exc:
             print(f"error: {exc}", file=sys.stderr)
             return 1

@@ -26,12 +26,14 @@ import math
 import os
 import shutil
 import subprocess
+import warnings
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 import qcnn.experiments.runner as runner
+from qcnn.data import MNISTSubsetWarning
 from qcnn.experiments import cli, executors, mnist, resources, sweep
 from qcnn.models import paper_cnn, paper_qcnn
 from qcnn.quantum import QuantumConfig
@@ -259,6 +261,20 @@ def test_default_command_on_the_offline_subset_trains_30_epochs(
     with pytest.raises(_Captured):
         mnist.main(["--epochs", "2", "--out", str(tmp_path / "p"), "--quiet"])
     assert specs[0].epochs == 2  # an explicit --epochs always wins
+
+
+def test_a_command_announces_the_offline_subset_once(offline_subset, tmp_path, monkeypatch, capsys):
+    """The fallback's notice reaches stderr once (plus the command's one-line NOTE), not a second
+    time as a Python warning with a source line."""
+    _capture_specs(monkeypatch)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        with pytest.raises(_Captured):
+            mnist.main(["--out", str(tmp_path / "o")])
+    assert not [w for w in caught if issubclass(w.category, MNISTSubsetWarning)]
+    err = capsys.readouterr().err
+    assert err.count("FULL MNIST NOT FOUND") == 1, err
+    assert err.count("NOTE: training on mnist-5k-subset") == 1, err
 
 
 @pytest.mark.mnist

@@ -86,6 +86,13 @@ def acc(runs: list[dict]) -> list[float]:
     return [r["test_accuracy"] for r in runs]
 
 
+def with_change(values: list[float], base: list[float]) -> str:
+    """``values`` formatted, with the change of the first from the first of ``base`` (points)."""
+    if not values or not base:
+        return fmt(values)
+    return f"{fmt(values)} ({100 * (values[0] - base[0]):+.2f})"
+
+
 def forward_mode(r: dict) -> str:
     return "theory" if r["quantum"]["config"]["ipe"] == "amplitude_estimation" else "notebook"
 
@@ -120,20 +127,18 @@ def tables(runs: list[dict], notebook_klp19: list[dict], forward: list[dict]) ->
     base = {eps: acc(qcnn_runs(runs, "paper", eps, 0.01, {1})) for eps in EPS}
     p(f"| none (notebook mode, here) | {fmt(base[0.01])} | {fmt(base[0.1])} |")
 
-    def with_change(values: list[float], eps: float) -> str:
-        if not values or not base[eps]:
-            return fmt(values)
-        return f"{fmt(values)} ({100 * (values[0] - base[eps][0]):+.2f})"
-
     for name in dict.fromkeys(ABLATION_NAMES.values()):  # each option once, in order
         tags = [t for t, n in ABLATION_NAMES.items() if n == name]
         by_eps = {
             eps: [v for t in tags for v in acc(qcnn_runs(runs, t, eps, 0.01, {1}))] for eps in EPS
         }
-        p(f"| {name} | {with_change(by_eps[0.01], 0.01)} | {with_change(by_eps[0.1], 0.1)} |")
+        p(
+            f"| {name} | {with_change(by_eps[0.01], base[0.01])} | {with_change(by_eps[0.1], base[0.1])} |"
+        )
     th = {eps: acc(qcnn_runs(runs, "theory", eps, 0.01, {1})) for eps in EPS}
     p(
-        f"| all of them (theory preset) | {with_change(th[0.01], 0.01)} | {with_change(th[0.1], 0.1)} |"
+        f"| all of them (theory preset) | {with_change(th[0.01], base[0.01])} "
+        f"| {with_change(th[0.1], base[0.1])} |"
     )
     grad = qcnn_runs(runs, "gradlinf+inputgrad", 0.01, 0.1, {1})
     if grad:  # the gradient read-out alone at the coarse delta
@@ -144,8 +149,7 @@ def tables(runs: list[dict], notebook_klp19: list[dict], forward: list[dict]) ->
         p("|---|---|---|")
         nb = acc(qcnn_runs(runs, "paper", 0.01, 0.1, {1}))
         th01 = acc(qcnn_runs(runs, "theory", 0.01, 0.1, {1}))
-        change = f" ({100 * (grad[0]['test_accuracy'] - nb[0]):+.2f})" if nb else ""
-        p(f"| {fmt(nb)} | {fmt(acc(grad))}{change} | {fmt(th01)} |")
+        p(f"| {fmt(nb)} | {with_change(acc(grad), nb)} | {fmt(th01)} |")
     cnn = acc([r for r in runs if r["model"] == "cnn"])
     p()
     p(f"The CNN, same machine and settings (seed 1): {fmt(cnn)} %.")

@@ -33,9 +33,13 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from qcnn.quantum.ae_law import WINDOW, ae_phase, median_window_law, window  # noqa: E402
-
-_EM = (1.0 / 12.0, -1.0 / 720.0, 1.0 / 30240.0)
+from qcnn.quantum.ae_law import (  # noqa: E402
+    _EM,  # the Euler-Maclaurin coefficients of the lower tail: the prototype must use the same
+    WINDOW,
+    ae_phase,
+    median_window_law,
+    window,
+)
 
 
 def numpy_law(x: np.ndarray, m: int, k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

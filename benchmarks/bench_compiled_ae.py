@@ -35,7 +35,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from qcnn.quantum.ae_law import (  # noqa: E402
     _EM,  # the Euler-Maclaurin coefficients of the lower tail: the prototype must use the same
-    WINDOW,
+    MEDIAN_WINDOW,
     ae_phase,
     median_window_law,
     window,
@@ -49,7 +49,7 @@ def numpy_law(x: np.ndarray, m: int, k: int) -> tuple[np.ndarray, np.ndarray, np
     return probs, below, above
 
 
-def compiled_law(m: int, k: int, w: int = WINDOW):
+def compiled_law(m: int, k: int, w: int = MEDIAN_WINDOW):
     """A numba kernel ``f(x) -> (probs (n, 2W), below (n,), above (n,))`` for m-qubit AE with
     the median of k runs; the same steps as ae_law.window + median_window_law, per output."""
     from numba import njit

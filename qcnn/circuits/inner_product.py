@@ -10,7 +10,7 @@ vectors). Amplitude estimation (AE) estimates ``a`` from the Grover operator
 ``Q = -A S_0 A^dagger S_chi`` of the state preparation ``A`` (the Hadamard-test circuit without
 measurement) and the good state "control = 1", by phase estimation with m evaluation qubits:
 outcome ``y`` -> ``a_hat = sin^2(pi y / 2^m)``, median of k runs. The emulator's
-:func:`qcnn.quantum.ipe.ae_outcome_probabilities` is the exact distribution of ``y``; the tests
+:func:`qcnn.quantum.ae_law.ae_outcome_probabilities` is the exact distribution of ``y``; the tests
 compare the two.
 
 Circuit layout (qubit 0 is the least significant bit of an outcome):

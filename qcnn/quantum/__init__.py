@@ -6,22 +6,27 @@
 - :class:`QuantumGradientNoise`: quantum backprop as an optimizer gradient hook (Gaussian noise
   or l-infinity tomography, :func:`tomography_estimate`).
 - :func:`quantize`: any classical network made quantum (conv + ReLU [+ pooling] -> quantum layer).
-- sub-routines: :mod:`qcnn.quantum.ipe`, :mod:`qcnn.quantum.sampling`,
-  :mod:`qcnn.quantum.nonlinearity`; running-time model: :mod:`qcnn.quantum.resources`.
+- sub-routines: :mod:`qcnn.quantum.ae_law` (the AE outcome law), :mod:`qcnn.quantum.ipe`,
+  :mod:`qcnn.quantum.sampling`, :mod:`qcnn.quantum.nonlinearity`; running-time model:
+  :mod:`qcnn.quantum.resources`.
 """
 
+from qcnn.quantum.ae_law import (
+    AEEstimate,
+    ae_estimate,
+    ae_outcome_probabilities,
+    median_ae_estimate,
+    sample_ae_outcomes,
+)
 from qcnn.quantum.config import QuantumConfig
 from qcnn.quantum.executor import ConvProblem, EmulatorExecutor, Executor, make_executor
 from qcnn.quantum.gradient_models import noisy_gradient
 from qcnn.quantum.gradient_noise import QuantumGradientNoise
 from qcnn.quantum.ipe import (
-    ae_estimate,
-    ae_outcome_probabilities,
     amplitude_estimation_ipe,
     amplitude_estimation_median_ipe,
     estimate_inner_products,
     gaussian_ipe,
-    sample_ae_outcomes,
 )
 from qcnn.quantum.layer import QUANTUM_TAG, QuantumConv2D, layer_shots
 from qcnn.quantum.nonlinearity import noisy_cap_relu
@@ -55,6 +60,8 @@ __all__ = [
     "ae_outcome_probabilities",
     "sample_ae_outcomes",
     "ae_estimate",
+    "AEEstimate",
+    "median_ae_estimate",
     "amplitude_estimation_ipe",
     "amplitude_estimation_median_ipe",
     "estimate_inner_products",

@@ -1,35 +1,49 @@
-"""The law of the median of k canonical amplitude-estimation runs, per pixel, on a window.
+"""The law of canonical amplitude estimation's outcome: one run, and the median of k runs.
 
-Canonical AE with ``M = 2^m`` points returns y in {0..M-1} with
+Every AE in the emulator draws from here (the inner products of :mod:`qcnn.quantum.ipe`, the
+per-shot sampler of :mod:`qcnn.quantum.per_shot`, the tomography normaliser of the executor).
+
+**One run.** Canonical AE with ``M = 2^m`` points returns y in {0..M-1} with
 ``P(y) = 1/2 [K(y - x) + K(y + x)]``, ``K(t) = sin^2(pi x) / (M^2 sin^2(pi t / M))`` (the Fejer
-kernel, :func:`qcnn.quantum.ipe.ae_outcome_probabilities`), ``x = M theta``, ``a = sin^2(pi theta)``.
-The estimate ``a~ = sin^2(pi y / M)`` depends on y only through ``J = min(y, M - y)`` in
-{0..M/2}, and increases with J; so the median of k estimates is ``sin^2(pi J_med / M)`` with
-``J_med`` the median of the k values of J. Folding the two branches gives the law of J:
-``P(J = j) = K(j - x) + K(j + x)`` for 0 < j < M/2 (one term at j = 0 and j = M/2).
+kernel, :func:`ae_outcome_probabilities`), ``x = M theta``, ``a = sin^2(pi theta)``.
+:func:`sample_ae_outcomes` draws y exactly (branch, then the offset from the nearest grid
+point: a table of the :data:`_PEAK_TABLE` offsets on each side of the peak, the rest from the
+full kernel).
 
-**Median of k.** If ``F`` is the CDF of J, the median of k i.i.d. draws is ``F^-1(V)`` with
+**The median of k.** The estimate ``a~ = sin^2(pi y / M)`` depends on y only through
+``J = min(y, M - y)`` in {0..M/2}, and increases with J; so the median of k estimates is
+``sin^2(pi J_med / M)`` with ``J_med`` the median of the k values of J. Folding the two branches
+gives the law of J: ``P(J = j) = K(j - x) + K(j + x)`` for 0 < j < M/2 (one term at j = 0 and
+j = M/2). If ``F`` is the CDF of J, the median of k i.i.d. draws is ``F^-1(V)`` with
 ``V ~ Beta(h, h)``, ``h = (k + 1) / 2`` (the median of k uniforms, mapped through the monotone
 ``F^-1``): one draw instead of k. Its CDF is ``G(F(j))`` with ``G(u) = P(Bin(k, u) >= h)``.
+:func:`median_ae_estimate` is the one entry point: one run for k = 1, this draw for k > 1.
 
-**Window.** The law is computed on ``2W`` values of J around ``x`` (:class:`Window`): their exact
-probabilities, and the mass ``L = P(J < lo)`` below the window by Euler-Maclaurin summation of
-the kernel over the far arc, with its rigorous error bound (the remainder of the series is at
-most its last term because every even derivative of ``csc^2`` is positive). Sampling is *exact*:
-a draw whose ``V`` falls within that bound of a window boundary, or outside the window, is redone
-on the full law of its pixel (:func:`full_cdf`), which happens for a few draws in a million.
-Expectations on the window (:func:`median_window_law`) carry the bound explicitly.
+**Window.** The median's law is computed on ``2W`` values of J around ``x`` (:class:`Window`,
+``W`` = :data:`MEDIAN_WINDOW`): their exact probabilities, and the mass ``L = P(J < lo)`` below
+the window by Euler-Maclaurin summation of the kernel over the far arc, with its rigorous error
+bound (the remainder of the series is at most its last term because every even derivative of
+``csc^2`` is positive). Sampling is *exact*: a draw whose ``V`` falls within that bound of a
+window boundary, or outside the window, is redone on the full law of its pixel
+(:func:`full_cdf`), which happens for a few draws in a million. Expectations on the window
+(:func:`median_window_law`) carry the bound explicitly.
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 
 __all__ = [
-    "WINDOW",
+    "MEDIAN_WINDOW",
+    "ae_outcome_probabilities",
+    "sample_ae_outcomes",
+    "ae_estimate",
+    "AEEstimate",
+    "median_ae_estimate",
     "is_tiny",
     "window_start",
     "Window",
@@ -42,7 +56,10 @@ __all__ = [
     "lower_tail_bound",
 ]
 
-WINDOW = 3  # W: the window holds J = lo .. lo + 2W - 1 around x
+# One run: outcomes within this many grid points of the peak are drawn from an explicit table;
+# the rare rest (about 2 / (pi^2 * _PEAK_TABLE) of the mass) from the full kernel.
+_PEAK_TABLE = 8
+MEDIAN_WINDOW = 3  # W: the median's window holds J = lo .. lo + 2W - 1 around x
 # Euler-Maclaurin terms (B_{2k}/(2k)! for k = 1, 2, 3); the remainder is at most the last term.
 _EM = (1.0 / 12.0, -1.0 / 720.0, 1.0 / 30240.0)
 # Margin for rounding in the window's CDF values: the window's probabilities are computed in
@@ -50,6 +67,144 @@ _EM = (1.0 / 12.0, -1.0 / 720.0, 1.0 / 30240.0)
 # summed in float64; 2e-6 covers 2W terms of at most 1 with relative error < 1e-6 each, and the
 # tests check it against the exact law.
 _ROUND = 2e-6
+
+
+# -- one run --------------------------------------------------------------------------------------
+
+
+def _fejer(delta: np.ndarray, big_m: int) -> np.ndarray:
+    """``|sin(M pi d) / (M sin(pi d))|^2`` with the limit 1 where ``sin(pi d) = 0``."""
+    den = big_m * np.sin(np.pi * delta)
+    num = np.sin(big_m * np.pi * delta)
+    small = np.abs(den) < 1e-12
+    return np.where(small, 1.0, (num / np.where(small, 1.0, den)) ** 2)
+
+
+def ae_outcome_probabilities(theta: np.ndarray | float, m: int) -> np.ndarray:
+    """Exact distribution of canonical amplitude estimation's outcome ``y in {0..2^m - 1}``.
+
+    ``P(y) = 1/2 [F(y/2^m - theta) + F(y/2^m + theta)]`` with ``a = sin^2(pi theta)``.
+    ``theta`` of any shape -> probabilities of shape ``theta.shape + (2^m,)``.
+    """
+    big_m = 1 << int(m)
+    theta = np.asarray(theta, dtype=np.float64)[..., None]
+    grid = np.arange(big_m) / big_m
+    p = 0.5 * (_fejer(grid - theta, big_m) + _fejer(grid + theta, big_m))
+    return p / p.sum(axis=-1, keepdims=True)  # exact up to rounding; renormalise the rounding
+
+
+def _sample_fejer_offsets(frac: np.ndarray, u: np.ndarray, big_m: int) -> np.ndarray:
+    """Draw ``j`` with ``P(j) = sin^2(pi f) / (M^2 sin^2(pi (j - f) / M))`` (j mod M), by inverse CDF.
+
+    ``frac`` = f in [0, 1) and ``u`` uniforms, both 1-D. Outcomes are ordered as the window
+    ``-W+1..W`` around the peak first, then the remaining residues; that order makes the common
+    case cheap without approximating anything.
+    """
+    out = np.zeros(frac.shape, dtype=np.int64)
+    on_grid = frac == 0.0  # phase exactly on the grid: the outcome is certain
+    todo = ~on_grid
+    if not todo.any():
+        return out
+    f, uu = frac[todo], u[todo]
+    s2 = np.sin(np.pi * f) ** 2
+
+    def probs(offsets: np.ndarray, ff: np.ndarray, ss: np.ndarray) -> np.ndarray:
+        return ss[:, None] / (
+            big_m**2 * np.sin(np.pi * (offsets[None, :] - ff[:, None]) / big_m) ** 2
+        )
+
+    half = min(_PEAK_TABLE, big_m // 2)
+    window = np.arange(-half + 1, half + 1) if big_m > 1 else np.zeros(1, dtype=np.int64)
+    pw = probs(window, f, s2)
+    cdf = np.cumsum(pw, axis=1)
+    pick = (cdf <= uu[:, None]).sum(axis=1)  # index of the first cdf entry above u
+    res = np.empty(f.shape, dtype=np.int64)
+    inside = pick < window.size
+    res[inside] = window[pick[inside]]
+    outside = np.flatnonzero(~inside)
+    if outside.size:
+        rest = np.arange(half + 1, big_m - half + 1)  # the other residues mod M
+        # Chunks keep the (pixels x 2^m) table at a few million entries whatever m is.
+        step = max(1, (1 << 22) // max(rest.size, 1))
+        for start in range(0, outside.size, step):
+            sel = outside[start : start + step]
+            cdf_rest = cdf[sel, -1:] + np.cumsum(probs(rest, f[sel], s2[sel]), axis=1)
+            k = np.minimum((cdf_rest <= uu[sel, None]).sum(axis=1), rest.size - 1)  # rounding guard
+            res[sel] = rest[k]
+    out[todo] = res
+    return out
+
+
+def sample_ae_outcomes(theta: np.ndarray, m: int, rng: np.random.Generator) -> np.ndarray:
+    """One canonical-AE outcome ``y in {0..2^m - 1}`` per element of ``theta`` (exact sampling).
+
+    The distribution is an even mixture of two Fejer kernels centred at ``+theta`` and
+    ``-theta``: pick the branch, then draw the offset from the nearest grid point.
+    """
+    big_m = 1 << int(m)
+    theta = np.asarray(theta, dtype=np.float64)
+    flat = theta.reshape(-1)
+    sign = np.where(rng.random(flat.size) < 0.5, 1.0, -1.0)
+    x = np.mod(sign * flat * big_m, big_m)
+    k0 = np.floor(x)
+    frac = x - k0
+    j = _sample_fejer_offsets(frac, rng.random(flat.size), big_m)
+    return (np.mod(k0.astype(np.int64) + j, big_m)).reshape(theta.shape)
+
+
+def ae_estimate(a: np.ndarray, m: int, rng: np.random.Generator, median_of: int = 1) -> np.ndarray:
+    """Canonical AE estimate ``a_hat = sin^2(pi y / 2^m)`` of ``a in [0, 1]``; the median of
+    ``median_of`` runs drawn run by run (the reference for the one-step law of
+    :func:`median_ae_estimate`, which the layers use)."""
+    runs = [median_ae_estimate(a, m, 1, rng).amplitude for _ in range(median_of)]
+    return runs[0] if median_of == 1 else np.median(np.stack(runs), axis=0)
+
+
+class AEEstimate(NamedTuple):
+    """The outcome of canonical AE (one run, or the median of k) on each entry of ``a``.
+
+    Attributes:
+        outcome: int64, ``a``'s shape: y in {0..M-1} of the one run (k = 1), or ``J_med`` in
+            {0..M/2} of the median (k > 1); the estimate depends on y only through J.
+        m: AE qubits (``M = 2^m``).
+        k: the runs whose median was taken.
+    """
+
+    outcome: np.ndarray
+    m: int
+    k: int
+
+    @property
+    def amplitude(self) -> np.ndarray:
+        """``a~ = sin^2(pi outcome / M)`` (float64)."""
+        return np.sin(np.pi * self.outcome / (1 << self.m)) ** 2
+
+    @property
+    def cosine(self) -> np.ndarray:
+        """``1 - 2 a~ = cos(2 pi outcome / M)``: the estimate of a normalised inner product.
+
+        The two forms are equal in exact arithmetic; each k keeps the form its pinned runs were
+        recorded with (tests/quantum/test_theory_bit_identical.py), so no bit changes."""
+        if self.k == 1:
+            return 1.0 - 2.0 * self.amplitude
+        return np.cos(2.0 * np.pi * self.outcome / (1 << self.m))
+
+
+def median_ae_estimate(a: np.ndarray, m: int, k: int, rng: np.random.Generator) -> AEEstimate:
+    """The median of ``k`` canonical m-qubit AE runs on every entry of ``a`` (any shape, values
+    in [0, 1]), exact in law: one run drawn directly for k = 1 (:func:`sample_ae_outcomes`),
+    the median's ``J`` in one draw on its window for k > 1 (:func:`sample_median_j`)."""
+    m = int(m)
+    a = np.asarray(a)
+    if k == 1:
+        theta = np.arcsin(np.sqrt(np.clip(a.astype(np.float64, copy=False), 0.0, 1.0))) / np.pi
+        return AEEstimate(sample_ae_outcomes(theta, m, rng), m, 1)
+    x = ae_phase(a.ravel(), m)
+    j = sample_median_j(window(x, m), k, rng, x=x).reshape(a.shape)
+    return AEEstimate(j, m, int(k))
+
+
+# -- the median of k: its law on a window ---------------------------------------------------------
 
 
 def ae_phase(a: np.ndarray, m: int) -> np.ndarray:
@@ -86,12 +241,12 @@ class Window:
     m: int
 
 
-def is_tiny(m: int, w: int = WINDOW) -> bool:
+def is_tiny(m: int, w: int = MEDIAN_WINDOW) -> bool:
     """Whether the grid is so small (M/2 + 1 <= 2W + 1) that the window is all of J."""
     return (1 << int(m)) // 2 <= 2 * w
 
 
-def window_start(x: np.ndarray, m: int, w: int = WINDOW) -> np.ndarray:
+def window_start(x: np.ndarray, m: int, w: int = MEDIAN_WINDOW) -> np.ndarray:
     """``lo``, the first J of the window around ``x`` (int64), as :func:`window` places it."""
     if is_tiny(m, w):
         return np.zeros(np.shape(x), dtype=np.int64)
@@ -99,7 +254,7 @@ def window_start(x: np.ndarray, m: int, w: int = WINDOW) -> np.ndarray:
     return np.clip(np.floor(x) - (w - 1), 0, half + 1 - 2 * w).astype(np.int64)
 
 
-def window(x: np.ndarray, m: int, w: int = WINDOW) -> Window:
+def window(x: np.ndarray, m: int, w: int = MEDIAN_WINDOW) -> Window:
     """The window of J around ``x = M theta`` (``(n,)`` in [0, M/2]) for m-qubit AE."""
     x = np.asarray(x, dtype=np.float64)
     big_m = 1 << int(m)
@@ -197,8 +352,6 @@ def window(x: np.ndarray, m: int, w: int = WINDOW) -> Window:
 
 def full_cdf(x: np.ndarray, m: int) -> np.ndarray:
     """Exact CDF of J over all of {0..M/2}: ``(n, M/2 + 1)``, computed term by term."""
-    from qcnn.quantum.ipe import ae_outcome_probabilities
-
     big_m = 1 << int(m)
     half = big_m // 2
     p = ae_outcome_probabilities(np.asarray(x, dtype=np.float64) / big_m, m)  # over y
@@ -243,7 +396,7 @@ def median_cdf_map(u: np.ndarray, k: int) -> np.ndarray:
     return np.minimum(acc, dtype(1.0))
 
 
-def lower_tail_bound(m: int, w: int = WINDOW) -> float:
+def lower_tail_bound(m: int, w: int = MEDIAN_WINDOW) -> float:
     """An upper bound on ``L = P(J < lo)`` over every phase x: the largest value on a fine grid
     of x, with a 25 % margin (the worst case is smooth in x between grid points)."""
     return _lower_tail_bound(int(m), int(w))

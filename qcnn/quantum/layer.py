@@ -23,11 +23,10 @@ from numpy.typing import DTypeLike
 
 from qcnn.nn import functional as F
 from qcnn.nn.layers import Conv2D
-from qcnn.quantum.ae_law import ae_phase, sample_median_j, window
+from qcnn.quantum.ae_law import median_ae_estimate
 from qcnn.quantum.config import QuantumConfig
 from qcnn.quantum.executor import ConvProblem, EmulatorExecutor, Executor, make_executor
 from qcnn.quantum.gradient_models import noisy_gradient
-from qcnn.quantum.ipe import ae_estimate
 from qcnn.quantum.nonlinearity import noisy_cap_relu
 from qcnn.quantum.per_shot import gaussian_mean_f, sample_per_shot
 from qcnn.quantum.sampling import implied_eta, sampled_values, shots_from_sigma, tomography_shots
@@ -314,13 +313,7 @@ class QuantumConv2D(Conv2D):
         a = np.clip(mean_f / cfg.cap, 0.0, 1.0)
         bits = cfg.ae_bits_any
         assert bits is not None  # validated: the normaliser's AE has eps > 0 or ae_bits
-        k = cfg.resolved_ae_median
-        if k == 1:
-            a_hat = ae_estimate(a, bits, self.rng)
-        else:  # the median of k runs in one draw (same law, qcnn.quantum.ae_law)
-            x = ae_phase(a, bits)
-            j = sample_median_j(window(x, bits), k, self.rng, x=x)
-            a_hat = np.sin(np.pi * j / (1 << bits)) ** 2
+        a_hat = median_ae_estimate(a, bits, cfg.resolved_ae_median, self.rng).amplitude
         return d * cfg.cap * a_hat
 
     def backward(self, dout: np.ndarray) -> np.ndarray | None:

@@ -39,7 +39,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from qcnn.quantum.ae_law import (
-    WINDOW,
+    MEDIAN_WINDOW,
     ae_phase,
     full_cdf,
     is_tiny,
@@ -286,7 +286,7 @@ def _ae(
     value ``f(Ybar(J) + shift)`` with ``shift`` = bias (theory order) or bias + clip(Y) - Y."""
     b, d = y_nb.shape
     big_m = 1 << m
-    width = 2 * WINDOW
+    width = 2 * MEDIAN_WINDOW
     n = b * d
     flat_scale = scale.ravel()
     flat_shift = shift.ravel()
@@ -408,7 +408,7 @@ def _outside_window(
     (exactly, on the full law), accepted with probability ``P(J) f(J) / (w_rest P(outside))``
     scaled so that accepted pairs follow ``P(J) f(J)`` outside the window."""
     big_m = 1 << m
-    width = 2 * WINDOW
+    width = 2 * MEDIAN_WINDOW
     g = median_cdf_map(full_cdf(x, m), k)  # (n, M/2 + 1) CDF of the median
     p = np.diff(np.concatenate([np.zeros((x.size, 1)), g], axis=1), axis=1)
     jgrid = np.arange(p.shape[1])

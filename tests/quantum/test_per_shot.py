@@ -30,10 +30,10 @@ from qcnn.quantum.ae_law import (
     lower_tail_bound,
     median_cdf_map,
     median_window_law,
+    sample_ae_outcomes,
     sample_median_j,
     window,
 )
-from qcnn.quantum.ipe import sample_ae_outcomes
 from qcnn.quantum.per_shot import gaussian_mean_f, normal_cdf, sample_per_shot
 
 P_MIN = 1e-3

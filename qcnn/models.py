@@ -475,6 +475,7 @@ def make_optimizer(
                 on=config.gradient_on,
                 model=config.gradient_model,
                 signs=config.gradient_signs,
+                norm_ae=config.gradient_norm_ae,
             )
         )
     return SGD(model.parameters(), lr=lr, momentum=momentum, grad_hooks=hooks)

@@ -416,7 +416,8 @@ def add_quantum_arguments(parser: argparse.ArgumentParser) -> None:
     explicitly overrides the preset's value. Flags left out keep the preset's values, except
     that a preset value an explicit flag makes meaningless is dropped: ``--ae-median`` replaces the
     preset's ``failure_prob`` (which would derive the median), ``--sampled-value exact`` the
-    preset's AE normaliser, and a ``failure_prob`` with no amplitude estimation left is unset.
+    preset's AE normaliser, ``--gradient-model gaussian`` the preset's estimated gradient norm,
+    and a ``failure_prob`` with no amplitude estimation left is unset.
     """
     q = parser.add_argument_group(
         "quantum layer (model §2-3, docs/theory.md; defaults: the --preset's values)"
@@ -548,6 +549,13 @@ def add_quantum_arguments(parser: argparse.ArgumentParser) -> None:
         help="signs of the tomography gradients: Kerenidis-Prakash sign step, or exact (ablation)",
     )
     q.add_argument(
+        "--gradient-norm",
+        choices=["exact", "amplitude_estimation"],
+        default=None,
+        help="norm ||g||_2 of the tomography gradients: exact (an oracle) or estimated by "
+        "amplitude estimation with the normaliser's m and k (theory)",
+    )
+    q.add_argument(
         "--input-gradient-noise",
         action=argparse.BooleanOptionalAction,
         default=None,
@@ -578,6 +586,7 @@ _FIELD_FLAGS = (
     "gradient_model",
     "gradient_on",
     "gradient_signs",
+    "gradient_norm",
     "input_gradient_noise",
     "norms",
 )
@@ -610,8 +619,12 @@ def config_from_args(args: argparse.Namespace) -> QuantumConfig:
         base["failure_prob"] = None
     if base["sampled_value"] != "tomography" and "tomography_normaliser" not in given:
         base["tomography_normaliser"] = "exact"
-    uses_ae = base["ipe"] == "amplitude_estimation" or (
-        base["sampled_value"] == "tomography" and base["tomography_normaliser"] != "exact"
+    if base["gradient_model"] != "linf_tomography" and "gradient_norm" not in given:
+        base["gradient_norm"] = "exact"
+    uses_ae = (
+        base["ipe"] == "amplitude_estimation"
+        or (base["sampled_value"] == "tomography" and base["tomography_normaliser"] != "exact")
+        or base["gradient_norm"] != "exact"
     )
     if not uses_ae and ({"ae_bits", "ae_median"} & set(given)):
         raise ValueError(

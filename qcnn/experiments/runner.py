@@ -38,6 +38,7 @@ from qcnn.models import (
 from qcnn.nn import Sequential, walk
 from qcnn.nn.model import load_npz_strict
 from qcnn.quantum import QuantumConfig, QuantumConv2D
+from qcnn.quantum.config import THEORY_PRESET_VERSION, THEORY_PRESET_VERSIONS
 from qcnn.train import (
     CHECKPOINT_NAME,
     History,
@@ -147,13 +148,17 @@ class RunSpec:
 def config_tags(c: QuantumConfig) -> list[str]:
     """Short names of the settings that differ from notebook mode, beyond eps, C, sigma/eta,
     delta and the IPE model (so that every distinct configuration has its own run id):
-    ``['theory']`` for the theory preset, else one tag per option."""
-    try:
-        preset = QuantumConfig.theory(c.eps, c.cap, c.delta, c.sigma or 0.5, c.failure_prob or 0.01)
-    except ValueError:  # e.g. eps = 0: no theory preset with these numbers
-        preset = None
-    if c == preset:
-        return ["theory"]
+    ``['theory']`` for the theory preset, ``['theory-vN']`` for its earlier version N
+    (:data:`~qcnn.quantum.config.THEORY_PRESET_VERSIONS`), else one tag per option."""
+    for version in sorted(THEORY_PRESET_VERSIONS, reverse=True):
+        try:
+            preset = QuantumConfig.theory(
+                c.eps, c.cap, c.delta, c.sigma or 0.5, c.failure_prob or 0.01, version=version
+            )
+        except ValueError:  # e.g. eps = 0: no theory preset with these numbers
+            break
+        if c == preset:
+            return ["theory" if version == THEORY_PRESET_VERSION else f"theory-v{version}"]
     tags = []
     if c.failure_prob is not None:
         tags.append(f"fp{c.failure_prob:g}")
@@ -169,6 +174,8 @@ def config_tags(c: QuantumConfig) -> list[str]:
         tags.append(f"power{c.sampling_power}")
     if c.gradient_model != "gaussian":
         tags.append("gradlinf")
+    if c.gradient_norm != "exact":
+        tags.append("aegradnorm")
     if c.gradient_signs != "kp":
         tags.append("exactsigns")
     if c.gradient_on != "all":

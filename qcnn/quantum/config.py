@@ -23,6 +23,8 @@ __all__ = [
     "ae_bound",
     "median_count",
     "median_failure_probability",
+    "THEORY_PRESET_VERSION",
+    "THEORY_PRESET_VERSIONS",
 ]
 
 IPE_MODELS = ("gaussian", "amplitude_estimation", "exact")
@@ -36,6 +38,7 @@ _CHOICES = {
     "gradient_model": GRADIENT_MODELS,
     "gradient_signs": ("kp", "exact"),
     "tomography_normaliser": ("exact", "amplitude_estimation"),
+    "gradient_norm": ("exact", "amplitude_estimation"),
 }
 _BOOLEANS = ("input_gradient_noise", "noise_per_shot")
 # Names results.json files written before a field was renamed; from_dict reads them.
@@ -92,6 +95,18 @@ def median_count(failure_prob: float, p_success: float = AE_SUCCESS_PROBABILITY)
         if k > MAX_MEDIAN:
             raise ValueError(f"failure_prob={failure_prob!r} needs more than {MAX_MEDIAN} AE runs")
     return k
+
+
+# The versions of QuantumConfig.theory(): what each one added. A run records its whole config, so
+# a record says which version it ran (runner.config_tags names the older ones "theory-vN").
+THEORY_PRESET_VERSIONS = {
+    1: "AE IPE with eps a bound (failure_prob), noise before the cap, noise per shot, "
+    "tomography values with an AE normaliser, l-infinity tomography (KP signs) of every gradient "
+    "and of the one each quantum layer passes back; the tomography's norm ||g||_2 exact",
+    2: "version 1 with the tomography's norm ||g||_2 estimated by amplitude estimation "
+    "(gradient_norm='amplitude_estimation', issue 17)",
+}
+THEORY_PRESET_VERSION = max(THEORY_PRESET_VERSIONS)
 
 
 def _is_number(x: Any) -> bool:
@@ -155,6 +170,10 @@ class QuantumConfig:
         tomography_normaliser: with ``sampled_value='tomography'``, ``sum f`` is ``'exact'`` (an
             oracle, the default) or estimated by ``'amplitude_estimation'`` of ``E[f] / C`` at the
             configured precision [theory].
+        gradient_norm: with ``gradient_model='linf_tomography'``, the norm ``||g||_2`` that
+            rescales the tomography estimate is ``'exact'`` (an oracle, the default) or estimated
+            by ``'amplitude_estimation'`` [theory], with the same m and k as the normaliser
+            (:attr:`ae_bits_any`, :attr:`resolved_ae_median`; docs/theory.md §2).
     """
 
     eps: float = 0.01
@@ -176,6 +195,7 @@ class QuantumConfig:
     failure_prob: float | None = None
     noise_per_shot: bool = False
     tomography_normaliser: Literal["exact", "amplitude_estimation"] = "exact"
+    gradient_norm: Literal["exact", "amplitude_estimation"] = "exact"
 
     def __post_init__(self) -> None:
         # numpy scalars (np.float32(0.5), np.int64(3), np.str_) are the same settings as the
@@ -232,11 +252,12 @@ class QuantumConfig:
             if (
                 self.ipe != "amplitude_estimation"
                 and self.tomography_normaliser != "amplitude_estimation"
+                and self.gradient_norm != "amplitude_estimation"
             ):
                 raise bad(
                     "failure_prob",
                     "None unless an amplitude-estimation model is used "
-                    "(ipe or tomography_normaliser 'amplitude_estimation')",
+                    "(ipe, tomography_normaliser or gradient_norm 'amplitude_estimation')",
                 )
             if self.ae_median != 1:
                 raise ValueError(
@@ -268,6 +289,19 @@ class QuantumConfig:
                 "'exact' when eps = 0 and ae_bits is None (no "
                 "precision to estimate the normaliser with)",
             )
+        if self.gradient_norm != "exact":
+            if self.gradient_model != "linf_tomography":
+                raise bad(
+                    "gradient_norm",
+                    "'exact' unless gradient_model='linf_tomography' (the norm rescales the "
+                    "tomography estimate)",
+                )
+            if self.eps == 0 and self.ae_bits is None:
+                raise bad(
+                    "gradient_norm",
+                    "'exact' when eps = 0 and ae_bits is None (no precision to estimate the "
+                    "norm with)",
+                )
         if self.ipe == "amplitude_estimation" and self.ae_bits is None:
             if self.eps == 0:
                 raise ValueError(
@@ -289,10 +323,15 @@ class QuantumConfig:
 
     @property
     def uses_ae(self) -> bool:
-        """Whether some step runs (emulated) amplitude estimation: the IPE or the normaliser."""
-        return self.ipe == "amplitude_estimation" or (
-            self.sampled_value == "tomography"
-            and self.tomography_normaliser == "amplitude_estimation"
+        """Whether some step runs (emulated) amplitude estimation: the IPE, the normaliser or the
+        gradient norm."""
+        return (
+            self.ipe == "amplitude_estimation"
+            or (
+                self.sampled_value == "tomography"
+                and self.tomography_normaliser == "amplitude_estimation"
+            )
+            or self.gradient_norm == "amplitude_estimation"
         )
 
     def _derived_bits(self) -> int:
@@ -322,6 +361,16 @@ class QuantumConfig:
         if self.failure_prob is not None:
             return median_count(self.failure_prob)
         return self.ae_median
+
+    @property
+    def gradient_norm_ae(self) -> tuple[int, int] | None:
+        """``(m, k)`` of the gradient norm's amplitude estimation (``gradient_norm``), the same
+        as the tomography normaliser's; None when the norm is exact."""
+        if self.gradient_norm == "exact":
+            return None
+        m = self.ae_bits_any
+        assert m is not None  # validated: eps > 0 or ae_bits
+        return m, self.resolved_ae_median
 
     @property
     def effective_eps(self) -> float:
@@ -356,13 +405,22 @@ class QuantumConfig:
         delta: float = 0.01,
         sigma: float = 0.5,
         failure_prob: float = 0.01,
+        *,
+        version: int = THEORY_PRESET_VERSION,
     ) -> QuantumConfig:
         """The algorithm as the theorems state it (model §6, docs/theory.md): amplitude
         estimation with bits and median derived from (eps, Delta) so that eps is a bound holding
         with probability >= 1 - Delta, noise before the cap, a fresh estimate per tomography
         shot, tomography values with an estimated normaliser, and l-infinity tomography (KP signs)
-        of every gradient, including the one passed back by each quantum layer. Sampling stays
-        sized by sigma (so runs compare with the paper's grid)."""
+        of every gradient, including the one passed back by each quantum layer, rescaled by a
+        norm estimated with amplitude estimation (version 2). Sampling stays sized by sigma (so
+        runs compare with the paper's grid). ``version`` (:data:`THEORY_PRESET_VERSIONS`) gives
+        an earlier version of the preset, to read or rerun older records."""
+        if version not in THEORY_PRESET_VERSIONS:
+            raise ValueError(
+                f"QuantumConfig.theory: version must be one of {sorted(THEORY_PRESET_VERSIONS)}, "
+                f"got {version!r}"
+            )
         return cls(
             eps=eps,
             cap=cap,
@@ -377,6 +435,7 @@ class QuantumConfig:
             gradient_model="linf_tomography",
             gradient_on="all",
             input_gradient_noise=True,
+            gradient_norm="amplitude_estimation" if version >= 2 else "exact",
         )
 
     @classmethod

@@ -33,18 +33,25 @@ def noisy_gradient(
     *,
     signs: str = "kp",
     batch_dims: int = 0,
+    norm_ae: tuple[int, int] | None = None,
 ) -> np.ndarray:
     """The quantum estimate of ``grad`` under the gradient ``model`` (same shape and dtype).
 
     ``batch_dims`` leading axes index independent vectors (each with its own norm, e.g. one per
     image); otherwise the whole tensor is one vector. ``delta = 0`` returns ``grad`` itself.
+    ``norm_ae = (m, k)``: the tomography's norm estimated by amplitude estimation
+    (:func:`~qcnn.quantum.tomography.tomography_estimate`); only with ``'linf_tomography'``.
     """
     if model not in GRADIENT_MODELS:
         raise ValueError(f"model must be one of {GRADIENT_MODELS}, got {model!r}")
     if delta == 0 or grad.size == 0:
         return grad
     if model == "linf_tomography":
-        return tomography_estimate(grad, delta, rng, signs=signs, batch_dims=batch_dims)
+        return tomography_estimate(
+            grad, delta, rng, signs=signs, batch_dims=batch_dims, norm_ae=norm_ae
+        )
+    if norm_ae is not None:
+        raise ValueError("norm_ae is a setting of the 'linf_tomography' gradient model")
     dtype = grad.dtype if grad.dtype in (np.float32, np.float64) else np.float64
     if batch_dims == 0:  # (the notebook's computation, kept bit for bit)
         norm = float(np.linalg.norm(grad.ravel()))

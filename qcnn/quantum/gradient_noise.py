@@ -39,6 +39,9 @@ class QuantumGradientNoise:
             ``"quantum"`` (:data:`~qcnn.quantum.layer.QUANTUM_TAG`: the kernels of quantum layers).
         model: ``'gaussian'`` [paper-sim] or ``'linf_tomography'`` [theory].
         signs: signs of the tomography model: ``'kp'`` or ``'exact'``.
+        norm_ae: ``(m, k)``: the tomography model's norm ``||g||_2`` estimated by the median of
+            k amplitude-estimation runs with m bits (``QuantumConfig.gradient_norm``); None:
+            exact.
     """
 
     def __init__(
@@ -48,6 +51,7 @@ class QuantumGradientNoise:
         on: str = "all",
         model: str = "gaussian",
         signs: str = "kp",
+        norm_ae: tuple[int, int] | None = None,
     ) -> None:
         if not np.isfinite(delta) or delta < 0:
             raise ValueError(f"delta must be a finite number >= 0, got {delta!r}")
@@ -57,7 +61,10 @@ class QuantumGradientNoise:
             raise ValueError(f"model must be one of {GRADIENT_MODELS}, got {model!r}")
         if signs not in ("kp", "exact"):
             raise ValueError(f"signs must be 'kp' or 'exact', got {signs!r}")
+        if norm_ae is not None and model != "linf_tomography":
+            raise ValueError("norm_ae is a setting of the 'linf_tomography' gradient model")
         self.delta, self.on, self.model, self.signs = float(delta), on, model, signs
+        self.norm_ae = norm_ae
         self.rng = rng if isinstance(rng, np.random.Generator) else np.random.default_rng(rng)
 
     def applies_to(self, param: Parameter) -> bool:
@@ -66,7 +73,9 @@ class QuantumGradientNoise:
     def __call__(self, param: Parameter, grad: np.ndarray) -> np.ndarray:
         if self.delta == 0 or not self.applies_to(param):
             return grad
-        return noisy_gradient(grad, self.delta, self.rng, self.model, signs=self.signs)
+        return noisy_gradient(
+            grad, self.delta, self.rng, self.model, signs=self.signs, norm_ae=self.norm_ae
+        )
 
     def __repr__(self) -> str:
         extra = f", model={self.model!r}" if self.model != "gaussian" else ""

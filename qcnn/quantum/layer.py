@@ -336,7 +336,13 @@ class QuantumConv2D(Conv2D):
             # the gradient passed back is itself read out of a quantum state (model §3): one
             # vector per image, each with its own norm
             dx = noisy_gradient(
-                dx, cfg.delta, self.rng, cfg.gradient_model, signs=cfg.gradient_signs, batch_dims=1
+                dx,
+                cfg.delta,
+                self.rng,
+                cfg.gradient_model,
+                signs=cfg.gradient_signs,
+                batch_dims=1,
+                norm_ae=cfg.gradient_norm_ae,
             )
         self._set_weight_grad(dw)
         if self.bias is not None:

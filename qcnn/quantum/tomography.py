@@ -26,8 +26,11 @@ same two steps as circuits and shares :data:`SIGN_THRESHOLD` and :func:`kp_signs
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 
+from qcnn.quantum.ae_law import median_ae_estimate
 from qcnn.quantum.multinomial import counts_unchecked, one_row_counts
 from qcnn.quantum.sampling import tomography_shots
 
@@ -37,6 +40,7 @@ __all__ = [
     "kp_signs",
     "tomography_estimate",
     "theorem_success_probability",
+    "norm_amplitude",
 ]
 
 SIGN_THRESHOLD = 0.4  # KP: sign +1 when n(0, i) > 0.4 p~_i N
@@ -46,6 +50,20 @@ def theorem_success_probability(d: int) -> float:
     """``1 - 1 / d^0.83``: the probability with which KLP19's l-infinity tomography theorem
     guarantees ``||v~ - v||_inf <= delta ||v||_2`` for a d-dimensional vector."""
     return 1.0 - float(d) ** -0.83
+
+
+def norm_amplitude(v: np.ndarray) -> np.ndarray:
+    """The amplitude whose estimation gives ``||v||_2``: ``a = ||v||_2^2 / (d max_i v_i^2)`` per
+    row of ``v (n, d)`` (0 for a zero row), so ``||v||_2 = max_i |v_i| sqrt(d a)``.
+
+    It is the probability that the flag qubit reads 0 after the standard preparation of a vector
+    from its entries, ``(1/sqrt d) sum_i |i> (v_i/B |0> + sqrt(1 - v_i^2/B^2) |1>)`` with the
+    entry bound ``B = max_i |v_i|`` (docs/theory.md §2)."""
+    v = np.asarray(v, dtype=np.float64)
+    scale = np.abs(v).max(axis=-1)
+    live = scale > 0
+    unit = v / np.where(live, scale, 1.0)[..., None]
+    return np.where(live, np.einsum("...i,...i->...", unit, unit) / v.shape[-1], 0.0)
 
 
 def sign_step_probabilities(x: np.ndarray, sqrt_p: np.ndarray) -> np.ndarray:
@@ -74,6 +92,7 @@ def tomography_estimate(
     signs: str = "kp",  # "kp" or "exact", checked below
     shots: int | None = None,
     batch_dims: int = 0,
+    norm_ae: tuple[int, int] | None = None,
 ) -> np.ndarray:
     """l-infinity tomography estimate of a real array, emulated exactly in law.
 
@@ -88,9 +107,14 @@ def tomography_estimate(
             the true signs (an ablation).
         shots: N directly (overrides ``delta``).
         batch_dims: number of leading batch axes (see ``v``).
+        norm_ae: ``(m, k)``: the norm ``||v||_2`` is estimated, not read exactly: the median of k
+            canonical amplitude-estimation runs with m bits of :func:`norm_amplitude`, drawn
+            after the tomography's counts (so the counts are those of the exact-norm read-out
+            with the same generator). None: the exact norm (an oracle).
 
     Returns:
-        An array of v's shape and dtype (float64 for integer input): ``sign_i sqrt(n_i / N) ||v||``,
+        An array of v's shape and dtype (float64 for integer input): ``sign_i sqrt(n_i / N) ||v||``
+        (``||v||`` estimated with ``norm_ae``),
         0 where the entry was never observed. Zero vectors give zeros; tiny and huge vectors are
         handled by scaling with ``max |v_i|`` before squaring (no underflow or overflow).
     """
@@ -136,9 +160,10 @@ def tomography_estimate(
     if n_vec == 1:
         if not live[0]:
             return np.zeros(v.shape, dtype=out_dtype)
-        return _one_vector(x[0], n_shots, signs, rng, norm[0] * scale[0], out_dtype).reshape(
-            v.shape
-        )
+        est = None if norm_ae is None else (lambda: _norm_estimate(norm, d, norm_ae, rng))
+        return _one_vector(
+            x[0], n_shots, signs, rng, norm[0] * scale[0], out_dtype, estimate=est, scale=scale[0]
+        ).reshape(v.shape)
     else:
         probs = x * x
         counts = counts_unchecked(np.where(live, n_shots, 0), probs, rng)
@@ -155,8 +180,20 @@ def tomography_estimate(
                 np.where(live, n_shots, 0), np.concatenate([q, rest[:, None]], axis=1), rng
             )[:, :d]
             sign = kp_signs(sign_counts, counts)
+        if norm_ae is not None:
+            norm = _norm_estimate(norm, d, norm_ae, rng)
         out = sign * mag * (norm * scale)[:, None]
     return out.reshape(v.shape).astype(out_dtype, copy=False)
+
+
+def _norm_estimate(
+    norm: np.ndarray, d: int, norm_ae: tuple[int, int], rng: np.random.Generator
+) -> np.ndarray:
+    """``||v|| / max|v|`` per row estimated by AE (``norm_ae = (m, k)``) from the exact ratio
+    ``norm`` in [1, sqrt d]: the amplitude is ``norm^2 / d`` (:func:`norm_amplitude`)."""
+    m, k = norm_ae
+    a = np.minimum(norm * norm / d, 1.0)
+    return np.sqrt(d * median_ae_estimate(a, m, k, rng).amplitude)
 
 
 def _one_vector(
@@ -166,9 +203,12 @@ def _one_vector(
     rng: np.random.Generator,
     factor: float,
     dtype: np.dtype,
+    estimate: Callable[[], np.ndarray] | None = None,
+    scale: float = 1.0,
 ) -> np.ndarray:
     """The tomography estimate of one unit vector ``x (d,)`` times ``factor`` (its norm), as
-    ``dtype`` (the fast path: the sign step touches only the observed entries)."""
+    ``dtype`` (the fast path: the sign step touches only the observed entries). With
+    ``estimate`` the norm is ``estimate()[0] * scale`` instead, drawn after the counts."""
     counts = one_row_counts(n_shots, x * x, rng)
     seen = np.flatnonzero(counts)
     mag = np.sqrt(counts[seen] / n_shots)
@@ -189,6 +229,8 @@ def _one_vector(
     # (sign mag) factor, entry by entry as the full vector's product would be: unobserved
     # entries stay 0 (0 * factor = 0 for the finite positive factor)
     values = sign * mag
+    if estimate is not None:
+        factor = float(estimate()[0]) * scale
     values *= factor
     out = np.zeros(x.size, dtype=dtype)
     out[seen] = values

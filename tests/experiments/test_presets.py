@@ -34,7 +34,17 @@ def test_presets_and_explicit_flags_override_them():
     cfg = _config(["--preset", "theory", "--eps", "0.1", "--delta", "0.1", "--sigma", "0.3"])
     assert cfg == QuantumConfig.theory(eps=0.1, delta=0.1, sigma=0.3)
     cfg = _config(["--preset", "theory", "--no-noise-per-shot", "--gradient-model", "gaussian"])
-    assert cfg == QuantumConfig.theory().replace(noise_per_shot=False, gradient_model="gaussian")
+    assert cfg == QuantumConfig.theory().replace(
+        noise_per_shot=False, gradient_model="gaussian", gradient_norm="exact"
+    )  # the estimated norm of the tomography gradients gives way to the Gaussian model
+    cfg = _config(["--preset", "theory", "--gradient-norm", "exact"])
+    assert cfg == QuantumConfig.theory(version=1)
+    cfg = _config(
+        ["--gradient-model", "linf_tomography", "--gradient-norm", "amplitude_estimation"]
+    )
+    assert cfg.gradient_norm_ae == (9, 1) and cfg.failure_prob is None
+    with pytest.raises(ValueError, match="gradient_norm"):
+        _config(["--gradient-norm", "amplitude_estimation"])
     cfg = _config(
         [
             "--preset",
@@ -54,6 +64,9 @@ def test_presets_and_explicit_flags_override_them():
     cfg = _config(["--preset", "theory", "--sampled-value", "exact"])
     assert cfg.tomography_normaliser == "exact" and cfg.failure_prob == 0.01  # AE IPE left
     cfg = _config(["--preset", "theory", "--sampled-value", "exact", "--ipe", "gaussian"])
+    assert cfg.failure_prob == 0.01  # the gradient norm's AE is left
+    cfg = _config(["--preset", "theory", "--sampled-value", "exact", "--ipe", "gaussian",
+                   "--gradient-norm", "exact"])  # fmt: skip
     assert cfg.failure_prob is None
     assert not _config(["--preset", "theory", "--no-sampling"]).noise_per_shot
     # but an explicit contradiction is an error naming the field

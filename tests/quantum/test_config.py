@@ -91,6 +91,9 @@ BAD_VALUES = [
     ("tomography_normaliser", "oracle", {"sampled_value": "tomography"}),
     ("tomography_normaliser", "amplitude_estimation", {}),  # values are exact: nothing to scale
     ("tomography_normaliser", "amplitude_estimation", {"sampled_value": "tomography", "eps": 0.0}),
+    ("gradient_norm", "oracle", {"gradient_model": "linf_tomography"}),
+    ("gradient_norm", "amplitude_estimation", {}),  # the Gaussian model has no norm to estimate
+    ("gradient_norm", "amplitude_estimation", {"gradient_model": "linf_tomography", "eps": 0.0}),
 ]
 
 
@@ -281,6 +284,7 @@ def test_paper_preset_is_the_authors_simulation():
         "failure_prob": None,
         "noise_per_shot": False,
         "tomography_normaliser": "exact",
+        "gradient_norm": "exact",
     }
     assert cfg == QuantumConfig()  # the defaults are the paper preset
     custom = QuantumConfig.paper(eps=0.1, cap=2.0, sigma=0.2, delta=0.1)

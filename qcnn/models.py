@@ -13,7 +13,8 @@ classes=10) -> Sequential`` (classical); its quantum version is ``quantize(build
   connection table, S4, C5 120@5x5, F6 84, output 10; tanh (or sigmoid) squashing;
 - :func:`alexnet_small`: AlexNet's ideas at 28x28: five 3x3 conv + ReLU, local response
   normalisation after the first two, three max pools (the last overlapping, 3x3 stride 2),
-  dropout 0.5 in the two hidden dense layers;
+  dropout 0.5 in the two hidden dense layers; ``groups=2``: AlexNet's two-GPU split as grouped
+  convolutions (conv 2, 4, 5);
 - :func:`inception_small`: a stem conv and two Inception v1 blocks (1x1; 1x1->3x3; 1x1->5x5;
   3x3 max pool->1x1, concatenated), global average pooling, dense.
 
@@ -292,6 +293,7 @@ def alexnet_small(
     *,
     input_shape: Shape = MNIST_SHAPE,
     classes: int = 10,
+    groups: int = 1,
 ) -> Sequential:
     """AlexNet's ideas at MNIST scale (28 -> 14 -> 7 -> 3):
 
@@ -302,14 +304,27 @@ def alexnet_small(
     overlapping 3x3 stride-2 max pool after the fifth ('valid': any input >= 12x12 fits); then
     dropout 0.5 -> dense 256 -> ReLU -> dropout 0.5 -> dense 256 -> ReLU -> dense ``classes``
     (torchvision's AlexNet classifier). He initialisation (:func:`_he_init`).
+
+    ``groups=2``: AlexNet's split over two GPUs as grouped convolutions (``Conv2D(groups=2)``):
+    as in Krizhevsky et al. (2012), the second, fourth and fifth convolutions see only the maps
+    of their own half, the third sees all maps of the second (the layer where the two GPUs
+    talk), and the first has one input map (MNIST), nothing to split. ``groups=1`` (default)
+    is the network above, weights bit for bit as before.
     """
     c, _, _ = _check_shape(input_shape, classes)
+    if groups not in (1, 2):
+        raise ValueError(f"alexnet_small: groups must be 1 or 2, got {groups!r}")
     init = seed_stream(seed, "init")
     r = spawn_generators(init, 10)
     ch = (c, *ALEXNET_CHANNELS)
+    split = {1: groups, 3: groups, 4: groups}  # conv index -> groups (AlexNet's conv2, 4, 5)
 
     def conv(i: int) -> list[Layer]:
-        return [Conv2D(ch[i], ch[i + 1], 3, padding="same", rng=r[i], dtype=dtype), ReLU()]
+        g = split.get(i, 1)
+        return [
+            Conv2D(ch[i], ch[i + 1], 3, padding="same", rng=r[i], dtype=dtype, groups=g),
+            ReLU(),
+        ]
 
     def lrn() -> LocalResponseNorm:
         return LocalResponseNorm(5, alpha=5e-4, beta=0.75, k=2.0)
@@ -431,7 +446,7 @@ def _conv_rows(layer: Layer, path: str, shape: tuple[int, ...], rows: list) -> t
                 "quantum": isinstance(layer, QuantumConv2D),
                 "input_shape": list(shape),
                 "output_shape": list(out),
-                "kernel": [layer.in_channels, kh, kw],
+                "kernel": [layer.in_channels // layer.groups, kh, kw],
                 "kernel_volume": layer.kernel_volume(),
                 "parameters": sum(p.data.size for p in layer.parameters()),
             }

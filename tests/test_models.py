@@ -163,3 +163,23 @@ def test_deep_networks_use_he_initialisation(arch):
             assert not np.any(layer.bias.data)
     other = build_model(arch, seed=6)
     assert not np.array_equal(model.parameters()[0].data, other.parameters()[0].data)
+
+
+def test_alexnet_groups_two_splits_convs_two_four_five_like_the_two_gpus():
+    plain, split = build_model("alexnet-small", seed=4), MODELS["alexnet-small"](4, groups=2)
+    convs = [c for c in split.layers if isinstance(c, Conv2D)]
+    assert [c.groups for c in convs] == [1, 2, 1, 2, 2]
+    assert [c.weight.shape for c in convs][1] == (64, 16, 3, 3)  # PyTorch's (O, C/g, kh, kw)
+    plain_convs = [c for c in plain.layers if isinstance(c, Conv2D)]
+    saved = sum(plain_convs[i].weight.data.size // 2 for i in (1, 3, 4))  # half of each kernel
+    assert plain.num_parameters() - split.num_parameters() == saved == 78_336
+    # groups=1 is the network it always was: same weights, bit for bit
+    again = MODELS["alexnet-small"](4, groups=1)
+    for a, b in zip(plain.parameters(), again.parameters(), strict=True):
+        assert np.array_equal(a.data, b.data)
+    x = np.random.default_rng(5).standard_normal((2, 1, 28, 28)).astype(np.float32)
+    assert split.predict(x).shape == (2, 10)
+    info = architecture_info(split, (1, 28, 28))
+    assert [row["kernel"][0] for row in info["conv_layers"]] == [1, 16, 64, 48, 48]
+    with pytest.raises(ValueError, match="groups"):
+        MODELS["alexnet-small"](4, groups=3)

@@ -37,7 +37,15 @@ For a network that learns its kernels the two are the same model (the flip is ab
 the learned weights); they differ when a kernel is given, e.g. a known filter.
 
 1-D convolution (:func:`conv1d`) of signals ``(N, C, L)`` runs through the same im2col as a
-``(N, C, 1, L)`` image with ``(O, C, 1, k)`` kernels.
+``(N, C, 1, L)`` image with ``(O, C, 1, k)`` kernels; :func:`convolve1d` is the signal-processing
+(and the primer's) convolution ``y_t = sum_k w_k x_(t-k+1)``, ``numpy.convolve`` in every mode.
+
+Grouped convolution
+-------------------
+``groups=g`` (:func:`conv2d`, :func:`conv1d`, :func:`convolve2d`) takes PyTorch's kernels
+``(O, C / g, kh, kw)``: input and output maps fall into g consecutive groups and each output
+group sees only its input group. It is the block-diagonal case of a connection table
+(:func:`group_table`): the dense convolution with :func:`expand_groups` of the kernel.
 """
 
 from __future__ import annotations
@@ -68,6 +76,14 @@ __all__ = [
     "conv1d",
     "conv1d_forward",
     "conv1d_backward",
+    "convolve1d",
+    "convolve1d_forward",
+    "convolve1d_backward",
+    "Convolve1DCache",
+    "check_groups",
+    "group_table",
+    "table_groups",
+    "expand_groups",
     "patch_sq_norms",
     "max_pool2d",
     "max_pool2d_forward",
@@ -289,9 +305,60 @@ class ConvCache(NamedTuple):
 
     x_shape: tuple[int, ...]  # (N, C, H, W) of the input
     cols: np.ndarray  # (C kh kw, N H' W') im2col matrix of the input
-    weight: np.ndarray  # (O, C, kh, kw) kernel used
+    weight: np.ndarray  # (O, C / groups, kh, kw) kernel used
     geom: Geometry
     has_bias: bool
+    groups: int = 1
+
+
+def check_groups(groups: int, in_channels: int, out_channels: int, what: str = "conv2d") -> int:
+    """``groups`` as an int that divides both channel counts (ValueError/TypeError otherwise)."""
+    if isinstance(groups, bool) or not isinstance(groups, (int, np.integer)):
+        raise TypeError(f"{what}: groups must be an int, got {groups!r}")
+    g = int(groups)
+    if g < 1 or in_channels % g or out_channels % g:
+        raise ValueError(
+            f"{what}: groups must be a positive divisor of both in_channels ({in_channels}) and "
+            f"out_channels ({out_channels}), got {g}"
+        )
+    return g
+
+
+def group_table(out_channels: int, in_channels: int, groups: int) -> np.ndarray:
+    """The connection table of a grouped convolution: boolean ``(O, C)``, block-diagonal.
+
+    Output map ``o`` sees input map ``c`` exactly when both are in the same group
+    (``o // (O / groups) == c // (C / groups)``).
+    """
+    g = check_groups(groups, in_channels, out_channels)
+    og, cg = out_channels // g, in_channels // g
+    return (np.arange(out_channels)[:, None] // og) == (np.arange(in_channels)[None, :] // cg)
+
+
+def table_groups(table: np.ndarray) -> int | None:
+    """The ``groups`` whose :func:`group_table` equals ``table`` ``(O, C)``, or None.
+
+    A full table gives 1; LeNet-5's C3 table (not block-diagonal) gives None.
+    """
+    arr = np.asarray(table, dtype=bool)
+    o, c = arr.shape
+    for g in range(1, math.gcd(o, c) + 1):
+        if o % g == 0 and c % g == 0 and np.array_equal(arr, group_table(o, c, g)):
+            return g
+    return None
+
+
+def expand_groups(weight: np.ndarray, groups: int) -> np.ndarray:
+    """A grouped kernel ``(O, C / groups, kh, kw)`` as the dense kernel ``(O, C, kh, kw)`` it
+    equals: each output map's weights in its group's channels, zeros elsewhere."""
+    _check_4d(weight, "weight")
+    o, cg, kh, kw = weight.shape
+    g = check_groups(groups, cg * groups, o)
+    dense = np.zeros((o, cg * g, kh, kw), dtype=weight.dtype)
+    og = o // g
+    for k in range(g):
+        dense[k * og : (k + 1) * og, k * cg : (k + 1) * cg] = weight[k * og : (k + 1) * og]
+    return dense
 
 
 def conv2d_forward(
@@ -300,24 +367,34 @@ def conv2d_forward(
     bias: np.ndarray | None = None,
     stride: int | tuple[int, int] = 1,
     padding: Padding = 0,
+    groups: int = 1,
     *,
     workspace: Workspace | None = None,
     workspace_key: str = "cols",
 ) -> tuple[np.ndarray, ConvCache]:
     """Convolution (cross-correlation) that also returns the cache :func:`conv2d_backward` needs.
 
-    x ``(N, C, H, W)``, weight ``(O, C, kh, kw)``, bias ``(O,)`` -> out ``(N, O, H', W')``.
-    The output is a transposed view of a channel-major ``(O, N, H', W')`` buffer, which is the
-    layout the next convolution's im2col reads fastest.
+    x ``(N, C, H, W)``, weight ``(O, C / groups, kh, kw)``, bias ``(O,)`` -> out
+    ``(N, O, H', W')``. The output is a transposed view of a channel-major ``(O, N, H', W')``
+    buffer, which is the layout the next convolution's im2col reads fastest.
+
+    ``groups`` g (PyTorch's layout and meaning): the C input maps and the O output maps are cut
+    into g consecutive groups and output group k sees only input group k, so output map ``o``
+    has ``C / g`` kernel slices (AlexNet's two-GPU split is g = 2). Equal to the dense
+    convolution with :func:`expand_groups` of the weight (zeros between groups), at 1/g of the
+    multiply-adds: one batched GEMM over the groups' row blocks of the shared im2col matrix.
+    ``groups=1`` runs the plain single GEMM.
     """
     _check_4d(x)
     _check_4d(weight, "weight")
-    if weight.shape[1] != x.shape[1]:
+    o = weight.shape[0]
+    g = check_groups(groups, x.shape[1], o)
+    if weight.shape[1] * g != x.shape[1]:
+        per = "" if g == 1 else f" per group ({g} groups)"
         raise ValueError(
             f"conv2d: input {x.shape} has {x.shape[1]} channels but weight {weight.shape} "
-            f"expects {weight.shape[1]}"
+            f"expects {weight.shape[1]}{per}"
         )
-    o = weight.shape[0]
     if bias is not None and bias.shape != (o,):
         raise ValueError(f"conv2d: bias shape {bias.shape} does not match {o} output channels")
     geom = conv_geometry(x.shape[2:], weight.shape[2:], stride, padding)
@@ -325,13 +402,18 @@ def conv2d_forward(
     dtype = np.result_type(x.dtype, weight.dtype)
     buf = None
     if workspace is not None:
-        buf = workspace.get(workspace_key, weight[0].size * n * ho * wo, x.dtype)
+        buf = workspace.get(workspace_key, x.shape[1] * weight[0, 0].size * n * ho * wo, x.dtype)
     cols = im2col(x, geom, buf)
-    out2d = weight.reshape(o, -1).astype(dtype, copy=False) @ cols  # (O, N*H'*W'): one GEMM
+    if g == 1:
+        out2d = weight.reshape(o, -1).astype(dtype, copy=False) @ cols  # (O, N*H'*W'): one GEMM
+    else:
+        # im2col rows are channel-major, so group k's rows are one contiguous block of cols
+        w3d = weight.reshape(g, o // g, -1).astype(dtype, copy=False)
+        out2d = np.matmul(w3d, cols.reshape(g, w3d.shape[2], -1)).reshape(o, -1)
     if bias is not None:
         out2d += bias.astype(dtype, copy=False)[:, None]
     out = out2d.reshape(o, n, ho, wo).transpose(1, 0, 2, 3)
-    return out, ConvCache(x.shape, cols, weight, geom, bias is not None)
+    return out, ConvCache(x.shape, cols, weight, geom, bias is not None, g)
 
 
 def conv2d(
@@ -340,9 +422,11 @@ def conv2d(
     bias: np.ndarray | None = None,
     stride: int | tuple[int, int] = 1,
     padding: Padding = 0,
+    groups: int = 1,
 ) -> np.ndarray:
-    """2-D convolution: x ``(N, C, H, W)``, weight ``(O, C, kh, kw)`` -> ``(N, O, H', W')``."""
-    return conv2d_forward(x, weight, bias, stride, padding)[0]
+    """2-D convolution: x ``(N, C, H, W)``, weight ``(O, C / groups, kh, kw)`` ->
+    ``(N, O, H', W')`` (grouped when ``groups`` > 1: see :func:`conv2d_forward`)."""
+    return conv2d_forward(x, weight, bias, stride, padding, groups)[0]
 
 
 def conv2d_backward(
@@ -357,19 +441,32 @@ def conv2d_backward(
     ``dx`` is skipped (None) when ``need_input_grad`` is False, e.g. for a network's first layer,
     which saves the largest data movement of the backward pass.
     """
-    x_shape, cols, weight, geom, has_bias = cache
+    x_shape, cols, weight, geom, has_bias, g = cache
     o = weight.shape[0]
     dout2d = dout.transpose(1, 0, 2, 3).reshape(o, -1)  # (O, N*H'*W')
-    # cols @ dout2d.T streams cols row by row: faster than dout2d @ cols.T for skinny O.
-    dweight = (cols @ dout2d.T).T.reshape(weight.shape).astype(weight.dtype, copy=False)
     dbias = dout2d.sum(axis=1) if has_bias else None
+    if g == 1:
+        # cols @ dout2d.T streams cols row by row: faster than dout2d @ cols.T for skinny O.
+        dweight = (cols @ dout2d.T).T.reshape(weight.shape).astype(weight.dtype, copy=False)
+    else:
+        # per group: (C/g kh kw, NHW) @ (NHW, O/g), batched over the groups
+        dout3d = dout2d.reshape(g, o // g, -1)
+        dw3d = np.matmul(cols.reshape(g, -1, cols.shape[1]), dout3d.transpose(0, 2, 1))
+        dweight = dw3d.transpose(0, 2, 1).reshape(weight.shape).astype(weight.dtype, copy=False)
     dx = None
     if need_input_grad:
-        w2d_t = weight.reshape(o, -1).T.astype(dout2d.dtype, copy=False)
+        if g == 1:
+            w2d_t = weight.reshape(o, -1).T.astype(dout2d.dtype, copy=False)
+        else:  # (C/g kh kw, O/g) per group, stacked: (g, C/g kh kw, O/g)
+            w2d_t = weight.reshape(g, o // g, -1).transpose(0, 2, 1)
+            w2d_t = w2d_t.astype(dout2d.dtype, copy=False)
         if geom.stride == (1, 1):
             dx = _conv_input_grad_stride1(dout, w2d_t, x_shape, geom, workspace)
-        else:
+        elif g == 1:
             dx = col2im(w2d_t @ dout2d, x_shape, geom)
+        else:
+            dcols = np.matmul(w2d_t, dout2d.reshape(g, o // g, -1))
+            dx = col2im(dcols.reshape(-1, dout2d.shape[1]), x_shape, geom)
     return dx, dweight, dbias
 
 
@@ -381,6 +478,9 @@ def _conv_input_grad_stride1(
     workspace: Workspace | None,
 ) -> np.ndarray:
     """``dx`` of a stride-1 convolution with contiguous shifted adds instead of col2im.
+
+    ``w2d_t`` is the transposed kernel matrix ``(C kh kw, O)``, or for a grouped convolution
+    one per group, ``(groups, C/groups kh kw, O/groups)``.
 
     With stride 1, output pixel ``(n, h, w)`` touches padded input pixel
     ``(n, h + i, w + j)``. Laying ``dout`` out on the padded input grid (zeros elsewhere) and
@@ -399,7 +499,12 @@ def _conv_input_grad_stride1(
     dgrid[:, :, :ho, :wo] = dout.transpose(1, 0, 2, 3)
     size = c * kh * kw * length
     buf = np.empty(size, dtype) if workspace is None else workspace.get("dcols", size, dtype)
-    dcols = np.matmul(w2d_t, dgrid.reshape(o, length), out=buf.reshape(c * kh * kw, length))
+    if w2d_t.ndim == 2:
+        dcols = np.matmul(w2d_t, dgrid.reshape(o, length), out=buf.reshape(c * kh * kw, length))
+    else:  # grouped: w2d_t (g, C/g kh kw, O/g), one product per group, rows in channel order
+        g = w2d_t.shape[0]
+        grid3 = dgrid.reshape(g, o // g, length)
+        dcols = np.matmul(w2d_t, grid3, out=buf.reshape(g, c * kh * kw // g, length))
     dcols = dcols.reshape(c, kh, kw, length)
     acc = np.zeros((c, length + (kh - 1) * wp + kw - 1), dtype=dtype)
     for i in range(kh):
@@ -422,14 +527,16 @@ def convolve2d_forward(
     bias: np.ndarray | None = None,
     stride: int | tuple[int, int] = 1,
     padding: Padding = 0,
+    groups: int = 1,
 ) -> tuple[np.ndarray, ConvCache]:
     """True 2-D convolution (kernel flipped in both spatial axes) and its backward cache.
 
-    x ``(N, C, H, W)``, weight ``(O, C, kh, kw)`` -> ``(N, O, H', W')``: the cross-correlation
-    :func:`conv2d` with ``weight[:, :, ::-1, ::-1]`` (see the module docstring).
+    x ``(N, C, H, W)``, weight ``(O, C / groups, kh, kw)`` -> ``(N, O, H', W')``: the
+    cross-correlation :func:`conv2d` with ``weight[:, :, ::-1, ::-1]`` (see the module
+    docstring).
     """
     _check_4d(weight, "weight")
-    return conv2d_forward(x, weight[:, :, ::-1, ::-1], bias, stride, padding)
+    return conv2d_forward(x, weight[:, :, ::-1, ::-1], bias, stride, padding, groups)
 
 
 def convolve2d(
@@ -438,13 +545,14 @@ def convolve2d(
     bias: np.ndarray | None = None,
     stride: int | tuple[int, int] = 1,
     padding: Padding = 0,
+    groups: int = 1,
 ) -> np.ndarray:
     """True convolution ``sum_{u,v} x[i+u, j+v] w[kh-1-u, kw-1-v]``: ``(N, O, H', W')``.
 
     With ``padding='full'`` and one channel this is ``scipy.signal.convolve2d(x, w, 'full')``;
     :func:`conv2d` (what every framework calls a convolution) is ``scipy.signal.correlate2d``.
     """
-    return convolve2d_forward(x, weight, bias, stride, padding)[0]
+    return convolve2d_forward(x, weight, bias, stride, padding, groups)[0]
 
 
 def convolve2d_backward(
@@ -474,16 +582,17 @@ def conv1d_forward(
     bias: np.ndarray | None = None,
     stride: int = 1,
     padding: int | str = 0,
+    groups: int = 1,
     *,
     workspace: Workspace | None = None,
     workspace_key: str = "cols",
 ) -> tuple[np.ndarray, ConvCache]:
     """1-D convolution (cross-correlation) of signals and the cache :func:`conv1d_backward` needs.
 
-    x ``(N, C, L)``, weight ``(O, C, k)``, bias ``(O,)`` -> out ``(N, O, L')`` with
+    x ``(N, C, L)``, weight ``(O, C / groups, k)``, bias ``(O,)`` -> out ``(N, O, L')`` with
     ``L' = (L + 2P - k) / s + 1`` (integer ``padding`` P), or ``padding`` ``'same'``,
     ``'valid'``, ``'full'`` (rules of the module docstring). Runs :func:`conv2d_forward` on
-    ``(N, C, 1, L)`` with ``(O, C, 1, k)`` kernels: one im2col, one GEMM.
+    ``(N, C, 1, L)`` with ``(O, C / groups, 1, k)`` kernels: one im2col, one GEMM.
     """
     for arr, name, shape in ((x, "x", "(N, C, L)"), (weight, "weight", "(O, C, k)")):
         if not isinstance(arr, np.ndarray) or arr.ndim != 3:
@@ -499,6 +608,7 @@ def conv1d_forward(
         bias,
         stride2,
         padding2,
+        groups,
         workspace=workspace,
         workspace_key=workspace_key,
     )
@@ -511,12 +621,14 @@ def conv1d(
     bias: np.ndarray | None = None,
     stride: int = 1,
     padding: int | str = 0,
+    groups: int = 1,
 ) -> np.ndarray:
-    """1-D convolution: x ``(N, C, L)``, weight ``(O, C, k)`` -> ``(N, O, L')``.
+    """1-D convolution: x ``(N, C, L)``, weight ``(O, C / groups, k)`` -> ``(N, O, L')``.
 
-    Cross-correlation like :func:`conv2d`; ``numpy.convolve(x, w[::-1], 'valid')`` per channel pair.
+    Cross-correlation like :func:`conv2d`; ``numpy.convolve(x, w[::-1], 'valid')`` per channel
+    pair. The primer's 1-D convolution (kernel flipped) is :func:`convolve1d`.
     """
-    return conv1d_forward(x, weight, bias, stride, padding)[0]
+    return conv1d_forward(x, weight, bias, stride, padding, groups)[0]
 
 
 def conv1d_backward(
@@ -529,6 +641,92 @@ def conv1d_backward(
     """Gradients of :func:`conv1d_forward`: ``(dx (N, C, L), dweight (O, C, k), dbias)``."""
     dx, dw, db = conv2d_backward(dout[:, :, None, :], cache, need_input_grad, workspace=workspace)
     return (None if dx is None else dx[:, :, 0, :]), dw[:, :, 0, :], db
+
+
+class Convolve1DCache(NamedTuple):
+    """What :func:`convolve1d_backward` needs from :func:`convolve1d_forward`."""
+
+    conv: ConvCache  # of the cross-correlation with the flipped kernel on the padded signal
+    pads: tuple[int, int]  # zeros added (before, after) the signal; (0, 0) for integer padding
+
+
+def _convolve1d_pads(length: int, k: int, padding: str) -> tuple[int, int]:
+    """Zeros before and after a signal of ``length`` for numpy.convolve's ``padding`` mode."""
+    mode = padding.lower()
+    if mode == "valid":
+        return 0, 0
+    if mode == "full":
+        return k - 1, k - 1
+    if mode == "same":
+        # numpy keeps the centre of the full output, dropping (k - 1) // 2 samples at its start
+        # (and k // 2 at its end): k // 2 zeros before the signal, (k - 1) // 2 after it.
+        return k // 2, (k - 1) // 2
+    raise ValueError(
+        f"convolve1d: padding must be an int, 'same', 'valid' or 'full', got {padding!r}"
+    )
+
+
+def convolve1d_forward(
+    x: np.ndarray,
+    weight: np.ndarray,
+    bias: np.ndarray | None = None,
+    stride: int = 1,
+    padding: int | str = 0,
+) -> tuple[np.ndarray, Convolve1DCache]:
+    """The primer's 1-D convolution ``y_t = sum_k w_k x_(t-k+1)`` (kernel flipped) and its cache.
+
+    x ``(N, C, L)``, weight ``(O, C, k)``, bias ``(O,)`` -> ``(N, O, L')``, summed over input
+    channels. For one channel, ``stride=1`` and ``L >= k`` it is ``numpy.convolve(x, w, mode)``
+    with ``mode = padding`` in ``'valid'`` (``L - k + 1`` outputs, the kernel inside the
+    signal), ``'full'`` (``L + k - 1``: the *wide* convolution, every overlap) and ``'same'``
+    (``L``: the centre of the full output). For an even ``k`` the centre is not unique: like
+    numpy, ``'same'`` puts ``k/2`` zeros before the signal and ``k/2 - 1`` after it (the
+    cross-correlation :func:`conv1d` puts the extra zero *after*, TensorFlow's rule). ``stride``
+    s keeps every s-th of these outputs, starting with the first: ``numpy.convolve(...)[::s]``.
+    An integer ``padding`` P adds P zeros on both sides and follows :func:`conv1d`'s size rule
+    (``(L + 2P - k) / s + 1`` must be an integer). numpy's ``'same'`` and ``'valid'`` with
+    ``k > L`` swap the two arrays; here ``'valid'`` refuses, ``'same'`` keeps ``L`` outputs.
+    """
+    if not isinstance(weight, np.ndarray) or weight.ndim != 3:
+        raise ValueError(
+            f"convolve1d: weight must be a 3-D array (O, C, k), got shape "
+            f"{getattr(weight, 'shape', None)}"
+        )
+    if not isinstance(x, np.ndarray) or x.ndim != 3:
+        raise ValueError(
+            f"convolve1d: x must be a 3-D array (N, C, L), got shape {getattr(x, 'shape', None)}"
+        )
+    flipped = weight[:, :, ::-1]
+    if not isinstance(padding, str):
+        out, cache = conv1d_forward(x, flipped, bias, stride, padding)
+        return out, Convolve1DCache(cache, (0, 0))
+    pads = _convolve1d_pads(x.shape[2], weight.shape[2], padding)
+    xp = np.pad(x, ((0, 0), (0, 0), pads)) if any(pads) else x
+    out, cache = conv1d_forward(xp, flipped, bias, stride, "valid")
+    return out, Convolve1DCache(cache, pads)
+
+
+def convolve1d(
+    x: np.ndarray,
+    weight: np.ndarray,
+    bias: np.ndarray | None = None,
+    stride: int = 1,
+    padding: int | str = 0,
+) -> np.ndarray:
+    """The primer's 1-D convolution (flipped kernel): ``(N, C, L)``, ``(O, C, k)`` ->
+    ``(N, O, L')``; ``numpy.convolve(x, w, padding)[::stride]`` per channel pair, summed over
+    the channels (see :func:`convolve1d_forward` for the modes and even kernels)."""
+    return convolve1d_forward(x, weight, bias, stride, padding)[0]
+
+
+def convolve1d_backward(
+    dout: np.ndarray, cache: Convolve1DCache, need_input_grad: bool = True
+) -> tuple[np.ndarray | None, np.ndarray, np.ndarray | None]:
+    """Gradients of :func:`convolve1d_forward`: ``(dx (N, C, L), dweight (O, C, k), dbias)``."""
+    dxp, dw_flipped, db = conv1d_backward(dout, cache.conv, need_input_grad)
+    before, after = cache.pads
+    dx = None if dxp is None else dxp[:, :, before : dxp.shape[2] - after]
+    return dx, np.ascontiguousarray(dw_flipped[:, :, ::-1]), db
 
 
 def patch_sq_norms(

@@ -166,11 +166,24 @@ class Conv2D(Layer):
     from this layer later, e.g. the noise of a stochastic layer that replaces it with the same
     weights; reserving it draws nothing, so the weights do not depend on it.
 
-    ``connections``: optional boolean ``(out_channels, in_channels)`` table; output map ``o``
-    then sees only the input maps ``c`` with ``connections[o, c]`` (LeNet-5's partial
-    connection of C3). The table masks the kernel in the forward pass and the kernel's gradient
-    in the backward pass, so the disconnected weights play no part whatever is added to them
-    (e.g. gradient noise); they are zero from initialisation on.
+    Which input maps each output map sees is one concept, the connection table
+    (:meth:`connection_table`, boolean ``(out_channels, in_channels)``), given in one of two
+    forms:
+
+    - ``groups`` g (PyTorch's ``groups``, AlexNet's two-GPU split): the block-diagonal table of
+      g equal groups (:func:`qcnn.nn.functional.group_table`), stored compactly: the weight is
+      ``(O, C / g, kh, kw)`` as in PyTorch and the convolution runs per group
+      (:func:`qcnn.nn.functional.conv2d` with ``groups``). Initialised like PyTorch (fan-in
+      ``C / g kh kw``);
+    - ``connections``: any other table (LeNet-5's partial connection of C3). The weight keeps
+      the dense shape ``(O, C, kh, kw)``; the table masks the kernel in the forward pass and the
+      kernel's gradient in the backward pass, so the disconnected weights play no part whatever
+      is added to them (e.g. gradient noise); they are zero from initialisation on.
+
+    A ``connections`` table that *is* block-diagonal (:func:`~qcnn.nn.functional.table_groups`
+    finds its g) is taken in the first form: ``Conv2D(connections=group_table(O, C, 2))`` is
+    ``Conv2D(groups=2)``; a full table is no table. :meth:`dense_kernel` gives the
+    ``(O, C, kh, kw)`` kernel of either form, zeros where there is no connection.
     """
 
     def __init__(
@@ -185,11 +198,24 @@ class Conv2D(Layer):
         rng: np.random.Generator | int | None = None,
         dtype: DTypeLike = np.float32,
         connections: np.ndarray | None = None,
+        groups: int = 1,
     ) -> None:
         super().__init__()
-        in_channels = check_int(in_channels, f"{type(self).__name__}: in_channels", min=1)
-        out_channels = check_int(out_channels, f"{type(self).__name__}: out_channels", min=1)
+        what = type(self).__name__
+        in_channels = check_int(in_channels, f"{what}: in_channels", min=1)
+        out_channels = check_int(out_channels, f"{what}: out_channels", min=1)
+        groups = F.check_groups(groups, in_channels, out_channels, what)
         self.connections = _check_connections(connections, out_channels, in_channels)
+        if self.connections is not None:
+            table_g = F.table_groups(self.connections)
+            if groups != 1 and table_g != groups:
+                raise ValueError(
+                    f"{what}: give groups={groups} or a connection table, not both (the table "
+                    f"is {'not block-diagonal' if table_g is None else f'groups={table_g}'})"
+                )
+            if table_g is not None:  # block-diagonal (or full): the grouped form
+                groups, self.connections = table_g, None
+        self.groups = groups
         rng = _default_rng(rng)
         # cast: numpy types seed_seq as the ISeedSequence interface, which lacks spawn()
         (self.derived_seed,) = cast(np.random.SeedSequence, rng.bit_generator.seed_seq).spawn(1)
@@ -197,7 +223,7 @@ class Conv2D(Layer):
         F.check_window_args((kh, kw), stride, padding, what="Conv2D")
         self.in_channels, self.out_channels = in_channels, out_channels
         self.kernel_size, self.stride, self.padding = (kh, kw), _plain(stride), _plain(padding)
-        shape = (out_channels, in_channels, kh, kw)
+        shape = (out_channels, in_channels // groups, kh, kw)
         self.weight = Parameter(kaiming_uniform(shape, rng, dtype=dtype), "weight")
         self.params["weight"] = self.weight
         self.bias = None
@@ -232,6 +258,7 @@ class Conv2D(Layer):
             bias,
             self.stride,
             self.padding,
+            self.groups,
             workspace=self._ws,
             workspace_key="cols" if training else "cols_eval",
         )
@@ -255,11 +282,23 @@ class Conv2D(Layer):
         return self.connections[:, :, None, None].astype(self.weight.data.dtype)
 
     def kernel(self) -> np.ndarray:
-        """The kernel the convolution uses ``(O, C, kh, kw)``: the weight, masked by the
-        connection table if there is one."""
+        """The kernel the convolution uses ``(O, C / groups, kh, kw)``: the weight, masked by
+        the connection table if there is one."""
         if self.connections is None:
             return self.weight.data
         return self.weight.data * self._mask()
+
+    def connection_table(self) -> np.ndarray:
+        """Which input maps each output map sees: boolean ``(O, C)`` (all True for a plain
+        convolution, block-diagonal for ``groups`` > 1, the table given otherwise)."""
+        if self.connections is not None:
+            return self.connections.copy()
+        return F.group_table(self.out_channels, self.in_channels, self.groups)
+
+    def dense_kernel(self) -> np.ndarray:
+        """The kernel as one dense ``(O, C, kh, kw)`` array, zero where there is no connection:
+        ``conv2d(x, dense_kernel())`` is this layer's convolution, whatever its form."""
+        return F.expand_groups(self.kernel(), self.groups)
 
     def _set_weight_grad(self, dw: np.ndarray) -> None:
         self.weight.grad = dw if self.connections is None else dw * self._mask()
@@ -267,9 +306,7 @@ class Conv2D(Layer):
     def kernel_volume(self) -> int:
         """Inputs of one output pixel, ``kh kw D`` (connected input maps only, at most)."""
         kh, kw = self.kernel_size
-        if self.connections is None:
-            return kh * kw * self.in_channels
-        return kh * kw * int(self.connections.sum(axis=1).max())
+        return kh * kw * int(self.connection_table().sum(axis=1).max())
 
     def output_shape(self, input_shape: tuple[int, ...]) -> tuple[int, ...]:
         geom = F.conv_geometry(input_shape[1:], self.kernel_size, self.stride, self.padding)
@@ -277,6 +314,8 @@ class Conv2D(Layer):
 
     def extra_repr(self) -> str:
         table = "" if self.connections is None else ", connections=partial"
+        if self.groups != 1:
+            table = f", groups={self.groups}"
         return (
             f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, "
             f"stride={self.stride}, padding={self.padding!r}, bias={self.bias is not None}{table}"

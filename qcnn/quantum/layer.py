@@ -131,6 +131,14 @@ class QuantumConv2D(Conv2D):
             dtype=dtype,
             connections=connections,
         )
+        if self.groups != 1:
+            # One dense quantum layer would estimate every inner product against the whole
+            # patch (all groups' channels), not the group's; per-group layers are not built.
+            raise ValueError(
+                f"QuantumConv2D: a grouped convolution (groups={self.groups}, or a "
+                "block-diagonal connection table) has no quantum layer; quantize() keeps it "
+                "classical"
+            )
         self.weight.tags |= {QUANTUM_TAG}
         self.config = config
         self.pool, self.pool_size = pool, F.pair(pool_size, "pool_size")

@@ -13,7 +13,11 @@ of a :class:`~qcnn.nn.Concat` included):
   and padding;
 - everything else stays classical (a copy): dense layers, and the layers the quantum algorithm
   has no counterpart for: a ``Conv2D`` *not* followed by a ReLU (the output state encodes a
-  non-negative, bounded activation, model §2.4, so a conv feeding tanh/sigmoid has none),
+  non-negative, bounded activation, model §2.4, so a conv feeding tanh/sigmoid has none), a
+  *grouped* ``Conv2D`` (``groups`` > 1, AlexNet's split: it is refused as a quantum layer and
+  kept classical, ReLU and pooling too: one quantum layer per group is not built, and one dense
+  quantum layer would estimate each inner product against the whole patch of every group's
+  channels, a larger error than the group's own patch gives; see :class:`QuantumConv2D`),
   ``Conv1D``, ``LocalResponseNorm``, LeNet's trainable ``Subsampling2D``, tanh / sigmoid,
   global average pooling, pooling that does not follow a quantum layer. ``Concat`` stays the
   classical container of its (converted) branches.
@@ -85,7 +89,14 @@ class _Group:
 
 
 def _is_classical_conv(layer: Layer) -> bool:
-    return isinstance(layer, Conv2D) and not isinstance(layer, QuantumConv2D)
+    """A classical convolution that can become a quantum layer (grouped ones cannot)."""
+    return isinstance(layer, Conv2D) and not isinstance(layer, QuantumConv2D) and layer.groups == 1
+
+
+def _classical_detail(layer: Layer) -> str:
+    if isinstance(layer, Conv2D) and layer.groups != 1:
+        return f"grouped convolution (groups={layer.groups}): no quantum layer, kept classical"
+    return _NO_COUNTERPART.get(type(layer).__name__, "classical layer")
 
 
 def _plan_sequence(layers: list[Layer], prefix: str) -> list[_Group]:
@@ -149,8 +160,7 @@ def _notes(groups: list[_Group], out: list[QuantizeNote]) -> None:
                     )
                 )
         else:
-            name = type(g.layers[0]).__name__
-            detail = _NO_COUNTERPART.get(name, "classical layer")
+            detail = _classical_detail(g.layers[0])
             out.append(QuantizeNote(g.path, repr(g.layers[0]), "classical", detail))
 
 

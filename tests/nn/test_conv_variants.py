@@ -184,3 +184,84 @@ def test_conv1d_layer_gradients_and_shape(c, o, length, k, stride, padding, bias
     errors = check_layer(layer, x)
     assert set(errors) == {"input", "weight"} | ({"bias"} if bias else set())
     assert layer.forward(x).shape[1:] == layer.output_shape((c, length))
+
+
+# ----------------------------------------------------------------------------------------------
+# convolve1d: the primer's 1-D convolution (flipped kernel)
+# ----------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("length", [7, 8, 10])
+@pytest.mark.parametrize("k", [1, 2, 3, 4, 5])
+@pytest.mark.parametrize("mode", ["valid", "same", "full"])
+def test_convolve1d_is_numpy_convolve_in_every_mode(length, k, mode):
+    rng = np.random.default_rng(20)
+    x = rng.standard_normal((2, 3, length))
+    w = rng.standard_normal((4, 3, k))
+    b = rng.standard_normal(4)
+    for stride in (1, 2, 3):
+        ref = np.array(
+            [
+                [
+                    sum(np.convolve(x[i, c], w[o, c], mode) for c in range(3))[::stride] + b[o]
+                    for o in range(4)
+                ]
+                for i in range(2)
+            ]
+        )
+        out = F.convolve1d(x, w, b, stride, mode)
+        assert out.shape == ref.shape, (stride, out.shape, ref.shape)
+        np.testing.assert_allclose(out, ref, rtol=0, atol=1e-12)
+
+
+def test_convolve1d_even_kernel_same_follows_numpys_centring():
+    # k = 2: numpy's 'same' is y_t = w_0 x_t + w_1 x_(t-1), a zero *before* the signal; the
+    # cross-correlation conv1d's 'same' (TensorFlow's rule) puts the zero after it.
+    x = np.array([[[1.0, 2.0, 3.0, 4.0]]])
+    w = np.array([[[10.0, 1.0]]])
+    np.testing.assert_array_equal(F.convolve1d(x, w, padding="same")[0, 0], [10, 21, 32, 43])
+    np.testing.assert_array_equal(np.convolve(x[0, 0], w[0, 0], "same"), [10, 21, 32, 43])
+    np.testing.assert_array_equal(F.conv1d(x, w[:, :, ::-1], padding="same")[0, 0], [21, 32, 43, 4])
+
+
+def test_convolve1d_integer_padding_and_the_primers_decay_signal():
+    # y_t = sum_k w_k x_(t-k+1): an impulse comes out as the kernel itself
+    w = np.array([[[1.0, 0.5, 0.25]]])
+    impulse = np.zeros((1, 1, 6))
+    impulse[0, 0, 0] = 1.0
+    np.testing.assert_array_equal(F.convolve1d(impulse, w, padding="full")[0, 0, :3], w[0, 0])
+    x = np.random.default_rng(21).standard_normal((1, 2, 9))
+    w2 = np.random.default_rng(22).standard_normal((3, 2, 3))
+    # integer padding P = k - 1 is the full convolution; P zeros on both sides in general
+    np.testing.assert_allclose(F.convolve1d(x, w2, padding=2), F.convolve1d(x, w2, padding="full"))
+    padded = np.pad(x, ((0, 0), (0, 0), (1, 1)))
+    np.testing.assert_allclose(F.convolve1d(x, w2, padding=1), F.convolve1d(padded, w2))
+    with pytest.raises(ValueError, match="non-integer output"):
+        F.convolve1d(x, w2, stride=3, padding=1)
+    with pytest.raises(ValueError, match="padding"):
+        F.convolve1d(x, w2, padding="wide")
+    with pytest.raises(ValueError, match="3-D array"):
+        F.convolve1d(x[0], w2)
+
+
+@pytest.mark.parametrize(
+    "stride, padding", [(1, "valid"), (1, "same"), (2, "same"), (2, "full"), (1, 1), (3, "full")]
+)
+@pytest.mark.parametrize("k", [2, 3])
+def test_convolve1d_gradients(stride, padding, k):
+    rng = np.random.default_rng(23)
+    x = rng.standard_normal((2, 2, 9))
+    w = rng.standard_normal((3, 2, k))
+    b = rng.standard_normal(3)
+    if isinstance(padding, int) and (9 + 2 * padding - k) % stride:
+        padding = "same"
+    out, cache = F.convolve1d_forward(x, w, b, stride, padding)
+    r = rng.standard_normal(out.shape)
+    dx, dw, db = F.convolve1d_backward(r, cache)
+
+    def f():
+        return float(np.sum(F.convolve1d(x, w, b, stride, padding) * r))
+
+    assert dx is not None and dx.shape == x.shape
+    for analytic, wrt in ((dx, x), (dw, w), (db, b)):
+        assert grad_error(f, analytic, wrt) < 1e-6

@@ -152,3 +152,23 @@ def test_quantize_validation_and_options():
     assert all(layer.detailed_stats for layer in quantum_layers(q))
     single = quantize(Conv2D(1, 2, 3), EXACT)  # a lone conv has no ReLU: stays classical
     assert isinstance(single, Sequential) and not quantum_layers(single)
+
+
+def test_grouped_convolutions_stay_classical_and_the_quantum_layer_refuses_them():
+    from qcnn.models import alexnet_small
+    from qcnn.nn.functional import group_table
+
+    cnn = alexnet_small(3, np.float64, groups=2)
+    plan = quantization_plan(cnn)
+    # conv1 (one input map) and conv3 (AlexNet's cross-GPU layer) become quantum; the grouped
+    # conv2, conv4 and conv5 stay classical with their ReLU and pooling, and the plan says why
+    assert paths(plan, "quantum") == ["0", "8"]
+    grouped = [n for n in plan if "groups=2" in n.layer]
+    assert [n.path for n in grouped] == ["4", "10", "12"]
+    assert all(n.action == "classical" and "grouped convolution" in n.detail for n in grouped)
+    qcnn = quantize(cnn, EXACT)
+    assert len(quantum_layers(qcnn)) == 2
+    x = np.random.default_rng(6).standard_normal((2, 1, 28, 28))
+    np.testing.assert_allclose(qcnn.predict(x), cnn.predict(x), atol=1e-6)
+    with pytest.raises(ValueError, match="grouped convolution"):
+        QuantumConv2D(4, 4, 3, config=EXACT, connections=group_table(4, 4, 2))

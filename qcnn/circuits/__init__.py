@@ -10,7 +10,9 @@ distribution), so ``QuantumConv2D(executor="circuits")`` finds it.
 - :mod:`~qcnn.circuits.tomography`: l-infinity tomography with the KP sign step;
 - :mod:`~qcnn.circuits.sampling`: the output state and pixel sampling;
 - :mod:`~qcnn.circuits.backend`: backends, seeds, batched runs, noise models;
-- :mod:`~qcnn.circuits.layer`: :class:`CircuitExecutor` for ``QuantumConv2D``.
+- :mod:`~qcnn.circuits.layer`: :class:`CircuitExecutor` for ``QuantumConv2D``;
+- :mod:`~qcnn.circuits.coherent`: the whole layer as ONE circuit (patches, kernels and AE
+  outcomes in superposition), :func:`coherent_output_distribution`.
 """
 
 from qcnn.circuits.backend import (
@@ -19,6 +21,13 @@ from qcnn.circuits.backend import (
     circuit_stats,
     default_backend,
     depolarizing_noise_model,
+)
+from qcnn.circuits.coherent import (
+    CoherentCircuit,
+    CoherentLaw,
+    build_coherent_circuit,
+    coherent_law,
+    coherent_output_distribution,
 )
 from qcnn.circuits.encoding import (
     EncodedVector,
@@ -43,6 +52,11 @@ from qcnn.circuits.tomography import TomographyResult, linf_tomography
 __all__ = [
     "CircuitExecutor",
     "CircuitRunner",
+    "CoherentCircuit",
+    "CoherentLaw",
+    "build_coherent_circuit",
+    "coherent_law",
+    "coherent_output_distribution",
     "EncodedVector",
     "HadamardTestTemplate",
     "InnerProductEstimator",

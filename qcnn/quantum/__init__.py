@@ -7,7 +7,8 @@
   or l-infinity tomography, :func:`tomography_estimate`).
 - :func:`quantize`: any classical network made quantum (conv + ReLU [+ pooling] -> quantum layer).
 - sub-routines: :mod:`qcnn.quantum.ae_law` (the AE outcome law), :mod:`qcnn.quantum.ipe`,
-  :mod:`qcnn.quantum.sampling`, :mod:`qcnn.quantum.nonlinearity`; running-time model:
+  :mod:`qcnn.quantum.sampling`, :mod:`qcnn.quantum.nonlinearity`; the exact per-shot law of
+  the AE model's output state: :func:`ae_output_law`; running-time model:
   :mod:`qcnn.quantum.resources`.
 """
 
@@ -30,6 +31,7 @@ from qcnn.quantum.ipe import (
 )
 from qcnn.quantum.layer import QUANTUM_TAG, QuantumConv2D, layer_shots
 from qcnn.quantum.nonlinearity import noisy_cap_relu
+from qcnn.quantum.output_law import AEOutputLaw, ae_output_law
 from qcnn.quantum.quantize import QuantizeNote, quantization_plan, quantize
 from qcnn.quantum.sampling import (
     expected_distinct_fraction,
@@ -66,6 +68,8 @@ __all__ = [
     "amplitude_estimation_median_ipe",
     "estimate_inner_products",
     "noisy_cap_relu",
+    "AEOutputLaw",
+    "ae_output_law",
     "sample_pixels",
     "sampled_values",
     "expected_distinct_fraction",

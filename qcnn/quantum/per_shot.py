@@ -24,7 +24,8 @@ Two estimation models (``QuantumConfig.ipe``):
   (:mod:`qcnn.quantum.ae_law`), so ``E[f(Ybar_p)]`` is computed per pixel; pixels are drawn
   with weights ``E_window + (bound on the rest)``, draws that land on the rest are resolved on
   the pixel's full law and accepted in proportion (exact rejection); values come from the tilted
-  window law.
+  window law. The estimate map (phase of a pixel, ``Ybar(J)``) is
+  :mod:`qcnn.quantum.output_law`'s, where the exact law these draws follow is computed.
 
 :func:`sample_per_shot` returns, per pixel, the shot count, the sum of the shots' values and of
 their linear-range indicators, plus ``sum_p E[f(Ybar_p)]`` per image when the model knows it
@@ -40,7 +41,6 @@ import numpy as np
 
 from qcnn.quantum.ae_law import (
     MEDIAN_WINDOW,
-    ae_phase,
     full_cdf,
     is_tiny,
     lower_tail_bound,
@@ -50,6 +50,7 @@ from qcnn.quantum.ae_law import (
     window_start,
 )
 from qcnn.quantum.noise import standard_normal
+from qcnn.quantum.output_law import ae_phase_of_products, estimate_cosines
 from qcnn.quantum.sampling import weighted_row_draws
 
 __all__ = ["PerShot", "sample_per_shot", "gaussian_mean_f", "normal_cdf", "GAUSS_WINDOW"]
@@ -290,12 +291,11 @@ def _ae(
     n = b * d
     flat_scale = scale.ravel()
     flat_shift = shift.ravel()
-    cos_sim = np.divide(y_nb.ravel(), flat_scale, out=np.zeros(n), where=flat_scale > 0)
-    x = ae_phase((1.0 - np.clip(cos_sim, -1.0, 1.0)) / 2.0, m)
+    x = ae_phase_of_products(y_nb.ravel(), flat_scale, m)
     lo = window_start(x, m)
     # cos(2 pi J / M) for every J the sampler can return (J <= M/2; the window of a tiny grid
     # can reach 2W - 1): looked up instead of evaluated per pixel, the very same float64 values
-    cos_j = np.cos(2 * math.pi * np.arange(max(big_m // 2, width - 1) + 1) / big_m)
+    cos_j = estimate_cosines(m, max(big_m // 2, width - 1) + 1)
     z_top = flat_scale * cos_j[lo] + flat_shift  # largest value, J = lo
     live = np.flatnonzero(_cap(z_top, cap) > 0)  # pixels with f > 0 somewhere in the window
     tail_w = (
@@ -407,14 +407,13 @@ def _outside_window(
     """For proposals of the 'rest' part: J drawn from the median's law outside the window
     (exactly, on the full law), accepted with probability ``P(J) f(J) / (w_rest P(outside))``
     scaled so that accepted pairs follow ``P(J) f(J)`` outside the window."""
-    big_m = 1 << m
     width = 2 * MEDIAN_WINDOW
     g = median_cdf_map(full_cdf(x, m), k)  # (n, M/2 + 1) CDF of the median
     p = np.diff(np.concatenate([np.zeros((x.size, 1)), g], axis=1), axis=1)
     jgrid = np.arange(p.shape[1])
     inside = (jgrid[None, :] >= lo[:, None]) & (jgrid[None, :] < lo[:, None] + width)
     p_out = np.where(inside, 0.0, p)
-    f = _cap(scale[:, None] * np.cos(2 * math.pi * jgrid / big_m)[None, :] + shift[:, None], cap)
+    f = _cap(scale[:, None] * estimate_cosines(m, jgrid.size)[None, :] + shift[:, None], cap)
     mass = (p_out * f).sum(axis=1)  # sum over outside J of P(J) f(J)
     cum = np.cumsum(p_out * f, axis=1)
     target = v * mass  # v: the uniform of the draw, u: the uniform of the acceptance

@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
-# The recorded theory-mode experiment (README.md of this folder), through the sweep alone: the CNN,
-# the theory preset on eps {0.01, 0.1} x delta {0.01, 0.1} (sigma 0.5, C 10), the one-option
-# ablation from notebook mode at (0.01, 0.01) and (0.1, 0.01) and the gradient read-out alone at
-# (0.01, 0.1), notebook mode on the four cells, seeds 2 and 3 of the theory preset at (0.01, 0.01),
-# and the CNN's weights under both forward passes at the end. One BLAS thread per run and
-# unsharded (--shards 1), as every recorded run; the number of workers does not change the
-# numbers. Resumable: rerun it to continue.
+# The recorded theory-mode experiment (README.md of this folder), through the sweep alone: the grid
+# of qcnn.experiments.sweep.klp19_theory_configs (the CNN; the theory preset on eps {0.01, 0.1} x
+# delta {0.01, 0.1}; the one-option ablation from notebook mode at eps 0.01 and 0.1, delta 0.01,
+# with tomography values under the preset's and the exact normaliser; the preset with exact signs
+# and with gradient_on=quantum at delta 0.01 and 0.1; the gradient read-out alone at delta 0.1 and
+# with the estimated norm; notebook mode on the four cells; the preset with eta = 0.1 shots), seeds
+# 1-3 (the eta run: seed 1), and the CNN's weights under both forward passes at the end. One BLAS
+# thread per run and unsharded (--shards 1), as every recorded run; the number of workers does
+# not change the numbers. Resumable: rerun it to continue.
 # Run from the repository root.
 set -euo pipefail
 OUT=${OUT:-runs/klp19-theory}

@@ -26,6 +26,7 @@ import numpy as np
 
 from qcnn import __version__
 from qcnn.data import load_dataset
+from qcnn.experiments.ablation import differing_groups
 from qcnn.experiments.budget import eval_every
 from qcnn.io import atomic_write_json, json_differences, to_jsonable
 from qcnn.models import (
@@ -149,7 +150,10 @@ def config_tags(c: QuantumConfig) -> list[str]:
     """Short names of the settings that differ from notebook mode, beyond eps, C, sigma/eta,
     delta and the IPE model (so that every distinct configuration has its own run id):
     ``['theory']`` for the theory preset, ``['theory-vN']`` for its earlier version N
-    (:data:`~qcnn.quantum.config.THEORY_PRESET_VERSIONS`), else one tag per option."""
+    (:data:`~qcnn.quantum.config.THEORY_PRESET_VERSIONS`), ``['theory', ...]`` for the preset
+    with one option group changed (:mod:`qcnn.experiments.ablation`; the tags that the change
+    adds, and ``no-TAG`` for those it removes), else one tag per option."""
+    current = None
     for version in sorted(THEORY_PRESET_VERSIONS, reverse=True):
         try:
             preset = QuantumConfig.theory(
@@ -159,6 +163,22 @@ def config_tags(c: QuantumConfig) -> list[str]:
             break
         if c == preset:
             return ["theory" if version == THEORY_PRESET_VERSION else f"theory-v{version}"]
+        if version == THEORY_PRESET_VERSION:
+            current = preset
+    if current is not None:
+        diff = differing_groups(current, c)
+        if len(diff) == 1 and "common" not in diff:
+            mine, theirs = _option_tags(c), _option_tags(current)
+            return [
+                "theory",
+                *(t for t in mine if t not in theirs),
+                *(f"no-{t}" for t in theirs if t not in mine),
+            ]
+    return _option_tags(c)
+
+
+def _option_tags(c: QuantumConfig) -> list[str]:
+    """One tag per setting that differs from notebook mode (see :func:`config_tags`)."""
     tags = []
     if c.failure_prob is not None:
         tags.append(f"fp{c.failure_prob:g}")

@@ -28,6 +28,7 @@ from typing import Any
 
 import numpy as np
 
+from qcnn.experiments.ablation import with_option
 from qcnn.experiments.budget import resolve_epochs
 from qcnn.experiments.cli import (
     add_common_arguments,
@@ -64,7 +65,15 @@ from qcnn.models import build_model
 from qcnn.quantum import QuantumConfig
 from qcnn.train import rows_to_csv
 
-__all__ = ["GRIDS", "NAMED_GRIDS", "grid_specs", "klp19_theory_specs", "main", "PAPER_TABLE"]
+__all__ = [
+    "GRIDS",
+    "NAMED_GRIDS",
+    "grid_specs",
+    "klp19_theory_configs",
+    "klp19_theory_specs",
+    "main",
+    "PAPER_TABLE",
+]
 
 GRIDS: dict[str, dict[str, list[float]]] = {
     "paper": {
@@ -125,41 +134,75 @@ def grid_specs(
     return specs
 
 
-# One theory option at a time, switched on from notebook mode (experiments/klp19-theory).
-THEORY_ABLATION: dict[str, dict[str, Any]] = {
-    "eps-bound": {"ipe": "amplitude_estimation", "failure_prob": 0.01},
-    "noise-order": {"noise_order": "theory"},
-    "noise-per-shot": {"noise_per_shot": True},
-    "tomography-values": {
-        "sampled_value": "tomography",
-        "tomography_normaliser": "amplitude_estimation",
-    },
-    "gradient-tomography": {"gradient_model": "linf_tomography", "input_gradient_noise": True},
+_EPS = (0.01, 0.1)
+# The ablation of experiments/klp19-theory, from notebook mode at delta 0.01: name -> (option
+# group, changes) (qcnn.experiments.ablation: each cell differs from its base in that group
+# alone). "failure_prob" gives an AE option the preset's m and k (derived from eps and Delta).
+THEORY_ABLATION: dict[str, tuple[str, dict[str, Any]]] = {
+    "eps-bound": ("eps-bound", {"ipe": "amplitude_estimation", "failure_prob": 0.01}),
+    "noise-order": ("noise-order", {"noise_order": "theory"}),
+    "noise-per-shot": ("noise-per-shot", {"noise_per_shot": True}),
+    "tomography-values": (
+        "tomography-values",
+        {
+            "sampled_value": "tomography",
+            "tomography_normaliser": "amplitude_estimation",
+            "failure_prob": 0.01,
+        },
+    ),
+    "tomography-values-exact-normaliser": ("tomography-values", {"sampled_value": "tomography"}),
+    "gradient-tomography": (
+        "gradient-tomography",
+        {"gradient_model": "linf_tomography", "input_gradient_noise": True},
+    ),
 }
+# From the theory preset at eps 0.01, delta in {0.01, 0.1}: one option changed.
+THEORY_VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {
+    "exact-signs": ("gradient-signs", {"gradient_signs": "exact"}),
+    "gradient-on-quantum": ("gradient-on", {"gradient_on": "quantum"}),
+}
+# The gradient norm: notebook mode + the gradient read-out, with and without the estimated norm.
+GRADIENT_NORM = ("gradient-norm", {"gradient_norm": "amplitude_estimation", "failure_prob": 0.01})
+# The theorem's shot count: the preset at eps = delta = 0.01 with N = 36 ln d / eta^2, eta 0.1.
+ETA_SHOTS = ("shots", {"sigma": None, "eta": 0.1})
+
+
+def klp19_theory_configs() -> list[QuantumConfig]:
+    """The quantum configurations of experiments/klp19-theory, in the order the record needs them
+    most: the theory preset on eps {0.01, 0.1} x delta {0.01, 0.1} (sigma 0.5, C 10); the
+    ablation from notebook mode (:data:`THEORY_ABLATION`) at eps 0.01 and 0.1 (delta 0.01); the
+    preset with one option changed (:data:`THEORY_VARIANTS`) at eps 0.01, delta 0.01 and 0.1;
+    the gradient read-out alone at delta 0.1 and with the estimated norm (:data:`GRADIENT_NORM`)
+    at delta 0.01; notebook mode on the four cells; the preset with the theorem's shot count
+    (:data:`ETA_SHOTS`). Every cell is built by :func:`qcnn.experiments.ablation.with_option`
+    from its base, so it differs from it in the named option alone."""
+    cells = [QuantumConfig.theory(eps=e, delta=d) for e, d in itertools.product(_EPS, _EPS)]
+    for eps in (0.01, 0.1):
+        base = QuantumConfig.paper(eps=eps, delta=0.01)
+        cells += [with_option(base, g, **ch) for g, ch in THEORY_ABLATION.values()]
+    for delta in (0.01, 0.1):
+        preset = QuantumConfig.theory(eps=0.01, delta=delta)
+        cells += [with_option(preset, g, **ch) for g, ch in THEORY_VARIANTS.values()]
+    group, changes = THEORY_ABLATION["gradient-tomography"]
+    cells.append(with_option(QuantumConfig.paper(eps=0.01, delta=0.1), group, **changes))
+    read_out = with_option(QuantumConfig.paper(eps=0.01, delta=0.01), group, **changes)
+    cells.append(with_option(read_out, GRADIENT_NORM[0], **GRADIENT_NORM[1]))
+    cells += [QuantumConfig.paper(eps=e, delta=d) for e, d in itertools.product(_EPS, _EPS)]
+    cells.append(with_option(QuantumConfig.theory(), ETA_SHOTS[0], **ETA_SHOTS[1]))
+    return cells
 
 
 def klp19_theory_specs(replicate_seeds: tuple[int, ...] = (), **common: Any) -> list[RunSpec]:
-    """The grid of experiments/klp19-theory: the CNN; the theory preset at sigma 0.5, C 10 for
-    eps {0.01, 0.1} x delta {0.01, 0.1} (plus the replicate seeds at eps = delta = 0.01); the
-    ablation: notebook mode with one theory option switched on (:data:`THEORY_ABLATION`) at
-    (eps, delta) = (0.01, 0.01) and (0.1, 0.01), and the gradient read-out alone at (0.01, 0.1);
-    and notebook mode on the four cells, the ablation's base on the same machine (the notebook's
-    seeds 1-3 on the authors' grid are in experiments/klp19)."""
-    specs = [RunSpec(config=None, **common)]
-    for eps, delta in itertools.product([0.01, 0.1], [0.01, 0.1]):
-        specs.append(RunSpec(config=QuantumConfig.theory(eps=eps, delta=delta), **common))
-    for eps in (0.1, 0.01):  # (in the order the record needs them most)
-        for option in THEORY_ABLATION.values():
-            cfg = QuantumConfig.paper(eps=eps, delta=0.01).replace(**option)
-            specs.append(RunSpec(config=cfg, **common))
-    gradient_alone = THEORY_ABLATION["gradient-tomography"]
-    cfg = QuantumConfig.paper(eps=0.01, delta=0.1).replace(**gradient_alone)
-    specs.append(RunSpec(config=cfg, **common))
-    for eps, delta in itertools.product([0.01, 0.1], [0.01, 0.1]):
-        specs.append(RunSpec(config=QuantumConfig.paper(eps=eps, delta=delta), **common))
+    """The grid of experiments/klp19-theory: the CNN and :func:`klp19_theory_configs`, then for
+    each replicate seed the CNN and every configuration again except the theorem's shot count
+    (22x the shots: one seed)."""
+    configs = klp19_theory_configs()
+    specs = [RunSpec(config=None, **common)] + [RunSpec(config=c, **common) for c in configs]
     for seed in replicate_seeds:
         if seed != common.get("seed"):
-            specs.append(RunSpec(config=QuantumConfig.theory(), **{**common, "seed": seed}))
+            rep = {**common, "seed": seed}
+            specs.append(RunSpec(config=None, **rep))
+            specs += [RunSpec(config=c, **rep) for c in configs if c.eta is None]
     return specs
 
 

@@ -103,27 +103,32 @@ def test_new_flags_and_the_former_gradient_flag_name():
 def test_run_ids_tell_theory_configurations_apart():
     specs = sweep.klp19_theory_specs((2, 3), seed=1)
     ids = [s.run_id for s in specs]
-    assert len(ids) == len(set(ids)) == 1 + 4 + 2 + 10 + 1 + 4
+    cells = len(sweep.klp19_theory_configs())
+    # the CNN and every cell for seed 1; the CNN and every cell but the eta one for seeds 2, 3
+    assert len(ids) == len(set(ids)) == (1 + cells) + 2 * cells
     assert "qcnn-paper-eps0.1-C10-sigma0.5-delta0.1-seed1" in ids  # notebook mode's own cell
     assert "qcnn-paper-eps0.01-C10-sigma0.5-delta0.01-ae9-theory-seed1" in ids
+    assert "qcnn-paper-eps0.01-C10-sigma0.5-delta0.1-ae9-theory-exactsigns-seed3" in ids
+    assert "qcnn-paper-eps0.01-C10-eta0.1-delta0.01-ae9-theory-seed1" in ids
+    assert not any("eta0.1" in i for i in ids if i.endswith(("seed2", "seed3")))
     assert config_tags(QuantumConfig.paper()) == []
     assert RunSpec(config=QuantumConfig.paper()).run_id == (
         "qcnn-paper-eps0.01-C10-sigma0.5-delta0.01-seed1"  # notebook mode's ids are unchanged
     )
     assert config_tags(QuantumConfig.theory()) == ["theory"]
+    assert config_tags(QuantumConfig.theory().replace(gradient_on="quantum")) == [
+        "theory",
+        "gradquantum",
+    ]
+    assert config_tags(QuantumConfig.theory().replace(noise_per_shot=False)) == [
+        "theory",
+        "no-pershot",
+    ]
     assert config_tags(QuantumConfig(noise_per_shot=True, gradient_on="quantum")) == [
         "pershot",
         "gradquantum",
     ]
-    # the ablation switches on exactly one option from notebook mode
-    quantum = [s.config for s in specs if s.config is not None]
-    ablation = [c for c in quantum if config_tags(c) not in (["theory"], [])]
-    assert len(ablation) == 10 + 1
-    for cfg in ablation:
-        assert cfg.sigma == 0.5 and cfg.cap == 10
-        assert cfg.delta == 0.01 or config_tags(cfg) == ["gradlinf", "inputgrad"]
-        assert len(config_tags(cfg)) in (1, 2)  # 2: an AE bits tag, or the read-out's two flags
-    notebook = [c for c in quantum if config_tags(c) == []]
+    notebook = [c for c in sweep.klp19_theory_configs() if config_tags(c) == []]
     assert sorted((c.eps, c.delta) for c in notebook) == [
         (0.01, 0.01),
         (0.01, 0.1),

@@ -38,12 +38,15 @@ from typing import Any
 import numpy as np
 from numpy.typing import DTypeLike
 
+from qcnn.checks import check_int
 from qcnn.nn import (
     SGD,
+    AvgPool2D,
     Concat,
     Conv2D,
     Dense,
     Dropout,
+    EuclideanRBF,
     Flatten,
     GlobalAvgPool2D,
     LocalResponseNorm,
@@ -65,7 +68,10 @@ __all__ = [
     "lenet5",
     "lenet5_quantum",
     "lenet5_1998",
+    "rbf_codes",
     "LENET5_C3_TABLE",
+    "simple_convnet",
+    "conv_stack",
     "alexnet_small",
     "inception_small",
     "build_model",
@@ -239,6 +245,7 @@ def lenet5_1998(
     input_shape: Shape = MNIST_SHAPE,
     classes: int = 10,
     activation: str = "tanh",
+    output: str = "dense",
 ) -> Sequential:
     """LeNet-5 of LeCun et al. (1998) on MNIST as the primer describes it.
 
@@ -246,15 +253,20 @@ def lenet5_1998(
     the convolution's zeros, in normalised units) -> 28x28; S2: 2x2 trainable subsampling
     (average x coefficient + bias per map); C3: 16 maps 5x5 with the partial connection table
     :data:`LENET5_C3_TABLE` -> 10x10; S4 -> 5x5; C5: 120 maps 5x5 -> 1x1; F6: 84; output:
-    ``classes`` (a dense layer and softmax, not the paper's Euclidean RBF units). Every conv,
-    subsampling and F6 is followed by the squashing function: ``activation`` ``'tanh'`` (the
-    paper's ``1.7159 tanh(2a/3)`` without its scaling), ``'sigmoid'``, or ``'relu'`` (not the
-    paper; the variant :func:`~qcnn.quantum.quantize` can make quantum).
+    ``classes``: ``output='dense'`` (default) a dense layer and softmax, or ``output='rbf'`` the
+    paper's Euclidean RBF units (:class:`~qcnn.nn.EuclideanRBF`) at the fixed class codes
+    :func:`rbf_codes` (no parameters; the softmax cross-entropy on the negated distances is the
+    paper's criterion). Every conv, subsampling and F6 is followed by the squashing function:
+    ``activation`` ``'tanh'`` (the paper's ``1.7159 tanh(2a/3)`` without its scaling),
+    ``'sigmoid'``, or ``'relu'`` (not the paper; the variant :func:`~qcnn.quantum.quantize` can
+    make quantum).
     """
     c, _, _ = _check_shape(input_shape, classes)
     acts = {"tanh": Tanh, "sigmoid": Sigmoid, "relu": ReLU}
     if activation not in acts:
         raise ValueError(f"activation must be one of {sorted(acts)}, got {activation!r}")
+    if output not in ("dense", "rbf"):
+        raise ValueError(f"output must be 'dense' or 'rbf', got {output!r}")
     act = acts[activation]
     r = spawn_generators(seed_stream(seed, "init"), 5)
     convs = [
@@ -270,13 +282,32 @@ def lenet5_1998(
         act(),  # C5
     ]
     features = math.prod(_features_shape("lenet5-1998", convs, input_shape))
+    head: Layer = Dense(84, classes, rng=r[4], dtype=dtype)
+    if output == "rbf":  # codes in the range of F6's squashing: {0, 1} for sigmoid, else +-1
+        head = EuclideanRBF(rbf_codes(classes, 84, low=0.0 if activation == "sigmoid" else -1.0))
     return Sequential(
         *convs,
         Flatten(),
         Dense(features, 84, rng=r[3], dtype=dtype),  # F6
         act(),
-        Dense(84, classes, rng=r[4], dtype=dtype),
+        head,
     )
+
+
+def rbf_codes(classes: int, dim: int = 84, low: float = -1.0) -> np.ndarray:
+    """Fixed class codes ``(classes, dim)`` for :class:`~qcnn.nn.EuclideanRBF`: values ``low``
+    and 1, row i the Walsh function ``(-1)^popcount((i + 1) & j)``, j < dim. Deterministic (no
+    seed: the paper's codes were fixed by hand, 7x12 bitmaps of the characters); Walsh rows of
+    a power-of-two length are orthogonal, and truncated to 84 the ten digits' codes still differ
+    pairwise in 40-42 places. Distinct rows for ``classes < 2^ceil(log2 dim)``.
+    """
+    limit = 2 ** math.ceil(math.log2(max(dim, 2)))
+    if isinstance(classes, bool) or not 1 <= classes < limit:
+        raise ValueError(f"rbf_codes: need 1 <= classes < {limit} for codes of length {dim}")
+    i = np.arange(1, classes + 1)[:, None]
+    j = np.arange(dim)[None, :]
+    parity = np.vectorize(lambda v: bin(int(v)).count("1") % 2)(i & j)
+    return np.where(parity == 0, 1.0, low)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -397,6 +428,155 @@ def inception_small(
     (features,) = _features_shape("inception-small", features_layers, input_shape)
     model = Sequential(*features_layers, Dense(features, classes, rng=r[13], dtype=dtype))
     return _he_init(model, init)
+
+
+# ----------------------------------------------------------------------------------------------
+# The primer's networks by their numbers: SimpleConvNet and N x (M conv + pool) + K dense
+# ----------------------------------------------------------------------------------------------
+
+ACTIVATIONS: dict[str, Callable[[], Layer]] = {"relu": ReLU, "sigmoid": Sigmoid, "tanh": Tanh}
+
+
+def init_std(weight_init_std: float | str, fan_in: int) -> float:
+    """Standard deviation of a Gaussian initialisation: a number as it is, or by name
+    (the primer's / *Deep Learning from Scratch*'s names): ``'he'`` / ``'relu'``
+    ``sqrt(2 / fan_in)`` (He et al. 2015), ``'xavier'`` / ``'sigmoid'`` ``sqrt(1 / fan_in)``
+    (Glorot & Bengio 2010, as the book simplifies it)."""
+    if isinstance(weight_init_std, str):
+        gains = {"he": 2.0, "relu": 2.0, "xavier": 1.0, "sigmoid": 1.0}
+        if weight_init_std.lower() not in gains:
+            raise ValueError(
+                f"weight_init_std must be a positive number or one of {sorted(gains)}, "
+                f"got {weight_init_std!r}"
+            )
+        return math.sqrt(gains[weight_init_std.lower()] / fan_in)
+    std = float(weight_init_std)
+    if not (math.isfinite(std) and std > 0) or isinstance(weight_init_std, bool):
+        raise ValueError(f"weight_init_std must be a positive number, got {weight_init_std!r}")
+    return std
+
+
+def _gaussian_init(model: Sequential, seq: np.random.SeedSequence, weight_init_std) -> Sequential:
+    """Every Conv2D and Dense of ``model``: weights ``N(0, init_std(weight_init_std, fan_in)^2)``
+    (fan_in = the weight's size per output), biases 0; one generator each (walk order) from
+    further children of ``seq``."""
+    layers = [layer for layer in walk(model) if isinstance(layer, (Conv2D, Dense))]
+    for layer, g in zip(layers, spawn_generators(seq, len(layers)), strict=True):
+        w = layer.weight.data
+        std = init_std(weight_init_std, w[0].size)
+        layer.weight.data = (std * g.standard_normal(w.shape)).astype(w.dtype)
+        if layer.bias is not None:
+            layer.bias.data = np.zeros_like(layer.bias.data)
+    return model
+
+
+SIMPLE_CONV_PARAM = {"filter_num": 30, "filter_size": 5, "pad": 0, "stride": 1}
+
+
+def simple_convnet(
+    seed: Seed = 1,
+    dtype: DTypeLike = np.float32,
+    *,
+    input_shape: Shape = MNIST_SHAPE,
+    classes: int = 10,
+    conv_param: dict[str, int] | None = None,
+    hidden_size: int = 100,
+    weight_init_std: float | str = 0.01,
+) -> Sequential:
+    """The primer's *SimpleConvNet* (after *Deep Learning from Scratch*, ch. 7): conv - ReLU -
+    max pool 2x2 - dense ``hidden_size`` - ReLU - dense ``classes`` (softmax in the loss).
+
+    ``conv_param``: ``filter_num``, ``filter_size``, ``pad``, ``stride`` (the book's keys;
+    missing ones from :data:`SIMPLE_CONV_PARAM`: 30 filters 5x5, no padding, stride 1).
+    ``weight_init_std``: Gaussian weights of this standard deviation (the book's 0.01), or
+    ``'he'`` / ``'xavier'`` by name (:func:`init_std`); biases 0. On MNIST with the defaults:
+    30 x 24 x 24 -> 30 x 12 x 12 = 4,320 features, 100 hidden units.
+    """
+    c, _, _ = _check_shape(input_shape, classes)
+    unknown = set(conv_param or {}) - set(SIMPLE_CONV_PARAM)
+    if unknown:
+        raise ValueError(
+            f"conv_param: unknown keys {sorted(unknown)}; use {list(SIMPLE_CONV_PARAM)}"
+        )
+    p = {**SIMPLE_CONV_PARAM, **(conv_param or {})}
+    hidden_size = check_int(hidden_size, "hidden_size", min=1)
+    init_std(weight_init_std, 1)  # checked before anything is built
+    init = seed_stream(seed, "init")
+    r = spawn_generators(init, 3)
+    convs = [
+        Conv2D(c, p["filter_num"], p["filter_size"], p["stride"], p["pad"], rng=r[0], dtype=dtype),
+        ReLU(),
+        MaxPool2D(2),
+    ]
+    features = math.prod(_features_shape("simple-convnet", convs, input_shape))
+    model = Sequential(
+        *convs, Flatten(), *_classifier(r[1:], [features, hidden_size, classes], dtype)
+    )
+    return _gaussian_init(model, init, weight_init_std)
+
+
+def conv_stack(
+    blocks: int = 2,
+    convs_per_block: int = 2,
+    dense_layers: int = 2,
+    seed: Seed = 1,
+    dtype: DTypeLike = np.float32,
+    *,
+    input_shape: Shape = MNIST_SHAPE,
+    classes: int = 10,
+    channels: int | tuple[int, ...] = 16,
+    kernel_size: int = 3,
+    pool: str = "max",
+    hidden_size: int = 128,
+    activation: str = "relu",
+    weight_init_std: float | str = "he",
+) -> Sequential:
+    """The primer's pattern ``N x (M conv + pool) + K dense``: ``blocks`` N times
+    (``convs_per_block`` M convolutions ``kernel_size`` 'same' + ``activation``, then a 2x2
+    ``pool`` ``'max'`` or ``'avg'``), then ``dense_layers`` K dense layers (K - 1 hidden of
+    ``hidden_size`` units + ``activation``, and the output layer of ``classes``).
+
+    ``channels``: the maps of each block's convolutions, a tuple of N, or an int c for
+    ``c, 2c, 4c, ...`` (doubling per block as VGG does). ``weight_init_std`` as in
+    :func:`simple_convnet` (default He). The MNIST input allows N <= 4 blocks (28 -> 14 -> 7 ->
+    3 -> 1).
+    """
+    c, _, _ = _check_shape(input_shape, classes)
+    n = check_int(blocks, "blocks", min=1)
+    m = check_int(convs_per_block, "convs_per_block", min=1)
+    k = check_int(dense_layers, "dense_layers", min=1)
+    hidden_size = check_int(hidden_size, "hidden_size", min=1)
+    if isinstance(channels, tuple):
+        if len(channels) != n:
+            raise ValueError(f"channels: need one count per block ({n}), got {channels!r}")
+        widths = tuple(check_int(w, "channels", min=1) for w in channels)
+    else:
+        widths = tuple(check_int(channels, "channels", min=1) * 2**b for b in range(n))
+    if activation not in ACTIVATIONS:
+        raise ValueError(f"activation must be one of {sorted(ACTIVATIONS)}, got {activation!r}")
+    if pool not in ("max", "avg"):
+        raise ValueError(f"pool must be 'max' or 'avg', got {pool!r}")
+    init_std(weight_init_std, 1)
+    init = seed_stream(seed, "init")
+    r = spawn_generators(init, n * m + k)
+    act, pooling = ACTIVATIONS[activation], MaxPool2D if pool == "max" else AvgPool2D
+    layers: list[Layer] = []
+    c_in = c
+    for b in range(n):
+        for j in range(m):
+            g = r[b * m + j]
+            layers += [Conv2D(c_in, widths[b], kernel_size, padding="same", rng=g, dtype=dtype)]
+            layers += [act()]
+            c_in = widths[b]
+        layers.append(pooling(2, 2, "valid"))  # floor on odd sizes: 7 -> 3
+    features = math.prod(_features_shape(f"conv-stack {n}x({m} conv + pool)", layers, input_shape))
+    sizes = [features, *([hidden_size] * (k - 1)), classes]
+    dense: list[Layer] = []
+    for i in range(k):
+        dense.append(Dense(sizes[i], sizes[i + 1], rng=r[n * m + i], dtype=dtype))
+        if i < k - 1:
+            dense.append(act())
+    return _gaussian_init(Sequential(*layers, Flatten(), *dense), init, weight_init_std)
 
 
 # ----------------------------------------------------------------------------------------------

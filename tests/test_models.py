@@ -13,19 +13,26 @@ from qcnn.models import (
     MODELS,
     architecture_info,
     build_model,
+    conv_stack,
     lenet5_1998,
+    rbf_codes,
+    simple_convnet,
 )
 from qcnn.nn import (
     Concat,
     Conv2D,
     Dense,
     Dropout,
+    EuclideanRBF,
     LocalResponseNorm,
+    MaxPool2D,
+    Sigmoid,
     Subsampling2D,
+    Tanh,
     softmax_cross_entropy,
     walk,
 )
-from tests.nn.test_layers import grad_error
+from tests.nn.test_layers import check_layer, grad_error
 
 # Table I of LeCun, Bottou, Bengio, Haffner (1998): rows = S2 maps 0-5, columns = C3 maps 0-15.
 PUBLISHED_C3 = """
@@ -70,8 +77,14 @@ def test_lenet5_1998_structure_and_parameter_counts():
         lenet5_1998(activation="softsign")
 
 
-def test_lenet5_1998_gradients_through_the_whole_network():
-    model = lenet5_1998(3, np.float64)
+@pytest.mark.parametrize(
+    "activation, output", [("tanh", "dense"), ("sigmoid", "dense"), ("sigmoid", "rbf")]
+)
+def test_lenet5_1998_gradients_through_the_whole_network(activation, output):
+    model = lenet5_1998(3, np.float64, activation=activation, output=output)
+    squash = {"tanh": Tanh, "sigmoid": Sigmoid}[activation]
+    assert sum(isinstance(layer, squash) for layer in model.layers) == 6  # C1 S2 C3 S4 C5 F6
+    assert isinstance(model[-1], EuclideanRBF if output == "rbf" else Dense)
     rng = np.random.default_rng(1)
     for sub in (model[2], model[6]):  # move the subsampling away from its initial 1 / 0
         sub.weight.data[:] = rng.uniform(0.5, 1.5, sub.weight.shape)
@@ -86,8 +99,11 @@ def test_lenet5_1998_gradients_through_the_whole_network():
     model.backward(d)
     c3 = model[4]
     assert np.all(c3.weight.grad[~LENET5_C3_TABLE] == 0)
+    # sigmoid's vanishing gradient: C1's gradients are ~1e-7 under six sigmoids, where the
+    # finite differences' rounding (~1e-16 |loss| / h) is already ~1e-5 of them
+    tol = 1e-6 if activation == "tanh" else 1e-4
     for name, p in model.named_parameters():
-        assert grad_error(loss, p.grad, p.data, max_entries=6, seed=2) < 1e-6, name
+        assert grad_error(loss, p.grad, p.data, max_entries=6, seed=2) < tol, name
 
 
 def test_alexnet_and_inception_shapes():
@@ -183,3 +199,89 @@ def test_alexnet_groups_two_splits_convs_two_four_five_like_the_two_gpus():
     assert [row["kernel"][0] for row in info["conv_layers"]] == [1, 16, 64, 48, 48]
     with pytest.raises(ValueError, match="groups"):
         MODELS["alexnet-small"](4, groups=3)
+
+
+def test_rbf_output_is_minus_the_squared_distance_to_fixed_codes():
+    codes = rbf_codes(10)
+    assert codes.shape == (10, 84) and set(np.unique(codes)) == {-1.0, 1.0}
+    assert len({row.tobytes() for row in codes}) == 10  # ten distinct class codes
+    assert set(np.unique(rbf_codes(10, low=0.0))) == {0.0, 1.0}
+    layer = EuclideanRBF(codes)
+    assert layer.params == {}  # fixed codes: nothing to train
+    x = np.random.default_rng(7).standard_normal((3, 84))
+    ref = -np.array([[np.sum((x[n] - codes[k]) ** 2) for k in range(10)] for n in range(3)])
+    np.testing.assert_allclose(layer.forward(x), ref, rtol=1e-12)
+    # the nearest code wins: an input at code 4 is class 4
+    assert int(np.argmax(layer.forward(codes[4:5] * 0.9))) == 4
+    errors = check_layer(layer, x)
+    assert set(errors) == {"input"}
+    with pytest.raises(ValueError, match="2-D"):
+        EuclideanRBF(np.ones(3))
+    with pytest.raises(ValueError, match="classes"):
+        rbf_codes(128, 84)
+    with pytest.raises(ValueError, match="output"):
+        lenet5_1998(output="softmax")
+
+
+def test_simple_convnet_is_the_primers_network_by_its_numbers():
+    model = simple_convnet(2, np.float64)
+    # conv 30 5x5 (780) + dense 4320 -> 100 (432,100) + dense 100 -> 10 (1,010)
+    assert model.num_parameters() == 433_890
+    assert model.output_shape((1, 28, 28)) == (10,)
+    w = model[0].weight.data
+    assert abs(w.std() - 0.01) < 0.002 and not model[0].bias.data.any()
+    he = simple_convnet(2, conv_param={"filter_num": 16, "filter_size": 3, "pad": 1},
+                        hidden_size=50, weight_init_std="he")  # fmt: skip
+    assert he[0].weight.shape == (16, 1, 3, 3) and he.output_shape((1, 28, 28)) == (10,)
+    dense = [layer for layer in he.layers if isinstance(layer, Dense)]
+    assert abs(dense[0].weight.data.std() - np.sqrt(2 / (16 * 14 * 14))) < 2e-3
+    xavier = simple_convnet(2, weight_init_std="xavier")
+    assert abs(xavier[0].weight.data.std() - np.sqrt(1 / 25)) < 0.03
+    # same seed, same network; the seed drives the weights
+    a, b = simple_convnet(5), simple_convnet(5)
+    assert all(
+        np.array_equal(p.data, q.data) for p, q in zip(a.parameters(), b.parameters(), strict=True)
+    )
+    assert not np.array_equal(simple_convnet(6)[0].weight.data, a[0].weight.data)
+    with pytest.raises(ValueError, match="unknown keys"):
+        simple_convnet(conv_param={"filters": 3})
+    with pytest.raises(ValueError, match="weight_init_std"):
+        simple_convnet(weight_init_std="lecun")
+    with pytest.raises(ValueError, match="weight_init_std"):
+        simple_convnet(weight_init_std=-0.1)
+
+
+@pytest.mark.parametrize("n, m, k", [(1, 1, 1), (2, 2, 2), (3, 2, 3), (4, 1, 2)])
+def test_conv_stack_n_blocks_of_m_convs_and_pool_then_k_dense(n, m, k):
+    model = conv_stack(n, m, k, seed=3, channels=4, hidden_size=20)
+    convs = [layer for layer in model.layers if isinstance(layer, Conv2D)]
+    pools = [layer for layer in model.layers if isinstance(layer, MaxPool2D)]
+    dense = [layer for layer in model.layers if isinstance(layer, Dense)]
+    assert (len(convs), len(pools), len(dense)) == (n * m, n, k)
+    assert [c.out_channels for c in convs] == [4 * 2**b for b in range(n) for _ in range(m)]
+    side = 28
+    for _ in range(n):
+        side //= 2
+    widths = [4 * 2**b for b in range(n)]
+    ins = [1] + [widths[b] for b in range(n) for _ in range(m)][:-1]
+    outs = [widths[b] for b in range(n) for _ in range(m)]
+    conv_params = sum(i * o * 9 + o for i, o in zip(ins, outs, strict=True))
+    sizes = [widths[-1] * side * side, *([20] * (k - 1)), 10]
+    dense_params = sum(a * b + b for a, b in zip(sizes[:-1], sizes[1:], strict=True))
+    assert model.num_parameters() == conv_params + dense_params
+    x = np.random.default_rng(4).standard_normal((2, 1, 28, 28)).astype(np.float32)
+    assert model.predict(x).shape == (2, 10)
+
+
+def test_conv_stack_options_and_errors():
+    model = conv_stack(2, 1, 1, channels=(3, 5), pool="avg", activation="sigmoid")
+    assert [c.out_channels for c in model.layers if isinstance(c, Conv2D)] == [3, 5]
+    assert sum(isinstance(layer, Sigmoid) for layer in model.layers) == 2
+    with pytest.raises(ValueError, match="one count per block"):
+        conv_stack(2, 1, 1, channels=(3,))
+    with pytest.raises(ValueError, match="does not fit"):
+        conv_stack(5, 1, 1)  # 28 -> 14 -> 7 -> 3 -> 1 -> nothing
+    with pytest.raises(ValueError, match="blocks"):
+        conv_stack(0, 1, 1)
+    with pytest.raises(ValueError, match="pool"):
+        conv_stack(1, 1, 1, pool="min")

@@ -52,6 +52,7 @@ __all__ = [
     "GlobalAvgPool2D",
     "Subsampling2D",
     "LocalResponseNorm",
+    "EuclideanRBF",
 ]
 
 
@@ -720,3 +721,47 @@ class LocalResponseNorm(Layer):
 
     def extra_repr(self) -> str:
         return f"{self.size}, alpha={self.alpha:g}, beta={self.beta:g}, k={self.k:g}"
+
+
+class EuclideanRBF(Layer):
+    """LeNet-5's output layer (LeCun et al. 1998, eq. 7): Euclidean radial basis units with
+    fixed class codes. ``(N, D) -> (N, K)``, ``out_i = -sum_j (x_j - codes_ij)^2``.
+
+    The paper's unit outputs the squared distance ``y_i`` itself, the penalty of class i; this
+    layer returns ``-y_i`` so that the largest output is the predicted class and the softmax
+    cross-entropy on it is the paper's MAP criterion (eq. 9) without its constant ``j``. The
+    codes ``(K, D)`` are fixed (not parameters: the paper chose them by hand and kept them).
+    """
+
+    def __init__(self, codes: np.ndarray) -> None:
+        super().__init__()
+        codes = np.asarray(codes)
+        if codes.ndim != 2 or codes.shape[0] < 1 or codes.shape[1] < 1:
+            raise ValueError(f"EuclideanRBF: codes must be a 2-D array (K, D), got {codes.shape}")
+        check_finite(codes, "EuclideanRBF: codes")
+        self.codes = codes.copy()
+        self._x: np.ndarray | None = None
+
+    def forward(self, x: np.ndarray, training: bool = True) -> np.ndarray:
+        if x.ndim != 2 or x.shape[1] != self.codes.shape[1]:
+            raise ValueError(f"{self!r} expects input (N, {self.codes.shape[1]}), got {x.shape}")
+        c = self.codes.astype(x.dtype, copy=False)
+        self._x = x if training else None
+        diff = x[:, None, :] - c[None, :, :]  # (N, K, D): small (LeNet: K = 10, D = 84)
+        return -np.einsum("nkd,nkd->nk", diff, diff)
+
+    def backward(self, dout: np.ndarray) -> np.ndarray | None:
+        if self._x is None:
+            raise RuntimeError(f"{self!r}: backward called without a training forward pass")
+        if not self.need_input_grad:
+            return None
+        x = self._x
+        c = self.codes.astype(x.dtype, copy=False)
+        # d out_i / d x = -2 (x - c_i), summed over i with weights dout_i
+        return -2.0 * (dout.sum(axis=1)[:, None] * x - dout @ c)
+
+    def output_shape(self, input_shape: tuple[int, ...]) -> tuple[int, ...]:
+        return (self.codes.shape[0],)
+
+    def extra_repr(self) -> str:
+        return f"{self.codes.shape[1]}, {self.codes.shape[0]}"

@@ -23,7 +23,9 @@ Writes ``resources.json`` and ``resources.md``.
 from __future__ import annotations
 
 import argparse
+import importlib.metadata
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +44,16 @@ from qcnn.experiments.cli import (
     int_in,
     usage_error,
 )
+from qcnn.experiments.cost_report import (
+    GPU_PEAK,
+    classical_throughput,
+    crossover_rows,
+    crossovers,
+    layer_costs,
+    layer_shape,
+    physical_rows,
+)
+from qcnn.experiments.cost_report import markdown as cost_markdown
 from qcnn.experiments.runner import environment_info, load_data
 from qcnn.io import atomic_write_json, atomic_write_text
 from qcnn.models import build_model, quantum_layers, transfer_weights
@@ -50,6 +62,8 @@ from qcnn.nn import functional as F
 from qcnn.nn.losses import softmax_cross_entropy
 from qcnn.nn.model import load_npz_strict
 from qcnn.quantum import QuantumConfig, QuantumConv2D
+from qcnn.quantum.costs import Assumptions, Counts, LayerShape
+from qcnn.quantum.physical import ERROR_BUDGET, estimator_available, physical_estimates
 from qcnn.quantum.resources import (
     backward_resources,
     crossover_table,
@@ -61,6 +75,7 @@ from qcnn.quantum.resources import (
 from qcnn.train import evaluate
 
 KERNELS = (3, 7, 11)
+TRAIN_BATCH = 64  # the paper's batch: the backward counts are per batch of this many images
 DEPTHS = (1, 16, 64, 256, 1024)
 
 __all__ = ["build_parser", "main", "report"]
@@ -76,11 +91,18 @@ def report(
     synthetic: bool = False,
     synthetic_images: int = 8,
     seed: int = 0,
+    batch: int = 64,
+    estimate: Callable[[Counts, float], list[dict[str, Any]]] | None = None,
+    flops: dict[str, float] | None = None,
 ) -> list[dict]:
     """Measure each quantum layer (nested ones too) on ``x`` ``(N, C, H, W)`` and evaluate the
     running-time model with the input shape each layer saw; ``backward_images`` > 0 adds the
     backward pass (one training batch of that many images), ``synthetic`` the measured Q of
-    larger kernels and deeper inputs for the last quantum layer."""
+    larger kernels and deeper inputs for the last quantum layer. Every layer also gets the logical
+    counts of its construction (``costs``: forward per image and per ``batch``, backward per batch
+    as training reads it, both QRAM readings) and the last one the re-derived crossover
+    (``crossover_costs``); with ``estimate`` (:func:`qcnn.quantum.physical.physical_estimates`)
+    and ``flops`` (``{"cpu": ..., "gpu": ...}``) their physical estimates too."""
     if config.sigma is None:
         raise ValueError("the running-time model needs sigma (the fraction of pixels sampled)")
     layers = quantum_layers(model)
@@ -105,6 +127,7 @@ def report(
     backward = _backward_parameters(model, layers, x[:backward_images], y[:backward_images]) if (
         backward_images > 0 and config.delta > 0) else [None] * len(layers)  # fmt: skip
     out: list[dict[str, Any]] = []
+    last_inputs: tuple[LayerShape, float, dict | None] | None = None
     for layer in layers:
         s = layer.stats_mean()
         in_shape = layer.last_input_shape
@@ -128,6 +151,9 @@ def report(
             "crossover_fixed_q": crossover_table(res, KERNELS, DEPTHS),
         }
         params = backward[len(out)]
+        batch_params = params.pop("batch", None) if params is not None else None
+        if batch_params is not None:
+            row["backward_matrices_batch"] = batch_params
         if params is not None:
             row["backward_matrices"] = params
             row["backward"] = backward_resources(
@@ -135,14 +161,48 @@ def report(
                 mu_A=params["A"]["mu"], mu_dY=params["dY"]["mu"], mu_F=params["F"]["mu"],
                 kappa_dF=params["dF"]["kappa"], kappa_dX=params["dX"]["kappa"],
             ).to_dict()  # fmt: skip
+        shape = layer_shape((out_c, out_h, out_w), res.kernel_volume, int(np.prod(in_shape)),
+                            layer.bias is not None)  # fmt: skip
+        cost_params = {"batch": batch_params, "image": params} if params and batch_params else None
+        row["costs"] = layer_costs(shape, config, s["mean_f"], cost_params, batch=batch,
+                                   input_gradient=bool(layer.need_input_grad))  # fmt: skip
+        last_inputs = (shape, s["mean_f"], cost_params)
+        if estimate is not None and flops is not None:
+            row["physical"] = physical_rows(row["costs"], estimate, flops)
         out.append(row)
+    _synthetic_tables(out, layers, inputs, config, synthetic, seed)
+    if last_inputs is not None:
+        shape, mean_f, cost_params = last_inputs
+        measured = out[-1].get("synthetic") or []
+        fit = None
+        vols = [m["kernel_volume"] for m in measured]
+        if len(set(vols)) >= 2:
+            fit = fit_growth(vols, [m["mean_f"] for m in measured])
+
+        def mean_f_of(v: int) -> tuple[float, str]:
+            if v == shape.volume:
+                return mean_f, "measured"
+            if fit is None:
+                return mean_f, "held"
+            beta, c = fit
+            return float(min(config.cap, c * v**beta)), "fit"
+
+        table = crossover_rows(shape, config, mean_f_of, cost_params, batch=batch,
+                               flops=flops or {}, estimate=estimate if flops else None)  # fmt: skip
+        out[-1]["crossover_costs"] = table
+        out[-1]["crossovers"] = crossovers(table)
+    return out
+
+
+def _synthetic_tables(out, layers, inputs, config, synthetic, seed) -> None:
+    """The measured Q of larger kernels and deeper inputs (last layer), and its crossover."""
     if synthetic and out:
         last, res_last = layers[-1], out[-1]["resources"]
         measured = synthetic_q(last, inputs[len(layers) - 1], config, seed=seed)
         volumes = [m["kernel_volume"] for m in measured]
         if len(set(volumes)) < 2:  # inputs too small for the table's kernels: nothing to fit
             out[-1]["synthetic"] = measured
-            return out
+            return
         alpha, _ = fit_growth(volumes, [m["M"] for m in measured])
         alpha_q, c_q = fit_growth(volumes, [m["Q"] for m in measured])
         q_of = {(m["kernel"], m["depth"]): m["Q"] for m in measured}
@@ -168,6 +228,10 @@ def report(
             q_of=lambda k, d: q_of.get((k, d), c_q * (k * k * d) ** alpha_q),
         )
     return out
+
+
+def _estimate(counts: Counts, units: float) -> list[dict[str, Any]]:
+    return physical_estimates(counts, units=units)
 
 
 def _backward_parameters(model, layers, x, y) -> list[dict | None]:
@@ -212,10 +276,17 @@ def _parameters_of(layers, captured: dict[int, np.ndarray]) -> list[dict | None]
             per["dF"].append(matrix_parameters(a[n].T @ dy[n]))
             per["dX"].append(matrix_parameters(dy[n] @ f.T))
         per["F"].append(matrix_parameters(f))
-        out.append({
+        row: dict[str, Any] = {
             k: {p: float(np.nanmedian([v[p] for v in vals])) for p in vals[0]} | {"images": len(vals)}
             for k, vals in per.items() if vals
-        })  # fmt: skip
+        }  # fmt: skip
+        live = [n for n in range(a.shape[0]) if dy[n].any()]
+        if live:  # the batch's kernel gradient A^T dY with A, dY stacked over the images
+            a_b = a[live].reshape(-1, a.shape[-1])
+            dy_b = dy[live].reshape(-1, dy.shape[-1])
+            row["batch"] = {"A": matrix_parameters(a_b), "dY": matrix_parameters(dy_b),
+                            "dF": matrix_parameters(a_b.T @ dy_b), "images": len(live)}  # fmt: skip
+        out.append(row)
     return out
 
 
@@ -294,7 +365,10 @@ def _grid(table: list[dict], key: str = "speedup") -> list[str]:
 
 def _markdown(rows: list[dict]) -> str:
     lines = [
-        "## Forward pass (per image)",
+        "## The big-O formula of model §4, evaluated (the first model: it misses the factors "
+        "counted above)",
+        "",
+        "### Forward pass (per image)",
         "",
         "| layer | H'W'D' | kernel volume | classical ops | M | E[f] | Q | quantum ops | speed-up | "
         "shots used (sigma d) | shots for eta 0.1 | implied eta |",
@@ -308,7 +382,7 @@ def _markdown(rows: list[dict]) -> str:
             f"{s['shots']:.0f} | {s['shots_for_eta'] or float('nan'):.0f} | {s['implied_eta'] or float('nan'):.2f} |"
         )
     if any("backward" in r for r in rows):
-        lines += ["", "## Backward pass (per image; mu relative to the spectral norm, median over "
+        lines += ["", "### Backward pass (per image; mu relative to the spectral norm, median over "
                   "images; kappa over the non-zero singular values)", "",
                   "| layer | matrix | mu_F = ||V||_F/||V||_2 | mu_KP | kappa | rank |",
                   "|---|---|---|---|---|---|"]  # fmt: skip
@@ -325,7 +399,7 @@ def _markdown(rows: list[dict]) -> str:
                              f"{b['classical_ops']:.3g} | {b['speedup']:.3g} |")  # fmt: skip
     last = rows[-1]
     if "crossover" in last:
-        lines += ["", "## Larger kernels and deeper inputs (last layer)", "",
+        lines += ["", "### Larger kernels and deeper inputs (last layer)", "",
                   f"On synthetic inputs M grows as V^{last['growth_alpha']:.2f} and Q as "
                   f"V^{last['growth_alpha_q']:.2f} (V = kernel volume). Crossover volume "
                   f"(V = sigma Q(V)): {last['crossover_volume_fit']:.3g} on the fit of the "
@@ -362,8 +436,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--backward-images",
         type=int_in(1, 1024),
-        default=8,
-        help="images of the training batch whose backward-pass matrices are measured",
+        default=TRAIN_BATCH,
+        help="images of the training batch whose backward-pass matrices are measured (the "
+        "counts are per batch of 64, the paper's)",
+    )
+    p.add_argument(
+        "--physical",
+        action="store_true",
+        help="physical estimates of the logical counts with Microsoft's resource estimator "
+        "(needs the optional extra: pip install 'qcnn[estimate]')",
     )
     p.add_argument(
         "--no-synthetic",
@@ -448,6 +529,16 @@ def _main(argv: list[str] | None) -> int:
         check_output_dir(out, resume=False, can_resume=False)
     except ValueError as exc:
         usage_error(p, str(exc))
+    estimate = None
+    meta: dict[str, Any] = {"batch": TRAIN_BATCH}
+    if args.physical:
+        if not estimator_available():
+            print("error: --physical needs the optional extra: pip install 'qcnn[estimate]' "
+                  "(Microsoft's resource estimator, package qdk)", file=sys.stderr)  # fmt: skip
+            return 2
+        estimate = _estimate
+        meta |= {"throughput": classical_throughput(), "error_budget": ERROR_BUDGET,
+                 "qdk_version": importlib.metadata.version("qdk")}  # fmt: skip
     try:
         data = load_data(args.data_dir, train_size=1, test_size=args.images, dataset=args.dataset)
         shape: dict[str, Any] = dict(input_shape=data.shape, classes=data.classes)
@@ -465,17 +556,22 @@ def _main(argv: list[str] | None) -> int:
         except ValueError as exc:
             print(f"error: {exc}", file=sys.stderr)
             return 2
+    flops = None
+    if "throughput" in meta:
+        flops = {"cpu": meta["throughput"]["flop_per_s"], "gpu": GPU_PEAK["flop_per_s"]}
     rows = report(model, config, data.x_test, data.y_test, backward_images=args.backward_images,
-                  synthetic=not args.no_synthetic, seed=args.seed)  # fmt: skip
+                  synthetic=not args.no_synthetic, seed=args.seed, batch=TRAIN_BATCH,
+                  estimate=estimate, flops=flops)  # fmt: skip
     result = {
         "config": config.to_dict(),
+        "costs_meta": meta | {"assumptions": Assumptions().to_dict(), "gpu": GPU_PEAK},
         "dataset": data.info,
         "weights": args.weights,
         "environment": environment_info(),
         "layers": rows,
     }
     atomic_write_json(out / "resources.json", result)
-    md = _markdown(rows)
+    md = "\n".join(cost_markdown(rows, meta)) + "\n\n" + _markdown(rows)
     atomic_write_text(
         out / "resources.md", f"# Resource report\n\nConfig: `{config.to_json()}`\n\n" + md
     )

@@ -22,7 +22,6 @@ from qcnn.nn import functional as F
 from qcnn.quantum.config import QuantumConfig
 from qcnn.quantum.costs import (
     READINGS,
-    Reading,
     Assumptions,
     Counts,
     LayerShape,
@@ -44,7 +43,10 @@ __all__ = [
 
 # A stated GPU figure: a published peak, not a measurement (NVIDIA A100 datasheet, FP32 without
 # tensor cores). Real convolutions reach a fraction of it; the comparison favours the GPU.
-GPU_PEAK: dict[str, Any] = {"name": "NVIDIA A100 (SXM), FP32 peak from its datasheet", "flop_per_s": 19.5e12}
+GPU_PEAK: dict[str, Any] = {
+    "name": "NVIDIA A100 (SXM), FP32 peak from its datasheet",
+    "flop_per_s": 19.5e12,
+}
 VOLUMES = (49, 245, 1_000, 10_000, 100_000, 1_000_000)
 
 

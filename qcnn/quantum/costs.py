@@ -4,8 +4,8 @@
 algorithm, built the way qcnn builds it, executes: every amplitude-estimation run, Grover
 iteration, amplitude-amplification round, tomography shot and QRAM query, so that no constant can
 drop out unnoticed. Each count is a product of named factors (returned beside the totals), and
-the tests compare them with hand counts and with the gate counts of the circuits of
-:mod:`qcnn.circuits` (which this module does not import: the emulator never depends on Qiskit).
+the tests compare them with hand counts and with the gate counts of the circuits package's
+circuits (which this module does not import: the emulator never depends on Qiskit).
 
 **The construction counted** (model §2, §4; ``P`` patches, ``Q`` kernels, kernel volume ``V``,
 ``d = P Q`` output pixels; ``n = max(1, ceil log2 V)`` data qubits, ``n_p = ceil log2 P`` and
@@ -14,17 +14,18 @@ the tests compare them with hand counts and with the gate counts of the circuits
 - ``A``, the Hadamard-test preparation ``(|0>|A_p> + |1>|F_q>) / sqrt 2`` for every (p, q) at
   once: H on the control, then the RY tree of the data register, level ``l`` a rotation
   uniformly controlled by the control, the index registers and the ``l`` data qubits above it,
-  then H on the control (:class:`qcnn.circuits.HadamardTestTemplate` is the one-pair case);
+  then H on the control (the circuits package's ``HadamardTestTemplate`` is the one-pair case);
 - the Grover iterate ``A S_0 A^dagger S_chi`` with only its two reflections controlled by the
   evaluation qubit: ``S_chi`` a CZ, ``S_0`` a multi-controlled X with ``1 + n`` controls
-  (:func:`qcnn.circuits.controlled_grover_operator`);
+  (the circuits package's ``controlled_grover_operator``);
 - one AE run with m bits: ``A``, ``2^m - 1`` controlled Grover iterates, an inverse QFT on m
   qubits, so ``2^(m+1) - 1`` applications of ``A``;
 - ``k`` runs and their coherent median (``k = 1`` in notebook mode; theory mode derives k from
   the failure probability: 11 at Delta = 0.01);
 - the flag rotation ``P(flag = 1 | p, q, j) = f(Ybar_pq(j)) / C``;
 - ``U`` = index superposition + k AE runs + median + flag rotation: one coherent run. Amplitude
-  amplification on the flag (success amplitude ``sin^2 theta = E[f] / C``) takes
+  amplification on the flag (success amplitude ``sin^2 theta = fill E[f] / C``, ``fill`` the
+  share of the index registers' states that are pixels, :func:`index_fill`) takes
   ``r = floor(pi / (4 theta))`` rounds (about ``(pi / 4) sqrt(C / E[f])``), each ``U^dagger`` and
   ``U`` and a reflection about the initial state; one attempt succeeds with probability
   ``sin^2((2r + 1) theta)``, so a shot costs ``(2r + 1) / sin^2((2r + 1) theta)`` runs of U on
@@ -48,8 +49,8 @@ the tests compare them with hand counts and with the gate counts of the circuits
   rotations (one per level of the tree); the flag needs the norms (two queries) and arithmetic
   on ``fixed_point_bits``-bit registers (:func:`flag_arithmetic`).
 - ``'circuit'``: QRAM realised as the coherent circuit's multiplexed RY-tree loaders (issue 15,
-  ``qcnn.circuits.coherent``): a uniformly controlled RY with c controls is ``2^c`` RY and
-  ``2^c`` CNOT (Mottonen et al. 2004), so loading costs about ``2 P Q V`` rotations per
+  the circuits package's ``coherent`` module): a uniformly controlled RY with c controls is
+  ``2^c`` RY and ``2^c`` CNOT (Mottonen et al. 2004), so loading costs about ``2 P Q V`` rotations per
   application of ``A``: a gate count that grows with the data it loads. The flag rotation is one
   multiplexer over (p, q, j).
 
@@ -98,6 +99,7 @@ __all__ = [
     "flag_arithmetic",
     "flag_rotation",
     "coherent_run",
+    "index_fill",
     "aa_rounds",
     "aa_success_probability",
     "forward_costs",
@@ -248,7 +250,7 @@ class LayerShape:
 
 def multiplexer(controls: int) -> Counts:
     """A uniformly controlled RY with ``controls`` controls: ``2^c`` RY and ``2^c`` CNOT (none
-    for c = 0), Mottonen et al. 2004 (:func:`qcnn.circuits.encoding.append_uniformly_controlled_ry`)."""
+    for c = 0), Mottonen et al. 2004 (``append_uniformly_controlled_ry`` of the circuits package)."""
     branches = float(2**controls)
     return Counts(rotations=branches, rotation_depth=branches, cx=branches if controls else 0.0)
 
@@ -365,6 +367,18 @@ def coherent_run(
     return body.with_qubits(base + anc)
 
 
+def index_fill(shape: LayerShape, reading: Reading) -> float:
+    """The fraction of the index registers' basis states that are pixels: the flag's success
+    probability is ``fill E[f] / C``. The circuit puts H on ``ceil log2`` qubits, so the padding
+    indices (zero flag amplitude) dilute it: ``P Q / 2^(n_p + n_q)``; the paper's QRAM is taken
+    to prepare the uniform superposition over exactly the ``P Q`` pixels (fill 1)."""
+    if reading == "paper":
+        return 1.0
+    return shape.out_pixels / float(
+        2 ** (index_qubits(shape.patches) + index_qubits(shape.kernels))
+    )
+
+
 def aa_rounds(mean_f: float, cap: float) -> int:
     """Rounds of amplitude amplification on a flag of amplitude ``E[f] / C``:
     ``floor(pi / (4 theta))`` with ``sin^2 theta = E[f] / C`` (about ``(pi/4) sqrt(C/E[f])``)."""
@@ -433,8 +447,9 @@ def forward_costs(
     m, k = plan.bits, plan.median
     d = shape.out_pixels
     run = coherent_run(shape, m, k, reading, a)
-    rounds = aa_rounds(mean_f, config.cap)
-    p_ok = aa_success_probability(mean_f, config.cap, rounds)
+    fill = index_fill(shape, reading)
+    rounds = aa_rounds(mean_f * fill, config.cap)
+    p_ok = aa_success_probability(mean_f * fill, config.cap, rounds)
     runs_per_shot = (2 * rounds + 1) / p_ok
     # each round: U^dagger, U and the reflection about the initial state (an MCX over U's qubits)
     reflect = mcx(int(run.qubits) - 1).with_qubits(0.0)
@@ -475,7 +490,8 @@ def forward_costs(
         "preparations_per_ae_run": a_runs,
         "ae_runs_per_coherent_run": k,
         "aa_rounds": rounds,
-        "aa_rounds_formula": (math.pi / 4) * math.sqrt(config.cap / mean_f),
+        "aa_rounds_formula": (math.pi / 4) * math.sqrt(config.cap / (mean_f * fill)),
+        "index_fill": fill,
         "aa_success_probability": p_ok,
         "coherent_runs_per_shot": runs_per_shot,
         "shots_used": shots_used,

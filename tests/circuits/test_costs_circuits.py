@@ -101,3 +101,73 @@ def test_circuit_tomography_takes_the_counted_shots():
                          batch=1, reading="paper")  # fmt: skip
     assert out["factors"]["kernel_gradient_shots_per_batch"] == 2 * n
     assert out["factors"]["input_gradient_shots_per_image"] == 2 * n
+
+
+def _coherent_counts(qc):
+    """Multiplexer branches (``2^c`` RY for c controls), controlled phases, reflections."""
+    names = Counter(inst.operation.name for inst in qc.data)
+    branches = sum(2 ** (inst.operation.num_qubits - 1) for inst in qc.data
+                   if inst.operation.name == "multiplexer")  # fmt: skip
+    reflections = [
+        inst.operation.num_qubits for inst in qc.data if inst.operation.name == "diagonal"
+    ]
+    return names, branches, reflections
+
+
+@pytest.mark.parametrize(
+    ("channels", "size", "kernels", "k", "m"),
+    [(1, 5, 2, 3, 2), (2, 6, 3, 3, 3), (1, 8, 4, 3, 2)],
+)
+def test_coherent_circuit_equals_the_counted_construction(channels, size, kernels, k, m):
+    """The coherent circuit of issue 15 (qcnn.circuits.coherent) as built: its loader
+    multiplexers, AE reflections, inverse QFT and flag multiplexer against coherent_run.
+
+    Basis: a ``multiplexer`` (Aer-native ``UCGate``) with c controls counts as 2^c RY (the
+    Mottonen form of the per-pair template, 2^c RY + 2^c CNOT); a reflection ``diagonal`` on
+    ``2 + n`` qubits as the MCX with ``1 + n`` controls; ``cp`` as 3 rotations. Index registers
+    of one value have one qubit in the circuit and none in the count, so P, O > 1 here."""
+    from qcnn.circuits.coherent import build_coherent_circuit
+    from qcnn.quantum.costs import coherent_run, mcx
+
+    rng = np.random.default_rng(channels * 100 + size)
+    x = rng.random((channels, size, size))
+    w = rng.standard_normal((kernels, channels, k, k))
+    cfg = QuantumConfig(eps=0.1, ipe="amplitude_estimation", ae_bits=m, noise_order="theory")
+    cc = build_coherent_circuit(x, w, rng.standard_normal(kernels), cfg)
+    p = (size - k + 1) ** 2
+    shape = LayerShape(patches=p, kernels=kernels, volume=channels * k * k)
+    a0 = Assumptions()
+    prep = hadamard_test(shape, "circuit", a0)
+    loader_names, loader_branches, _ = _coherent_counts(cc.loader)
+    assert loader_branches == prep.rotations
+    assert loader_names["h"] == prep.h
+    names, branches, reflections = _coherent_counts(cc.circuit)
+    run = coherent_run(shape, m, 1, "circuit", a0)
+    n = data_qubits(shape.volume)
+    assert branches + 3 * names["cp"] == run.rotations
+    assert len(reflections) == 2**m - 1 and set(reflections) == {2 + n}
+    assert len(reflections) * mcx(1 + n).ands == run.ands
+    assert cc.circuit.num_qubits == run.qubits - mcx(1 + n).qubits  # the MCX's ancillas
+
+
+def test_amplification_rounds_equal_the_coherent_circuits():
+    """The counted rounds (E[f] from the emulator's exact law, diluted by the padding indices of
+    the circuit's registers) equal the rounds the coherent circuit's exact law calls for."""
+    from qcnn.circuits.coherent import build_coherent_circuit, coherent_law
+    from qcnn.quantum.costs import forward_costs
+    from qcnn.quantum.output_law import ae_output_law, conv_products
+
+    rng = np.random.default_rng(7)
+    x, w, b = rng.random((1, 6, 6)), rng.standard_normal((3, 1, 3, 3)), 0.5 * np.ones(3)
+    cfg = QuantumConfig(eps=0.1, cap=2.0, ipe="amplitude_estimation", ae_bits=3,
+                        noise_order="theory", sigma=0.5)  # fmt: skip
+    law = coherent_law(build_coherent_circuit(x, w, b, cfg))
+    y_nb, scale, _ = conv_products(x[0][None], w)
+    shift = np.repeat(b[:, None], y_nb.shape[1], axis=1)
+    mean_f = float(ae_output_law(y_nb.ravel(), scale.ravel(), shift.ravel(), 2.0, 3).mean_f.mean())
+    shape = LayerShape(patches=16, kernels=3, volume=9)
+    out = forward_costs(shape, cfg, mean_f, "circuit")
+    fill = out["factors"]["index_fill"]
+    assert fill == 48 / 64
+    assert law.flag_probability == pytest.approx(fill * mean_f / 2.0, rel=1e-9)
+    assert out["factors"]["aa_rounds"] == law.amplification_rounds

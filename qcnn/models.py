@@ -592,6 +592,10 @@ MODELS: dict[str, Callable[..., Sequential]] = {
 }
 
 
+# architectures whose builder takes ``activation`` (the CLI's --activation), and its choices
+ACTIVATION_ARCHS: dict[str, tuple[str, ...]] = {"lenet5-1998": ("tanh", "sigmoid", "relu")}
+
+
 def build_model(
     arch: str,
     config: QuantumConfig | None = None,
@@ -600,12 +604,24 @@ def build_model(
     *,
     input_shape: Shape = MNIST_SHAPE,
     classes: int = 10,
+    activation: str | None = None,
 ) -> Sequential:
     """``MODELS[arch](seed, dtype, input_shape=..., classes=...)``, made quantum with
-    :func:`~qcnn.quantum.quantize` when ``config`` is given."""
+    :func:`~qcnn.quantum.quantize` when ``config`` is given.
+
+    ``activation`` (None: the architecture's own) goes to a builder that takes one
+    (:data:`ACTIVATION_ARCHS`: ``lenet5-1998``'s squashing function); ValueError for the others.
+    """
     if arch not in MODELS:
         raise ValueError(f"unknown architecture {arch!r}; choose from {', '.join(MODELS)}")
-    model = MODELS[arch](seed, dtype, input_shape=tuple(input_shape), classes=classes)
+    options: dict[str, Any] = {}
+    if activation is not None:
+        if arch not in ACTIVATION_ARCHS:
+            raise ValueError(
+                f"--activation applies to {', '.join(ACTIVATION_ARCHS)}, not to --arch {arch}"
+            )
+        options["activation"] = activation
+    model = MODELS[arch](seed, dtype, input_shape=tuple(input_shape), classes=classes, **options)
     return model if config is None else quantize(model, config)
 
 

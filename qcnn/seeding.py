@@ -7,7 +7,8 @@ purpose (never ``seed + i``, whose streams are not guaranteed independent):
 - ``'shuffle'``: the order of the training batches;
 - ``'gradient_noise'``: quantum backprop noise;
 - ``'circuits'``: simulator seeds of circuit runs;
-- ``'quantum_noise'``: the quantum layers' noise when ``qcnn.quantum.quantize`` is given a seed.
+- ``'quantum_noise'``: the quantum layers' noise when ``qcnn.quantum.quantize`` is given a seed;
+- ``'augment'``: data augmentation's random shifts (one child per epoch).
 """
 
 from __future__ import annotations
@@ -16,7 +17,14 @@ import numpy as np
 
 __all__ = ["STREAMS", "seed_stream", "spawn_generators"]
 
-STREAMS = {"init": 0, "shuffle": 1, "gradient_noise": 2, "circuits": 3, "quantum_noise": 4}
+STREAMS = {
+    "init": 0,
+    "shuffle": 1,
+    "gradient_noise": 2,
+    "circuits": 3,
+    "quantum_noise": 4,
+    "augment": 5,
+}
 
 
 def seed_stream(seed: int | np.random.SeedSequence, purpose: str) -> np.random.SeedSequence:

@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 
 from qcnn.checks import check_int
+from qcnn.data.augment import random_shifts
 from qcnn.data.batches import iterate_minibatches, num_batches
 from qcnn.io import (
     atomic_savez,
@@ -279,6 +280,12 @@ def _progress(total: int, desc: str, enabled: bool):
     return tqdm(total=total, desc=desc, unit="batch", leave=False, dynamic_ncols=True)
 
 
+def _augment_rng(seed: int, epoch: int) -> np.random.Generator:
+    """Epoch ``epoch``'s generator of the augmentation: child ``epoch`` of the seed's
+    ``"augment"`` stream (no state to checkpoint)."""
+    return np.random.default_rng(seed_stream(seed, "augment").spawn(epoch + 1)[epoch])
+
+
 def fit(
     model: Sequential,
     optimizer: Optimizer,
@@ -298,6 +305,7 @@ def fit(
     shards: int = 1,
     run_spec: dict[str, Any] | None = None,
     eval_every: int = 1,
+    augment: int = 0,
 ) -> History:
     """Train ``model`` with ``optimizer`` on ``train = (x (N, C, H, W), y (N,))``.
 
@@ -320,6 +328,12 @@ def fit(
     every k-th epoch and the last (the other epochs' test figures are ``None``); evaluation never
     changes training.
 
+    ``augment=m`` (default 0: off) shifts every training image by a random ``(dy, dx)`` in
+    ``[-m, m]^2`` pixels (:func:`qcnn.data.augment.random_shifts`, background entering at the
+    border) before each step; epoch e draws from its own child of ``seed_stream(seed,
+    "augment")``, so a resumed run shifts exactly as an uninterrupted one. The test set is
+    never shifted.
+
     Raises:
         TrainingDiverged: the loss or a weight became NaN/inf (the checkpoint of the last
             finished epoch is kept).
@@ -329,6 +343,7 @@ def fit(
     log_every = check_int(log_every, "log_every", min=1)
     shards = check_int(shards, "shards", min=1)
     eval_every = check_int(eval_every, "eval_every", min=1)
+    augment = check_int(augment, "augment", min=0)
     x_train, y_train = train
     if len(x_train) != len(y_train) or len(x_train) == 0:
         raise ValueError(
@@ -348,6 +363,8 @@ def fit(
         "shards": shards,
         "optimizer_settings": _optimizer_settings(optimizer),
     }
+    if augment:  # absent when off: checkpoints of runs without augmentation stay as they were
+        run_meta["augment"] = augment
     if run_spec is not None:
         run_meta["spec"] = run_spec
     run_meta = json.loads(json.dumps(to_jsonable(run_meta)))  # as a checkpoint stores it
@@ -371,9 +388,12 @@ def fit(
         t0 = time.perf_counter()
         bar = _progress(per_epoch, f"{desc} epoch {epoch + 1}/{epochs}", progress)
         loss_sum, correct, seen, window = 0.0, 0, 0, []
+        augment_rng = _augment_rng(seed, epoch) if augment else None
         for b, (xb, yb) in enumerate(
             iterate_minibatches(x_train, y_train, batch_size, rng=shuffle_rng)
         ):
+            if augment_rng is not None:
+                xb = random_shifts(xb, augment, augment_rng)
             loss, logits = parallel.train_step(xb, yb, softmax_cross_entropy)
             if not np.isfinite(loss):
                 raise TrainingDiverged(desc, epoch + 1, b + 1, loss, _divergence_cause(optimizer))

@@ -38,6 +38,7 @@ __all__ = [
     "ARCH_HELP",
     "add_common_arguments",
     "add_model_arguments",
+    "check_activation",
     "dataset_name",
     "add_quantum_arguments",
     "config_from_args",
@@ -217,6 +218,7 @@ def check_sampling_memory(
     arch: str,
     batch_sizes: Iterable[int],
     dataset: str = "mnist",
+    activation: str | None = None,
 ) -> None:
     """Refuse a sampling setting whose shot count would not fit in memory; raises ValueError.
 
@@ -238,7 +240,12 @@ def check_sampling_memory(
     batch = max(batch_sizes)
     try:
         model = build_model(
-            arch, config, seed=0, input_shape=spec.shape, classes=spec.classes or 10
+            arch,
+            config,
+            seed=0,
+            input_shape=spec.shape,
+            classes=spec.classes or 10,
+            activation=activation,
         )
     except ValueError:
         return  # an architecture that does not fit the images: reported with the data
@@ -359,6 +366,13 @@ def add_training_arguments(
             default=0.0,
             help="SGD momentum in [0, 1)",
         )
+    parser.add_argument(
+        "--augment",
+        type=int_in(0, 8),
+        default=0,
+        help="data augmentation: shift every training image by a random (dy, dx) of up to N "
+        "pixels (a random crop of the image padded by N; seeded), 0..8; 0 = off",
+    )
 
 
 ARCH_HELP = {
@@ -382,11 +396,27 @@ def dataset_name(text: str) -> str:
     return text
 
 
-def add_model_arguments(parser: argparse.ArgumentParser, *, arch_default: str = "paper") -> None:
+def add_model_arguments(
+    parser: argparse.ArgumentParser, *, arch_default: str = "paper", activation: bool = False
+) -> None:
     """Declare ``--arch`` (an architecture of :data:`qcnn.models.MODELS`) and ``--dataset``
-    (a data set of the registry :mod:`qcnn.data.registry`, or ``npz:PATH``)."""
+    (a data set of the registry :mod:`qcnn.data.registry`, or ``npz:PATH``); with
+    ``activation`` also ``--activation`` (:data:`qcnn.models.ACTIVATION_ARCHS`; None: the
+    architecture's own; :func:`check_activation` refuses it for the others)."""
     from qcnn.data import DATASETS
-    from qcnn.models import MODELS
+    from qcnn.models import ACTIVATION_ARCHS, MODELS
+
+    if activation:
+        choices = sorted({a for acts in ACTIVATION_ARCHS.values() for a in acts})
+        parser.add_argument(
+            "--activation",
+            choices=choices,
+            default=None,
+            help="squashing function of "
+            + ", ".join(ACTIVATION_ARCHS)
+            + " (default: its own, tanh): sigmoid is LeNet-5 as the primer trains it; relu "
+            "the variant whose convolutions quantize",
+        )
 
     parser.add_argument(
         "--arch",
@@ -403,6 +433,16 @@ def add_model_arguments(parser: argparse.ArgumentParser, *, arch_default: str = 
         + "; ".join(f"{k}: {s.description}" for k, s in DATASETS.items())
         + "; npz:PATH: arrays x_train, y_train, x_test, y_test of a .npz file",
     )
+
+
+def check_activation(arch: str, activation: str | None) -> None:
+    """``--activation`` only for an architecture that takes one; raises ValueError."""
+    from qcnn.models import ACTIVATION_ARCHS
+
+    if activation is not None and arch not in ACTIVATION_ARCHS:
+        raise ValueError(
+            f"--activation applies to --arch {', '.join(ACTIVATION_ARCHS)}, not to {arch}"
+        )
 
 
 PRESETS = ("paper", "theory")

@@ -32,6 +32,7 @@ from qcnn.experiments.cli import (
     add_model_arguments,
     add_quantum_arguments,
     add_training_arguments,
+    check_activation,
     check_data_dir,
     check_output_dir,
     check_sampling_memory,
@@ -72,7 +73,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="which network(s) to train; 'both' also evaluates the CNN's weights under the "
         "quantum forward pass",
     )
-    add_model_arguments(p)
+    add_model_arguments(p, activation=True)
     add_training_arguments(p)
     p.add_argument(
         "--train-size", type=int_in(1, 10**8), default=None, help="use the first N training images"
@@ -136,13 +137,26 @@ def write_results(
 
 
 def write_feature_maps(
-    out: Path, data: Data, config: QuantumConfig, weights_from, arch: str, seed: int
+    out: Path,
+    data: Data,
+    config: QuantumConfig,
+    weights_from,
+    arch: str,
+    seed: int,
+    activation: str | None = None,
 ) -> bool:
     """The first quantum layer's stages on the first test image (figure ``feature_maps.png``);
     False (no figure) when the quantized network has no quantum layer."""
     from qcnn.plotting import plot_feature_maps
 
-    qnet = build_model(arch, config, seed=seed, input_shape=data.shape, classes=data.classes)
+    qnet = build_model(
+        arch,
+        config,
+        seed=seed,
+        input_shape=data.shape,
+        classes=data.classes,
+        activation=activation,
+    )
     if weights_from is not None:
         transfer_weights(weights_from, qnet)
     if not quantum_layers(qnet):
@@ -155,11 +169,19 @@ def write_feature_maps(
     return True
 
 
-def describe_model(arch: str, data: Data, config: QuantumConfig | None, seed: int) -> str:
+def describe_model(
+    arch: str,
+    data: Data,
+    config: QuantumConfig | None,
+    seed: int,
+    activation: str | None = None,
+) -> str:
     """The layer table of the classical network and, with a config, what quantizing it does.
 
     Raises ValueError when the architecture does not fit the data's images."""
-    cnn = build_model(arch, None, seed=seed, input_shape=data.shape, classes=data.classes)
+    cnn = build_model(
+        arch, None, seed=seed, input_shape=data.shape, classes=data.classes, activation=activation
+    )
     lines = [
         f"architecture {arch} on {data.shape} inputs, {data.classes} classes:",
         cnn.summary(data.shape),
@@ -230,7 +252,10 @@ def main(argv: list[str] | None = None) -> int:
         if args.shards is not None and args.shards > args.batch_size:
             raise ValueError(f"--shards {args.shards} exceeds --batch-size {args.batch_size}")
         eval_batch = min(1000, args.test_size or 1000)
-        check_sampling_memory(config, args.arch, (args.batch_size, eval_batch), args.dataset)
+        check_activation(args.arch, args.activation)
+        check_sampling_memory(
+            config, args.arch, (args.batch_size, eval_batch), args.dataset, args.activation
+        )
         check_data_dir(args.data_dir)
         out = Path(args.out) if args.out else default_out("mnist")
         check_output_dir(out, args.resume)
@@ -242,7 +267,7 @@ def main(argv: list[str] | None = None) -> int:
     progress = not args.quiet and sys.stderr.isatty()
     try:
         data = load_data(args.data_dir, args.train_size, args.test_size, args.dataset)
-        description = describe_model(args.arch, data, config, args.seed)
+        description = describe_model(args.arch, data, config, args.seed, args.activation)
     except (FileNotFoundError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -265,6 +290,8 @@ def main(argv: list[str] | None = None) -> int:
         lr=args.lr,
         momentum=args.momentum,
         seed=args.seed,
+        activation=args.activation,
+        augment=args.augment,
     )
     specs = []
     if args.model in ("cnn", "both"):
@@ -308,7 +335,7 @@ def main(argv: list[str] | None = None) -> int:
 
     plot_training_curves(records, out / "curves.png")
     maps = config is not None and write_feature_maps(
-        out, data, config, models.get("qcnn"), args.arch, args.seed
+        out, data, config, models.get("qcnn"), args.arch, args.seed, args.activation
     )
     print(_summary(records, data.info, budget))
     print(

@@ -117,6 +117,8 @@ class RunSpec:
     log_every: int = 10
     shards: int = 1  # batch slices trained in parallel threads (qcnn.nn.parallel); part of the run
     tags: dict[str, Any] = field(default_factory=dict, compare=False)
+    activation: str | None = None  # the architecture's squashing function (None: its own)
+    augment: int = 0  # random shifts of up to this many pixels per training image (0: off)
 
     @property
     def model(self) -> str:
@@ -137,12 +139,21 @@ class RunSpec:
             if c.ipe != "gaussian":
                 parts.append(c.ipe if c.ipe == "exact" else f"ae{c.resolved_ae_bits}")
             parts += config_tags(c)
+        if self.activation is not None:
+            parts.append(self.activation)
+        if self.augment:
+            parts.append(f"aug{self.augment}")
         parts.append(f"seed{self.seed}")
         return "-".join(parts)
 
     def to_dict(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)
         d["config"] = None if self.config is None else self.config.to_dict()
+        # omitted when off: the specs (and so the checkpoints) of runs before these options
+        # existed stay what they were, and resume
+        for name, off in (("activation", None), ("augment", 0)):
+            if d[name] == off:
+                del d[name]
         return d
 
 
@@ -265,7 +276,12 @@ def train_run(
     Returns the run record and the trained model.
     """
     model = build_model(
-        spec.arch, spec.config, seed=spec.seed, input_shape=data.shape, classes=data.classes
+        spec.arch,
+        spec.config,
+        seed=spec.seed,
+        input_shape=data.shape,
+        classes=data.classes,
+        activation=spec.activation,
     )
     optimizer = make_optimizer(model, spec.lr, spec.momentum, spec.config, seed=spec.seed)
     if resume and run_dir is not None and (Path(run_dir) / CHECKPOINT_NAME).exists() and log:
@@ -281,6 +297,7 @@ def train_run(
         log_every=spec.log_every,
         shards=spec.shards,
         eval_every=eval_every(spec.epochs),
+        augment=spec.augment,
         checkpoint_dir=run_dir,
         resume=resume,
         progress=progress,
@@ -431,7 +448,12 @@ def quantum_forward_run(
 ) -> dict[str, Any]:
     """Evaluate a trained CNN's weights under the quantum forward pass (no training)."""
     qcnn = build_model(
-        arch, config, seed=cnn_record["seed"], input_shape=data.shape, classes=data.classes
+        arch,
+        config,
+        seed=cnn_record["seed"],
+        input_shape=data.shape,
+        classes=data.classes,
+        activation=cnn_record.get("spec", {}).get("activation"),
     )
     transfer_weights(cnn, qcnn)
     t0 = time.perf_counter()

@@ -521,6 +521,7 @@ def main(argv: list[str] | None = None) -> int:
         lr=args.lr,
         seed=args.seed,
         shards=args.shards,
+        augment=args.augment,
     )
     if args.grid in NAMED_GRIDS:
         specs = NAMED_GRIDS[args.grid](tuple(args.replicate_seeds), **common)

@@ -169,3 +169,35 @@ def test_sweep_and_resources_take_arch_and_dataset(tmp_path):
     assert len(rows) == 13
     # no quantum layer once quantized (a fresh --out: a non-empty one is refused first)
     assert resources.main(["--arch", "lenet5-1998", "--out", str(tmp_path / "r2"), "--quiet"]) == 2
+
+
+def test_activation_and_augment_flags(tmp_path, capsys):
+    """--activation sigmoid trains LeNet-5 (1998) as the primer does; --augment shifts the
+    training images; both are recorded in the spec and the run id. Misuse: one error line."""
+    out = tmp_path / "sig"
+    argv = [*TINY, "--arch", "lenet5-1998", "--activation", "sigmoid", "--augment", "2"]
+    argv += ["--model", "cnn", "--quiet", "--out", str(out)]  # MNIST: LeNet-5 needs 28x28
+    assert mnist.main(argv) == 0
+    res = json.loads((out / "results.json").read_text())
+    (run,) = res["runs"]
+    assert run["spec"]["activation"] == "sigmoid" and run["spec"]["augment"] == 2
+    assert (out / "cnn-lenet5-1998-sigmoid-aug2-seed1" / "model.npz").is_file()
+    capsys.readouterr()
+    bad = [*TINY, "--arch", "paper", "--activation", "sigmoid", "--out", str(tmp_path / "b")]
+    with pytest.raises(SystemExit) as exc:
+        mnist.main(bad)
+    assert exc.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert "error:" in err[-1]
+    assert "--activation applies to --arch lenet5-1998" in err[-1]
+    for flag in (["--augment", "9"], ["--activation", "softsign"]):
+        with pytest.raises(SystemExit) as exc:
+            mnist.main([*TINY, *flag, "--out", str(tmp_path / "c")])
+        assert exc.value.code == 2
+    # the sweep takes --augment too
+    sout = tmp_path / "sweep"
+    sargv = ["--grid", "quick", "--train-size", "32", "--test-size", "16", "--epochs", "1"]
+    sargv += ["--arch", "paper", "--augment", "1", "--max-runs", "1"]
+    sargv += ["--no-quantum-forward", "--quiet", "--out", str(sout)]
+    assert sweep.main(sargv) == 0
+    assert [p.name for p in (sout / "runs").iterdir()] == ["cnn-paper-aug1-seed1"]

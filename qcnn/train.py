@@ -306,6 +306,7 @@ def fit(
     run_spec: dict[str, Any] | None = None,
     eval_every: int = 1,
     augment: int = 0,
+    migrate_spec: Callable[[Any, Any], Any] | None = None,
 ) -> History:
     """Train ``model`` with ``optimizer`` on ``train = (x (N, C, H, W), y (N,))``.
 
@@ -317,6 +318,8 @@ def fit(
     JSON-serialisable description of the run (every training and quantum setting, the data set
     and its sizes, the architecture): it is stored in the checkpoint and compared whole on
     resume, so settings added later are covered without touching this function.
+    ``migrate_spec(stored, current)`` reads a checkpoint's stored ``run_spec`` in today's form
+    before that comparison (e.g. fields added since it was written; the caller knows how).
     ``shards > 1`` runs each training step on that many slices of the batch in threads
     (:class:`qcnn.nn.parallel.DataParallel`); results depend on ``shards``, which is recorded.
 
@@ -376,7 +379,7 @@ def fit(
             raise ValueError("resume=True needs checkpoint_dir")
         if ckpt_path.exists():
             start_epoch, history = load_checkpoint(
-                ckpt_path, model, optimizer, shuffle_rng, run_meta
+                ckpt_path, model, optimizer, shuffle_rng, run_meta, migrate_spec=migrate_spec
             )
 
     parallel = DataParallel(model, shards)
@@ -655,6 +658,8 @@ def load_checkpoint(
     optimizer: Optimizer,
     shuffle_rng: np.random.Generator,
     run_meta: dict[str, Any] | None = None,
+    *,
+    migrate_spec: Callable[[Any, Any], Any] | None = None,
 ) -> tuple[int, History]:
     """Restore a checkpoint into ``model``, ``optimizer`` and the generators; returns
     ``(epochs_done, history)``. All or nothing: on any error nothing is changed.
@@ -667,6 +672,11 @@ def load_checkpoint(
     """
     name = os.fspath(path)
     meta, model_state, optim_state = _read_checkpoint(path)
+    if run_meta is not None and migrate_spec is not None and "spec" in meta["run"]:
+        meta["run"] = {
+            **meta["run"],
+            "spec": migrate_spec(meta["run"]["spec"], run_meta.get("spec")),
+        }
     if run_meta is not None and meta["run"] != run_meta:
         diffs = json_differences(meta["run"], run_meta, names=("checkpoint", "this run"))
         raise RunMismatchError(

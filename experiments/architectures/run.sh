@@ -14,7 +14,7 @@ OUT=${OUT:-runs/architectures-$DATASET}
 ARCHS=${ARCHS:-paper lenet5 lenet5-1998 alexnet-small inception-small}
 RESULTS=${RESULTS:-experiments/architectures/results-$DATASET}
 export QCNN_DATA_DIR=${QCNN_DATA_DIR:-../shared/data/mnist}
-lock() { flock -s /tmp/qcnn-cpu.lock "$@"; }
+lock() { flock -s "${QCNN_CPU_LOCK:-${TMPDIR:-/tmp}/qcnn-cpu.lock}" "$@"; }
 momentum() { case "$1" in paper) echo 0 ;; *) echo 0.9 ;; esac; }
 mkdir -p "$RESULTS"
 for arch in $ARCHS; do

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from qcnn.experiments.runner import config_tags
+from qcnn.experiments.runner import config_tags, portable_paths
 from qcnn.io import atomic_write_text
 from qcnn.quantum import QuantumConfig
 
@@ -219,7 +219,7 @@ def main(argv: list[str]) -> int:
     record = {
         "dataset": whole[0]["dataset"] if whole else runs[0]["dataset"],
         "environment": whole[0]["environment"] if whole else None,
-        "sources": [str(p) for p in paths],
+        "sources": portable_paths([str(p) for p in paths], Path.cwd()),  # no machine paths
         "runs": sorted(runs, key=run_id),
         "cnn_weights_quantum_forward": sorted(forward, key=lambda r: (forward_mode(r), cell(r))),
     }

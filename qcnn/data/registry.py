@@ -21,9 +21,11 @@ from the training split (float64, over the images that are kept) are recorded in
 
 from __future__ import annotations
 
+import hashlib
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -39,6 +41,9 @@ __all__ = [
     "dataset_spec",
     "load_dataset",
     "register_dataset",
+    "public_source",
+    "splits_checksum",
+    "migrate_dataset_info",
 ]
 
 NPZ_PREFIX = "npz:"
@@ -85,6 +90,7 @@ class Dataset:
     source: str
     classes: int
     normalisation: dict[str, Any]
+    checksum: str = ""
 
     @property
     def shape(self) -> tuple[int, int, int]:
@@ -92,10 +98,13 @@ class Dataset:
         return int(c), int(h), int(w)
 
     def info(self) -> dict[str, Any]:
-        """What results record about the data."""
+        """What results record about the data: its name, the kind of source without any
+        machine path (:func:`public_source`) and the checksum of the stored arrays, so that a
+        record says which data it ran on and carries nothing of the machine that ran it."""
         return {
             "name": self.name,
-            "source": self.source,
+            "source": public_source(self.source),
+            "checksum": self.checksum,
             "train_size": len(self.y_train),
             "test_size": len(self.y_test),
             "shape": list(self.shape),
@@ -214,6 +223,44 @@ def _normalise(
     return x
 
 
+def public_source(source: str) -> str:
+    """``source`` without machine paths: ``"kind:<path>"`` -> ``"kind"`` (``"npz:<path>"`` ->
+    ``"npz:<file name>"``); a download keeps its URL (the same on every machine)."""
+    kind, sep, rest = source.partition(":")
+    if not sep or kind == "download":
+        return source
+    if kind == "npz":
+        return f"npz:{Path(rest).name}"
+    return kind
+
+
+def splits_checksum(raw: RawSplits) -> str:
+    """``"sha256:<hex>"`` of the stored train and test arrays (images and labels; each array's
+    dtype and shape are hashed with its bytes): the same data gives the same checksum wherever
+    it was read from."""
+    digest = hashlib.sha256()
+    for a in (raw.train_images, raw.train_labels, raw.test_images, raw.test_labels):
+        a = np.ascontiguousarray(a)
+        digest.update(f"{a.dtype.str}{a.shape}".encode())
+        digest.update(a.tobytes())
+    return "sha256:" + digest.hexdigest()
+
+
+def migrate_dataset_info(stored: dict[str, Any], current: dict[str, Any]) -> dict[str, Any]:
+    """A record's or checkpoint's data-set entry in today's form, for the comparison ``--resume``
+    makes. Entries written before the checksum existed (no ``"checksum"``; ``"source"`` with the
+    machine's path, e.g. ``"mnist-idx:/data/mnist"``) are read as the same data as ``current``
+    when everything they recorded agrees (name, sizes, shape, classes, normalisation, the kind
+    of source): their source is reduced by :func:`public_source` and they take ``current``'s
+    checksum (the old entry had none to compare). Anything else is returned unchanged."""
+    if "checksum" in stored or "checksum" not in current:
+        return stored
+    if not isinstance(stored.get("source"), str):
+        return stored
+    return {**stored, "source": public_source(stored["source"]),
+            "checksum": current.get("checksum")}  # fmt: skip
+
+
 def load_dataset(
     name: str = "mnist",
     data_dir: str | os.PathLike | None = None,
@@ -257,6 +304,7 @@ def load_dataset(
     if classes is None:
         classes = int(max(raw.train_labels.max(initial=0), raw.test_labels.max(initial=0))) + 1
     return Dataset(
+        checksum=splits_checksum(raw),
         x_train=_normalise(train, scale, mean, std, dtype),
         y_train=raw.train_labels[:n_train],
         x_test=_normalise(test, scale, mean, std, dtype),

@@ -48,6 +48,7 @@ from qcnn.experiments.runner import (
     RunSpec,
     environment_info,
     load_data,
+    portable_paths,
     quantum_forward_run,
     train_run,
 )
@@ -223,7 +224,10 @@ def check_same_arguments(out: Path, args: argparse.Namespace) -> None:
         raise RecordError(
             f"{str(path)!r} is damaged: its arguments cannot be read ({exc})"
         ) from None
-    now = json.loads(json.dumps(to_jsonable(vars(args))))
+    # both in the portable form records store (paths relative to the run folder): records
+    # written before that form, with absolute paths, compare the same way
+    stored = portable_paths(stored, out)
+    now = json.loads(json.dumps(to_jsonable(portable_paths(vars(args), out))))
     keep = set(now) | set(stored)
     diffs = json_differences(
         {k: stored.get(k) for k in keep - _RESUME_MAY_CHANGE},
@@ -305,8 +309,8 @@ def main(argv: list[str] | None = None) -> int:
         "epochs": budget.epochs,
         "epochs_reason": budget.reason,
         "training_budget": budget.to_dict(),
-        "environment": environment_info(),
-        "arguments": vars(args),
+        "environment": environment_info(out),
+        "arguments": portable_paths(vars(args), out),
     }
 
     def log(message: str) -> None:

@@ -54,7 +54,7 @@ from qcnn.experiments.cost_report import (
     physical_rows,
 )
 from qcnn.experiments.cost_report import markdown as cost_markdown
-from qcnn.experiments.runner import environment_info, load_data
+from qcnn.experiments.runner import environment_info, load_data, portable_paths
 from qcnn.io import atomic_write_json, atomic_write_text
 from qcnn.models import build_model, quantum_layers, transfer_weights
 from qcnn.nn import Sequential
@@ -566,8 +566,8 @@ def _main(argv: list[str] | None) -> int:
         "config": config.to_dict(),
         "costs_meta": meta | {"assumptions": Assumptions().to_dict(), "gpu": GPU_PEAK},
         "dataset": data.info,
-        "weights": args.weights,
-        "environment": environment_info(),
+        "weights": portable_paths(args.weights, out),
+        "environment": environment_info(out),
         "layers": rows,
     }
     atomic_write_json(out / "resources.json", result)

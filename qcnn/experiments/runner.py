@@ -14,6 +14,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import os
 import platform
 import sys
 import time
@@ -26,6 +27,7 @@ import numpy as np
 
 from qcnn import __version__
 from qcnn.data import load_dataset
+from qcnn.data.registry import migrate_dataset_info
 from qcnn.experiments.ablation import differing_groups
 from qcnn.experiments.budget import eval_every
 from qcnn.io import atomic_write_json, json_differences, to_jsonable
@@ -61,6 +63,7 @@ __all__ = [
     "load_finished_record",
     "quantum_forward_run",
     "environment_info",
+    "portable_paths",
 ]
 
 
@@ -247,6 +250,28 @@ def run_spec_of(spec: RunSpec, data: Data) -> dict[str, Any]:
     return json.loads(json.dumps(to_jsonable({"run": spec.to_dict(), "dataset": data.info})))
 
 
+def migrate_run_spec(stored: Any, current: Any) -> Any:
+    """A stored :func:`run_spec_of` (a checkpoint's or a record's) in today's form, for the
+    comparison ``--resume`` makes: the quantum configuration through
+    :meth:`QuantumConfig.from_dict` (fields added since take their defaults, former names are
+    read), the data set through :func:`~qcnn.data.registry.migrate_dataset_info` (entries
+    written with the machine's path and no checksum). Anything else unchanged."""
+    if not isinstance(stored, dict):
+        return stored
+    out = dict(stored)
+    run = out.get("run")
+    if isinstance(run, dict) and isinstance(run.get("config"), dict):
+        try:
+            run = {**run, "config": QuantumConfig.from_dict(run["config"]).to_dict()}
+        except (TypeError, ValueError):
+            pass  # left as it is: the comparison names the difference
+        out["run"] = run
+    now = current.get("dataset") if isinstance(current, dict) else None
+    if isinstance(out.get("dataset"), dict) and isinstance(now, dict):
+        out["dataset"] = migrate_dataset_info(out["dataset"], now)
+    return out
+
+
 def _describe_resume(spec: RunSpec, ckpt: Path) -> str:
     done = read_checkpoint_meta(ckpt)["epoch"]
     if done >= spec.epochs:
@@ -303,6 +328,7 @@ def train_run(
         progress=progress,
         desc=spec.run_id,
         run_spec=run_spec_of(spec, data),
+        migrate_spec=migrate_run_spec,
     )
     t0 = time.perf_counter()
     eval_seconds = sum(e.eval_seconds for e in history.epochs)
@@ -417,8 +443,11 @@ def load_finished_record(run_dir: Path, spec: RunSpec, data: Data) -> dict[str, 
             stored_spec["config"] = QuantumConfig.from_dict(stored_spec["config"]).to_dict()
         except (TypeError, ValueError) as exc:
             raise damaged(path, f"its quantum configuration is invalid ({exc})") from None
-    stored = {"run": stored_spec, "dataset": record["dataset"]}
     current = run_spec_of(spec, data)
+    dataset = record["dataset"]
+    if isinstance(dataset, dict):  # written before records carried a checksum: migrate
+        dataset = migrate_dataset_info(dataset, current["dataset"])
+    stored = {"run": stored_spec, "dataset": dataset}
     if stored != current:
         diffs = json_differences(stored, current, names=("record", "this run"))
         raise RunMismatchError(
@@ -475,12 +504,37 @@ def quantum_forward_run(
     }
 
 
-def environment_info() -> dict[str, Any]:
-    """Versions and machine, recorded next to every result."""
+def portable_paths(value: Any, run_dir: str | os.PathLike[str]) -> Any:
+    """``value`` (a string, or lists and dicts of them, recursively) with every absolute path
+    written relative to ``run_dir`` (``--flag=/abs``, ``kind:/abs`` too; URLs not), so that a record carries no path of
+    the machine that wrote it (issue 17); other values unchanged."""
+    if isinstance(value, dict):
+        return {k: portable_paths(v, run_dir) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return type(value)(portable_paths(v, run_dir) for v in value)
+    if isinstance(value, os.PathLike):
+        value = os.fspath(value)
+    if not isinstance(value, str):
+        return value
+    if os.path.isabs(value):
+        return os.path.relpath(value, run_dir)
+    # "--flag=/abs" and "kind:/abs" (e.g. --dataset npz:/abs/file.npz), but not URLs
+    for sep in ("=", ":"):
+        head, found, rest = value.partition(sep)
+        if found and os.path.isabs(rest) and not rest.startswith("//") and "/" not in head:
+            return f"{head}{sep}{os.path.relpath(rest, run_dir)}"
+    return value
+
+
+def environment_info(run_dir: str | os.PathLike[str] | None = None) -> dict[str, Any]:
+    """Versions and machine, recorded next to every result; the command's absolute paths are
+    written relative to ``run_dir`` (default: the working directory)."""
+    base = os.getcwd() if run_dir is None else run_dir
+    argv = portable_paths(list(sys.argv[1:]), base)
     return {
         "qcnn": __version__,
         "python": sys.version.split()[0],
         "numpy": np.__version__,
         "platform": platform.platform(),
-        "command": " ".join([Path(sys.argv[0]).name, *sys.argv[1:]]),
+        "command": " ".join([Path(sys.argv[0]).name, *argv]),
     }

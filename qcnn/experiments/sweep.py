@@ -527,7 +527,7 @@ def main(argv: list[str] | None = None) -> int:
         specs = NAMED_GRIDS[args.grid](tuple(args.replicate_seeds), **common)
     else:
         specs = grid_specs(GRIDS[args.grid], tuple(args.replicate_seeds), args.preset, **common)
-    meta = environment_info()
+    meta = environment_info(args.out)
     meta["epochs_reason"] = budget.reason
     meta["training_budget"] = budget.to_dict()
 

@@ -41,6 +41,7 @@ from qcnn.experiments.cli import (
     pos_float,
     pos_int,
 )
+from qcnn.experiments.runner import portable_paths
 from qcnn.io import atomic_write_json
 
 __all__ = ["build_parser", "main", "load_networks"]
@@ -176,9 +177,10 @@ def main(argv: list[str] | None = None) -> int:
             return 2
         targets = [t for t in targets if t.path in args.layers]
     t0 = time.perf_counter()
-    summary: dict[str, Any] = {"weights": str(weights), "arch": arch, "dataset": data.info,
-                               "config": config.to_dict(), "note": QUANTUM_NOTE,
-                               "settings": vars(args)}  # fmt: skip
+    summary: dict[str, Any] = {"weights": portable_paths(str(weights), out), "arch": arch,
+                               "dataset": data.info, "config": config.to_dict(),
+                               "note": QUANTUM_NOTE,
+                               "settings": portable_paths(vars(args), out)}  # fmt: skip
 
     # (a) first-layer kernels -----------------------------------------------------------------
     first = conv_targets(cnn)[0].conv

@@ -116,7 +116,9 @@ def test_npz_data_set_with_three_classes_and_a_model_without_quantum_layers(tmp_
     ]
     assert mnist.main(argv) == 0
     res = json.loads((out / "results.json").read_text())
-    assert res["dataset"]["classes"] == 3 and res["dataset"]["source"] == f"npz:{path}"
+    # the record names the file and its checksum, not the machine's path (issue 17)
+    assert res["dataset"]["classes"] == 3 and res["dataset"]["source"] == f"npz:{path.name}"
+    assert res["dataset"]["checksum"].startswith("sha256:") and str(tmp_path) not in json.dumps(res)
     assert all(r["test_accuracy"] >= 0 for r in res["runs"])
     qrun = [r for r in res["runs"] if r["model"] == "qcnn"][0]
     assert not any(c["quantum"] for c in qrun["architecture"]["conv_layers"])  # tanh: classical

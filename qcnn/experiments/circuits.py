@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import dataclasses
 import io
 import math
 import sys
@@ -47,12 +48,13 @@ from qcnn.circuits import (
 )
 from qcnn.circuits.backend import AER_METHODS, CircuitRunner
 from qcnn.circuits.encoding import normalise_rows
-from qcnn.circuits.inner_product import decomposed_stats
+from qcnn.circuits.inner_product import Method, decomposed_stats
 from qcnn.circuits.sampling import output_state_circuit
 from qcnn.data import load_dataset, load_mnist_dataset
 from qcnn.data.mnist import MNIST_MEAN, MNIST_STD
 from qcnn.experiments.cli import (
     add_common_arguments,
+    add_setting_argument,
     check_data_dir,
     check_output_dir,
     cli_errors,
@@ -74,6 +76,7 @@ MAX_DEMO_AE_BITS = 10  # 2^10 - 1 controlled Grover operators per circuit: minut
 __all__ = [
     "build_parser",
     "main",
+    "DemoSettings",
     "downsample",
     "run_demo",
     "LayerRun",
@@ -112,18 +115,21 @@ def build_parser() -> argparse.ArgumentParser:
         default="automatic",
         help="AerSimulator method that runs the circuits",
     )
-    p.add_argument(
-        "--ae-bits",
-        type=int_in(1, MAX_DEMO_AE_BITS),
+    add_setting_argument(
+        p,
+        "ae_bits",
         default=4,
-        help=f"m, evaluation qubits of amplitude estimation (2^m grid points), 1..{MAX_DEMO_AE_BITS}; "
-        "the circuits grow as 2^m",
+        hi=MAX_DEMO_AE_BITS,
+        help=f"m, evaluation qubits of amplitude estimation (2^m grid points), "
+        f"1..{MAX_DEMO_AE_BITS}; the circuits grow as 2^m",
     )
-    p.add_argument(
-        "--median-of",
-        type=int_in(1, 999, odd=True),
+    add_setting_argument(
+        p,
+        "ae_median",
         default=1,
-        help="k, AE runs per inner product whose median is taken (odd)",
+        deprecated=("--median-of",),
+        help="k, AE runs per inner product whose median is taken (odd; --median-of: its "
+        "former name, deprecated)",
     )
     p.add_argument(
         "--method",
@@ -144,18 +150,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="N, measurements of the output state per image (l-inf tomography "
         "sampling); default int(sigma * D'H'W') from --sigma",
     )
-    p.add_argument(
-        "--sigma",
-        type=float_in(0.0, 1.0, lo_open=True),
+    add_setting_argument(
+        p,
+        "sigma",
         default=0.5,
         help="fraction of the layer's outputs drawn as shots when --shots is not given",
     )
-    p.add_argument(
-        "--cap",
-        type=float_in(0.0, 1e6, lo_open=True),
-        default=10.0,
-        help="C, cap of the capped ReLU, 0 < C <= 1e6",
-    )
+    add_setting_argument(p, "cap", default=10.0, help="C, cap of the capped ReLU, 0 < C <= 1e6")
     p.add_argument(
         "--eta",
         type=float_in(0.01, 1.0, hi_open=True),
@@ -274,10 +275,38 @@ class Resources:
     tomography_shots: int | None
 
 
-def make_backend(args: argparse.Namespace) -> BackendV2:
+@dataclass(frozen=True)
+class DemoSettings:
+    """What the demo runs (the command's flags of the same names): the Aer backend, the circuit
+    layer ``QuantumConv2D(1, kernels, 3)`` and the resource measurements."""
+
+    backend: str = "automatic"  # an AerSimulator method (AER_METHODS)
+    noise: tuple[float, float] | None = None  # depolarizing error after 1- and 2-qubit gates
+    method: Method = "amplitude_estimation"  # or "hadamard"
+    ae_bits: int = 4  # m
+    ae_median: int = 1  # k, AE runs per inner product whose median is taken (odd)
+    ht_shots: int = 1024  # shots per Hadamard test
+    shots: int | None = None  # N per image; None: int(sigma D'H'W')
+    sigma: float = 0.5
+    cap: float = 10.0
+    eta: float = 0.1  # precision of the l-infinity tomography of the output state
+    kernels: int = 4
+    seed: int = 0
+
+    @classmethod
+    def from_args(cls, args: argparse.Namespace) -> DemoSettings:
+        """The settings of the parsed flags of :func:`build_parser`."""
+        values = {f.name: getattr(args, f.name) for f in dataclasses.fields(cls)}
+        if values["noise"] is not None:
+            values["noise"] = tuple(values["noise"])
+        return cls(**values)
+
+
+def make_backend(settings: DemoSettings) -> BackendV2:
     """The Aer backend of ``--backend``, with ``--noise`` depolarizing errors if given."""
-    noise_model = None if args.noise is None else depolarizing_noise_model(*args.noise)
-    return aer_backend(args.backend, noise_model=noise_model)
+    noise = settings.noise
+    noise_model = None if noise is None else depolarizing_noise_model(*noise)
+    return aer_backend(settings.backend, noise_model=noise_model)
 
 
 def layer_input(image: np.ndarray) -> np.ndarray:
@@ -295,33 +324,33 @@ def layer_input(image: np.ndarray) -> np.ndarray:
     return ((x01 - MNIST_MEAN) / MNIST_STD)[None, None]
 
 
-def run_layer(args: argparse.Namespace, image: np.ndarray, backend: BackendV2) -> LayerRun:
+def run_layer(settings: DemoSettings, image: np.ndarray, backend: BackendV2) -> LayerRun:
     """Run ``image`` (see :func:`layer_input`) through the circuit layer."""
     x = layer_input(image)  # (1, 1, 8, 8)
     cfg = QuantumConfig(
         ipe="amplitude_estimation",
-        ae_bits=args.ae_bits,
-        ae_median=args.median_of,
-        sigma=args.sigma,
-        cap=args.cap,
-        eps=math.pi / 2**args.ae_bits,
+        ae_bits=settings.ae_bits,
+        ae_median=settings.ae_median,
+        sigma=settings.sigma,
+        cap=settings.cap,
+        eps=math.pi / 2**settings.ae_bits,
     )
     executor = CircuitExecutor(
         backend=backend,
-        method=args.method,
-        shots=args.ht_shots,
-        ae_bits=args.ae_bits,
-        median_of=args.median_of,
-        sample_shots=args.shots,
+        method=settings.method,
+        shots=settings.ht_shots,
+        ae_bits=settings.ae_bits,
+        median_of=settings.ae_median,
+        sample_shots=settings.shots,
     )
     layer = QuantumConv2D(
         1,
-        args.kernels,
+        settings.kernels,
         3,
         bias=False,
         config=cfg,
         executor=executor,
-        rng=args.seed,
+        rng=settings.seed,
         dtype=np.float64,
     )
     start = time.perf_counter()
@@ -336,15 +365,15 @@ def run_layer(args: argparse.Namespace, image: np.ndarray, backend: BackendV2) -
         weight=layer.weight.data,
         y=y,
         y_bar=y_bar,
-        exact=np.clip(y, 0, args.cap),
-        estimated=noisy_cap_relu(y, y_bar, args.cap, cfg.noise_order)[0],
+        exact=np.clip(y, 0, settings.cap),
+        estimated=noisy_cap_relu(y, y_bar, settings.cap, cfg.noise_order)[0],
         sampled=sampled,
         report=executor.report,
         forward_s=forward_s,
     )
 
 
-def measure_resources(args: argparse.Namespace, run: LayerRun, backend: BackendV2) -> Resources:
+def measure_resources(settings: DemoSettings, run: LayerRun, backend: BackendV2) -> Resources:
     """Circuit resources of each sub-routine: those that ran in the layer (from its report),
     plus one Hadamard test and an l-infinity tomography of the output state run here."""
     rows = []
@@ -362,12 +391,14 @@ def measure_resources(args: argparse.Namespace, run: LayerRun, backend: BackendV
     runner = CircuitRunner(backend)
     ht = InnerProductEstimator(9, "hadamard", runner=runner)
     cols = F.im2col(run.x, F.conv_geometry(run.x.shape[2:], (3, 3), 1, 0))
-    w2d = run.weight.reshape(args.kernels, -1)
+    w2d = run.weight.reshape(settings.kernels, -1)
     patch = int(np.argmax(np.linalg.norm(cols, axis=0)))  # any non-zero patch will do
     sa, _ = normalise_rows(cols[:, patch][None], 4)
     sb, _ = normalise_rows(w2d[:1], 4)
     t0 = time.perf_counter()
-    ht.estimate_probability(sa, sb, shots=args.ht_shots, seed=seed_stream(args.seed, "circuits"))
+    ht.estimate_probability(
+        sa, sb, shots=settings.ht_shots, seed=seed_stream(settings.seed, "circuits")
+    )
     ht_s = time.perf_counter() - t0
     res = ht.resources()
     rows.append(
@@ -376,14 +407,14 @@ def measure_resources(args: argparse.Namespace, run: LayerRun, backend: BackendV
             1,
             res["native"],
             res["cx_u"],
-            args.ht_shots,
+            settings.ht_shots,
             ht_s,
         )
     )
     ipe = run.report["ipe"]
     ipe_name = (
         f"IPE: Hadamard test + AE, m = {ipe['ae_bits']} (per pair)"
-        if args.method == "amplitude_estimation"
+        if settings.method == "amplitude_estimation"
         else "IPE: Hadamard test (per pair)"
     )
     rows.append(
@@ -414,9 +445,9 @@ def measure_resources(args: argparse.Namespace, run: LayerRun, backend: BackendV
     t0 = time.perf_counter()
     tomo = linf_tomography(
         np.sqrt(f_row),
-        eta=args.eta,
+        eta=settings.eta,
         runner=runner,
-        seed=seed_stream(args.seed, "circuits").spawn(2)[1],
+        seed=seed_stream(settings.seed, "circuits").spawn(2)[1],
     )
     tomo_s = time.perf_counter() - t0
     unit = np.sqrt(f_row) / np.linalg.norm(np.sqrt(f_row))
@@ -427,7 +458,7 @@ def measure_resources(args: argparse.Namespace, run: LayerRun, backend: BackendV
     for step, logical in (("magnitudes", mag), ("signs", sign)):
         rows.append(
             _stats_row(
-                f"l-inf tomography, {step} (eta = {args.eta})",
+                f"l-inf tomography, {step} (eta = {settings.eta})",
                 1,
                 tomo.resources[step],
                 decomposed_stats(logical),
@@ -443,13 +474,13 @@ def measure_resources(args: argparse.Namespace, run: LayerRun, backend: BackendV
 # ----------------------------------------------------------------------------------------------
 
 
-def demo_title(args: argparse.Namespace, label: int, shots: int) -> str:
-    name = getattr(args, "dataset", "mnist")
-    name = "MNIST" if name == "mnist" else name
+def demo_title(settings: DemoSettings, dataset: str, index: int, label: int, shots: int) -> str:
+    name = "MNIST" if dataset == "mnist" else dataset
+    s = settings
     return (
-        f"{name} test #{args.index} (label {label}), {args.kernels} kernels 3x3, "
-        f"{args.method} m={args.ae_bits}, N={shots} shots, backend {args.backend}"
-        + (f", noise {args.noise}" if args.noise else "")
+        f"{name} test #{index} (label {label}), {s.kernels} kernels 3x3, "
+        f"{s.method} m={s.ae_bits}, N={shots} shots, backend {s.backend}"
+        + (f", noise {list(s.noise)}" if s.noise else "")
     )
 
 
@@ -459,18 +490,21 @@ def write_figure(run: LayerRun, path: str | Path, title: str) -> None:
 
 
 def summarise(
-    args: argparse.Namespace,
+    arguments: dict[str, Any],
     run: LayerRun,
     resources: Resources,
     source: str,
     label: int,
     total_s: float,
 ) -> dict[str, Any]:
-    """The ``circuits_demo.json`` record: settings, data source, errors, times, resources."""
+    """The ``circuits_demo.json`` record: the command's ``arguments`` (its flags), data source,
+    errors, times, resources."""
     err = run.y_bar - run.y
     ipe = run.report["ipe"]
+    m = run.config.ae_bits
+    assert m is not None  # the demo's layer always sets its AE bits
     return {
-        "settings": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
+        "settings": {k: (str(v) if isinstance(v, Path) else v) for k, v in arguments.items()},
         "data_source": source,
         "label": int(label),
         "config": run.config.to_dict(),
@@ -478,7 +512,7 @@ def summarise(
         "ipe_backend_calls": ipe["backend_calls"],
         "ipe_rms_error": float(np.sqrt(np.mean(err**2))),
         "ipe_max_error": float(np.abs(err).max()),
-        "ae_resolution_on_a": math.pi / 2**args.ae_bits,
+        "ae_resolution_on_a": math.pi / 2**m,
         "sampling_shots": run.shots,
         "kept_pixels": int((run.sampled > 0).sum()),
         "nonzero_pixels": int((run.estimated > 0).sum()),
@@ -501,17 +535,19 @@ def write_report(out_dir: Path, summary: dict[str, Any]) -> str:
 
 
 def run_demo(args: argparse.Namespace, image: np.ndarray, source: str, label: int) -> dict:
-    """Run the demo on one 28x28 image; write the outputs; return the summary."""
+    """The command: run the demo (:class:`DemoSettings` of the flags ``args``) on one image,
+    write the outputs into ``args.out``; return the summary."""
+    settings = DemoSettings.from_args(args)
     total_start = time.perf_counter()
-    backend = make_backend(args)
-    run = run_layer(args, image, backend)
-    resources = measure_resources(args, run, backend)
+    backend = make_backend(settings)
+    run = run_layer(settings, image, backend)
+    resources = measure_resources(settings, run, backend)
     total_s = time.perf_counter() - total_start
     out_dir = Path(args.out)
     out_dir.mkdir(parents=True, exist_ok=True)
-    title = demo_title(args, label, run.shots)
+    title = demo_title(settings, args.dataset, args.index, label, run.shots)
     write_figure(run, out_dir / "circuits_demo.png", title)
-    summary = summarise(args, run, resources, source, label, total_s)
+    summary = summarise(vars(args), run, resources, source, label, total_s)
     md = write_report(out_dir, summary)
     if not args.quiet:
         print(title)

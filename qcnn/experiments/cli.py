@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from qcnn.quantum import QuantumConfig
-from qcnn.quantum.config import MAX_AE_BITS
+from qcnn.quantum.settings import GROUPS, settings_of
 
 __all__ = [
     "ARCH_HELP",
@@ -41,6 +41,8 @@ __all__ = [
     "check_activation",
     "dataset_name",
     "add_quantum_arguments",
+    "add_preset_argument",
+    "add_setting_argument",
     "config_from_args",
     "nonneg_int",
     "pos_int",
@@ -445,235 +447,185 @@ def check_activation(arch: str, activation: str | None) -> None:
         )
 
 
-PRESETS = ("paper", "theory")
+def _flag(name: str) -> str:
+    return "--" + name.replace("_", "-")
 
 
-def add_quantum_arguments(parser: argparse.ArgumentParser) -> None:
-    """The :class:`~qcnn.quantum.QuantumConfig` flags (read back by :func:`config_from_args`).
+def _preset_defaults(config_class: type[QuantumConfig], name: str) -> str:
+    """`` (default X)`` or `` (paper preset: X; theory preset: Y)``: a field's preset values."""
+    values = {
+        p: config_class.preset(p).to_dict()[name] for p in config_class.command_line_presets()
+    }
+    if len(set(map(repr, values.values()))) == 1:
+        value = next(iter(values.values()))
+        return "" if value is None else f" (default {_shown(value)})"
+    return " (" + "; ".join(f"{p} preset: {_shown(v)}" for p, v in values.items()) + ")"
+
+
+def _shown(value: Any) -> str:
+    return "none" if value is None else (f"{value:g}" if isinstance(value, float) else str(value))
+
+
+def add_setting_argument(
+    group: Any,
+    name: str,
+    *,
+    config_class: type[QuantumConfig] = QuantumConfig,
+    default: Any = None,
+    hi: float | None = None,
+    deprecated: tuple[str, ...] = (),
+    help: str | None = None,
+) -> None:
+    """Declare the flag of the :class:`~qcnn.quantum.QuantumConfig` field ``name`` on ``group``
+    (a parser or an argument group), from the field's metadata: ``--name-with-dashes`` (plus the
+    field's former names and the ``deprecated`` spellings, which print a note when used), a type
+    with its range or its choices, or ``--x/--no-x`` for a boolean. ``hi`` lowers the flag's
+    upper limit (a command that cannot afford the whole range); ``help`` replaces the field's
+    help text."""
+    f, s = config_class.setting(name)
+    flags = [_flag(name), *(_flag(old) for old in s.former_names), *deprecated]
+    kwargs: dict[str, Any] = dict(dest=name, default=default, help=help or s.help)
+    if deprecated:
+        kwargs["action"] = _noting(deprecated)
+    if s.kind == "bool":
+        kwargs["action"] = argparse.BooleanOptionalAction
+    elif s.kind == "choice":
+        assert s.choices is not None
+        kwargs["choices"] = list(s.choices)
+        if all(isinstance(c, int) for c in s.choices):
+            kwargs["type"] = int
+    else:
+        r = s.cli_range
+        assert r is not None
+        top = r.hi if hi is None else min(r.hi, hi)
+        if r.integer:
+            kwargs["type"] = int_in(int(r.lo), None if math.isinf(top) else int(top), odd=r.odd)
+        else:
+            kwargs["type"] = float_in(r.lo, top, lo_open=r.lo_open, hi_open=r.hi_open)
+    group.add_argument(*flags, **kwargs)
+    if s.off_flag is not None:
+        off_flag, off_help = s.off_flag
+        group.add_argument(off_flag, action="store_true", help=off_help)
+
+
+def _noting(deprecated: tuple[str, ...]) -> type[argparse.Action]:
+    """A store action that notes on stderr when a deprecated spelling of the flag is used."""
+
+    class StoreNotingDeprecated(argparse.Action):
+        def __call__(self, parser, namespace, values, option_string=None):
+            if option_string in deprecated:
+                print(
+                    f"{parser.prog}: note: {option_string} is deprecated; use "
+                    f"{self.option_strings[0]}",
+                    file=sys.stderr,
+                )
+            setattr(namespace, self.dest, values)
+
+    return StoreNotingDeprecated
+
+
+def add_preset_argument(
+    parser: Any,
+    *,
+    config_class: type[QuantumConfig] = QuantumConfig,
+    lead: str = "starting configuration",
+    tail: str = "explicit flags override it",
+) -> None:
+    """Declare ``--preset``: the command-line presets of :data:`qcnn.quantum.config.PRESETS`,
+    each with its description (``lead: paper (...); theory (...); tail``)."""
+    presets = config_class.command_line_presets()
+    parser.add_argument(
+        "--preset",
+        choices=list(presets),
+        default="paper",
+        help=f"{lead}: "
+        + "; ".join(f"{k} ({p.description})" for k, p in presets.items())
+        + f"; {tail}",
+    )
+
+
+def add_quantum_arguments(
+    parser: argparse.ArgumentParser, *, config_class: type[QuantumConfig] = QuantumConfig
+) -> None:
+    """The flags of every :class:`~qcnn.quantum.QuantumConfig` setting (read back by
+    :func:`config_from_args`), generated from the fields' metadata, one argument group per
+    stage of the model (inner-product estimation, non-linearity, sampling, gradients).
 
     ``--preset`` chooses the starting configuration (``paper``: the authors' notebook, the
     default; ``theory``: :meth:`QuantumConfig.theory`, docs/theory.md); every other flag given
     explicitly overrides the preset's value. Flags left out keep the preset's values, except
-    that a preset value an explicit flag makes meaningless is dropped: ``--ae-median`` replaces the
-    preset's ``failure_prob`` (which would derive the median), ``--sampled-value exact`` the
-    preset's AE normaliser, ``--gradient-model gaussian`` the preset's estimated gradient norm,
-    and a ``failure_prob`` with no amplitude estimation left is unset.
+    that a preset value an explicit flag makes meaningless is dropped
+    (:meth:`QuantumConfig.preset_values`): ``--ae-median`` replaces the preset's
+    ``failure_prob`` (which would derive the median), ``--sampled-value exact`` the preset's AE
+    normaliser, ``--gradient-model gaussian`` the preset's estimated gradient norm, and a
+    ``failure_prob`` with no amplitude estimation left is unset.
     """
-    q = parser.add_argument_group(
-        "quantum layer (model §2-3, docs/theory.md; defaults: the --preset's values)"
+    add_preset_argument(
+        parser.add_argument_group("quantum layer (model §2-3, docs/theory.md)"),
+        config_class=config_class,
     )
-    q.add_argument(
-        "--preset",
-        choices=PRESETS,
-        default="paper",
-        help="starting configuration: paper (the authors' notebook: Gaussian IPE, eps a standard "
-        "deviation) or theory (the theorems: AE with eps a bound holding with probability "
-        ">= 1 - failure_prob, noise per shot, tomography values, l-infinity tomography of every "
-        "gradient); explicit flags override it",
-    )
-    q.add_argument(
-        "--eps",
-        type=float_in(0.0, 1.0),
-        default=None,
-        help="inner-product precision eps in [0, 1] (default 0.01). A standard deviation with --ipe "
-        "gaussian; with --ipe amplitude_estimation it sets the AE bits, and with "
-        "--failure-prob it is a bound holding with probability >= 1 - failure_prob",
-    )
-    q.add_argument(
-        "--cap",
-        type=float_in(0.0, 1e6, lo_open=True),
-        default=None,
-        help="cap C of the capped ReLU, 0 < C <= 1e6 (default 10)",
-    )
-    q.add_argument(
-        "--sigma",
-        type=float_in(0.0, 1.0, lo_open=True),
-        default=None,
-        help="fraction of output pixels drawn as shots, 0 < sigma <= 1 (default 0.5 unless --eta "
-        "or --no-sampling)",
-    )
-    q.add_argument(
-        "--eta",
-        type=float_in(0.0, 1.0, lo_open=True, hi_open=True),
-        default=None,
-        help="size the sampling by the tomography precision 0 < eta < 1: "
-        "N = ceil(36 ln d / eta^2) (too small an eta is refused when N would not fit in memory)",
-    )
-    q.add_argument(
-        "--no-sampling", action="store_true", help="keep every pixel (no l-infinity tomography)"
-    )
-    q.add_argument(
-        "--delta",
-        type=float_in(0.0, 1.0),
-        default=None,
-        help="gradient precision delta in [0, 1] (default 0.01): a standard deviation with "
-        "--gradient-model gaussian, a bound (with high probability) with linf_tomography",
-    )
-    q.add_argument(
-        "--ipe",
-        choices=["gaussian", "amplitude_estimation", "exact"],
-        default=None,
-        help="inner-product estimation error model (paper preset: gaussian, the authors' "
-        "simulation; theory preset: amplitude_estimation)",
-    )
-    q.add_argument(
-        "--ae-bits",
-        type=int_in(1, MAX_AE_BITS),
-        default=None,
-        help="AE evaluation qubits m (default: from eps, the smallest m with pi/2^m <= eps, or "
-        "pi/2^m + pi^2/4^m <= eps with --failure-prob)",
-    )
-    q.add_argument(
-        "--ae-median",
-        type=int_in(1, 999, odd=True),
-        default=None,
-        help="median of k AE runs (odd, 1..999; default 1)",
-    )
-    q.add_argument(
-        "--failure-prob",
-        type=float_in(0.0, 1.0, lo_open=True, hi_open=True),
-        default=None,
-        help="Delta in (0, 1): eps becomes a bound holding with probability >= 1 - Delta; the "
-        "AE median count and bits are derived (theory preset: 0.01)",
-    )
-    q.add_argument(
-        "--noise-order",
-        choices=["paper", "theory"],
-        default=None,
-        help="paper: clamp(f(Y)+e, 0, C) as the authors' notebook; theory: f(Y+e)",
-    )
-    q.add_argument(
-        "--noise-per-shot",
-        action=argparse.BooleanOptionalAction,
-        default=None,
-        help="a fresh estimate per tomography shot (theory) instead of one per pixel (paper)",
-    )
-    q.add_argument(
-        "--sampled-value",
-        choices=["exact", "tomography"],
-        default=None,
-        help="value of a drawn pixel: exact f, or the tomographic estimate (n/N) sum f",
-    )
-    q.add_argument(
-        "--tomography-normaliser",
-        choices=["exact", "amplitude_estimation"],
-        default=None,
-        help="sum f of the tomography values: exact (an oracle) or estimated by amplitude "
-        "estimation of E[f]/C (theory)",
-    )
-    q.add_argument(
-        "--sampling-power",
-        type=int,
-        choices=[1, 2],
-        default=None,
-        help="draw pixels with probability proportional to f^power (1: the algorithm)",
-    )
-    q.add_argument(
-        "--gradient-model",
-        choices=["gaussian", "linf_tomography"],
-        default=None,
-        help="quantum backprop: gaussian noise (paper) or l-infinity tomography (theory)",
-    )
-    q.add_argument(
-        "--gradient-on",
-        "--gradient-noise-on",  # the former name, still accepted
-        dest="gradient_on",
-        choices=["all", "quantum"],
-        default=None,
-        help="parameters whose gradients get the gradient model: all (paper) or quantum kernels",
-    )
-    q.add_argument(
-        "--gradient-signs",
-        choices=["kp", "exact"],
-        default=None,
-        help="signs of the tomography gradients: Kerenidis-Prakash sign step, or exact (ablation)",
-    )
-    q.add_argument(
-        "--gradient-norm",
-        choices=["exact", "amplitude_estimation"],
-        default=None,
-        help="norm ||g||_2 of the tomography gradients: exact (an oracle) or estimated by "
-        "amplitude estimation with the normaliser's m and k (theory)",
-    )
-    q.add_argument(
-        "--input-gradient-noise",
-        action=argparse.BooleanOptionalAction,
-        default=None,
-        help="also apply the gradient model to the gradient each quantum layer passes back",
-    )
-    q.add_argument(
-        "--norms",
-        choices=["per_image", "first_image"],
-        default=None,
-        help="patch norms per image (default) or the notebook's first-image shortcut",
-    )
+    for group, description in GROUPS.items():
+        names = [f.name for f, s in settings_of(config_class) if s.group == group]
+        if not names:
+            continue
+        g = parser.add_argument_group(
+            f"quantum layer, {group} ({description}; defaults: the --preset's values)"
+        )
+        for name in names:
+            _, s = config_class.setting(name)
+            add_setting_argument(
+                g,
+                name,
+                config_class=config_class,
+                # "%(default).0s" prints nothing: it keeps ArgumentDefaultsHelpFormatter from
+                # adding "(default: None)", the flag's unset marker, after the preset values
+                help=s.help + _preset_defaults(config_class, name) + "%(default).0s",
+            )
 
 
-# flags whose value is a QuantumConfig field of the same name
-_FIELD_FLAGS = (
-    "eps",
-    "cap",
-    "delta",
-    "ipe",
-    "ae_bits",
-    "ae_median",
-    "failure_prob",
-    "noise_order",
-    "noise_per_shot",
-    "sampled_value",
-    "tomography_normaliser",
-    "sampling_power",
-    "gradient_model",
-    "gradient_on",
-    "gradient_signs",
-    "gradient_norm",
-    "input_gradient_noise",
-    "norms",
-)
-
-
-def preset_config(name: str) -> QuantumConfig:
-    """The configuration a ``--preset`` starts from."""
-    if name == "paper":
-        return QuantumConfig.paper()
-    if name == "theory":
-        return QuantumConfig.theory()
-    raise ValueError(f"--preset must be one of {PRESETS}, got {name!r}")
-
-
-def config_from_args(args: argparse.Namespace) -> QuantumConfig:
+def config_from_args(
+    args: argparse.Namespace, *, config_class: type[QuantumConfig] = QuantumConfig
+) -> QuantumConfig:
     """Build the QuantumConfig of :func:`add_quantum_arguments`' flags: the preset, with every
     flag given explicitly overriding it (see :func:`add_quantum_arguments` for the precedence);
-    raises ValueError with the offending field."""
-    if args.no_sampling and (args.sigma is not None or args.eta is not None):
-        raise ValueError("--no-sampling excludes --sigma and --eta")
-    base = preset_config(getattr(args, "preset", None) or "paper").to_dict()
-    given = {k: getattr(args, k) for k in _FIELD_FLAGS if getattr(args, k, None) is not None}
-    if args.no_sampling:
-        base.update(sigma=None, eta=None)
-    elif args.sigma is not None or args.eta is not None:
-        base.update(sigma=args.sigma, eta=args.eta)
-    base.update(given)
-    # preset values that an explicit flag makes meaningless give way
-    if "ae_median" in given and "failure_prob" not in given:
-        base["failure_prob"] = None
-    if base["sampled_value"] != "tomography" and "tomography_normaliser" not in given:
-        base["tomography_normaliser"] = "exact"
-    if base["gradient_model"] != "linf_tomography" and "gradient_norm" not in given:
-        base["gradient_norm"] = "exact"
-    uses_ae = (
-        base["ipe"] == "amplitude_estimation"
-        or (base["sampled_value"] == "tomography" and base["tomography_normaliser"] != "exact")
-        or base["gradient_norm"] != "exact"
-    )
-    if not uses_ae and ({"ae_bits", "ae_median"} & set(given)):
+    raises ValueError with the offending field or flag."""
+    settings = list(settings_of(config_class))
+    for f, s in settings:
+        if s.off_flag is not None and getattr(args, _dest(s.off_flag[0]), False):
+            clash = [n for n in (f.name, *s.excludes) if getattr(args, n, None) is not None]
+            if clash:
+                others = " and ".join(_flag(n) for n in (f.name, *s.excludes))
+                raise ValueError(f"{s.off_flag[0]} excludes {others}")
+    given = {
+        f.name: getattr(args, f.name)
+        for f, _ in settings
+        if getattr(args, f.name, None) is not None
+    }
+    for f, s in settings:
+        if s.off_flag is not None and getattr(args, _dest(s.off_flag[0]), False):
+            given.update({n: None for n in (f.name, *s.excludes)})
+    values = config_class.preset_values(getattr(args, "preset", None) or "paper", given)
+    refused = [
+        (f, s)
+        for f, s in settings
+        if f.name in given
+        and s.requires is not None
+        and s.refused_by == "command line"
+        and not s.requires.holds(values)
+    ]
+    if refused:
+        req = refused[0][1].requires
+        assert req is not None
+        names = [
+            f.name for f, s in settings if s.requires is req and s.refused_by == "command line"
+        ]
+        what = "are settings" if len(names) > 1 else "is a setting"
         raise ValueError(
-            "--ae-bits and --ae-median are settings of amplitude estimation (--ipe "
-            f"amplitude_estimation or --tomography-normaliser amplitude_estimation); got --ipe "
-            f"{base['ipe']}"
+            f"{' and '.join(_flag(n) for n in names)} {what} of {req.name} ({req.flags}); got "
+            f"{req.state(values)}"
         )
-    if not uses_ae and "failure_prob" not in given:
-        base["failure_prob"] = None
-    if base["sigma"] is None and base["eta"] is None and "noise_per_shot" not in given:
-        base["noise_per_shot"] = False
-    return QuantumConfig.from_dict(base)
+    return config_class.from_dict(values)
+
+
+def _dest(flag: str) -> str:
+    return flag.lstrip("-").replace("-", "_")

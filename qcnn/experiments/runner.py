@@ -41,7 +41,6 @@ from qcnn.models import (
 from qcnn.nn import Sequential, walk
 from qcnn.nn.model import load_npz_strict
 from qcnn.quantum import QuantumConfig, QuantumConv2D
-from qcnn.quantum.config import THEORY_PRESET_VERSION, THEORY_PRESET_VERSIONS
 from qcnn.train import (
     CHECKPOINT_NAME,
     History,
@@ -163,62 +162,27 @@ class RunSpec:
 def config_tags(c: QuantumConfig) -> list[str]:
     """Short names of the settings that differ from notebook mode, beyond eps, C, sigma/eta,
     delta and the IPE model (so that every distinct configuration has its own run id):
-    ``['theory']`` for the theory preset, ``['theory-vN']`` for its earlier version N
-    (:data:`~qcnn.quantum.config.THEORY_PRESET_VERSIONS`), ``['theory', ...]`` for the preset
-    with one option group changed (:mod:`qcnn.experiments.ablation`; the tags that the change
-    adds, and ``no-TAG`` for those it removes), else one tag per option."""
-    current = None
-    for version in sorted(THEORY_PRESET_VERSIONS, reverse=True):
-        try:
-            preset = QuantumConfig.theory(
-                c.eps, c.cap, c.delta, c.sigma or 0.5, c.failure_prob or 0.01, version=version
-            )
-        except ValueError:  # e.g. eps = 0: no theory preset with these numbers
-            break
-        if c == preset:
-            return ["theory" if version == THEORY_PRESET_VERSION else f"theory-v{version}"]
-        if version == THEORY_PRESET_VERSION:
-            current = preset
-    if current is not None:
-        diff = differing_groups(current, c)
-        if len(diff) == 1 and "common" not in diff:
-            mine, theirs = _option_tags(c), _option_tags(current)
-            return [
-                "theory",
-                *(t for t in mine if t not in theirs),
-                *(f"no-{t}" for t in theirs if t not in mine),
-            ]
-    return _option_tags(c)
-
-
-def _option_tags(c: QuantumConfig) -> list[str]:
-    """One tag per setting that differs from notebook mode (see :func:`config_tags`)."""
-    tags = []
-    if c.failure_prob is not None:
-        tags.append(f"fp{c.failure_prob:g}")
-    if c.ae_median != 1:
-        tags.append(f"k{c.ae_median}")
-    if c.noise_order != "paper":
-        tags.append("ordertheory")
-    if c.noise_per_shot:
-        tags.append("pershot")
-    if c.sampled_value != "exact":
-        tags.append("tomovalues" + ("-aenorm" if c.tomography_normaliser != "exact" else ""))
-    if c.sampling_power != 1:
-        tags.append(f"power{c.sampling_power}")
-    if c.gradient_model != "gaussian":
-        tags.append("gradlinf")
-    if c.gradient_norm != "exact":
-        tags.append("aegradnorm")
-    if c.gradient_signs != "kp":
-        tags.append("exactsigns")
-    if c.gradient_on != "all":
-        tags.append("gradquantum")
-    if c.input_gradient_noise:
-        tags.append("inputgrad")
-    if c.norms != "per_image":
-        tags.append("firstimage")
-    return tags
+    :meth:`QuantumConfig.tags` (generated from the fields' metadata: ``['theory']`` for the
+    theory preset, ``['theory-vN']`` for its earlier version N, else one tag per option), and
+    ``['theory', ...]`` for the preset with one option group changed
+    (:mod:`qcnn.experiments.ablation`; the tags that the change adds, and ``no-TAG`` for those
+    it removes)."""
+    if c.preset_tag() is not None:
+        return c.tags()
+    mine = c.option_tags()
+    try:
+        current = c.preset_like("theory")
+    except ValueError:  # e.g. eps = 0: no theory preset with these numbers
+        return mine
+    diff = differing_groups(current, c)
+    if len(diff) == 1 and "common" not in diff:
+        theirs = current.option_tags()
+        return [
+            "theory",
+            *(t for t in mine if t not in theirs),
+            *(f"no-{t}" for t in theirs if t not in mine),
+        ]
+    return mine
 
 
 def _layer_stats(model: Sequential) -> list[dict[str, Any]]:

@@ -19,6 +19,7 @@ line each); the others are kept, summarised, and the exit status is 1.
 from __future__ import annotations
 
 import argparse
+import functools
 import itertools
 import sys
 import time
@@ -33,6 +34,7 @@ from qcnn.experiments.budget import resolve_epochs
 from qcnn.experiments.cli import (
     add_common_arguments,
     add_model_arguments,
+    add_preset_argument,
     add_training_arguments,
     check_data_dir,
     check_output_dir,
@@ -105,12 +107,6 @@ PAPER_FINAL_LOSS = {
 PAPER_CNN_FINAL_LOSS = 0.090
 
 
-PRESET_FACTORIES: dict[str, Callable[..., QuantumConfig]] = {
-    "paper": QuantumConfig.paper,
-    "theory": QuantumConfig.theory,
-}
-
-
 def grid_specs(
     grid: dict[str, list[float]],
     replicate_seeds: tuple[int, ...] = (),
@@ -120,7 +116,7 @@ def grid_specs(
     """The CNN first, then one QCNN run per grid point (the ``preset`` otherwise: paper or
     theory), then the CNN and the preset's QCNN at (eps 0.01, C 10, sigma 0.5, delta 0.01) again
     for each replicate seed."""
-    make = PRESET_FACTORIES[preset]
+    make = functools.partial(QuantumConfig.preset, preset)
     specs = [RunSpec(config=None, **common)]
     for eps, cap, delta, sigma in itertools.product(
         grid["eps"], grid["cap"], grid["delta"], grid["sigma"]
@@ -370,12 +366,10 @@ def build_parser() -> argparse.ArgumentParser:
         "preset on the paper's sigma-0.5 cells, notebook mode on the same cells and the "
         "one-option ablation (experiments/klp19-theory)",
     )
-    p.add_argument(
-        "--preset",
-        choices=sorted(PRESET_FACTORIES),
-        default="paper",
-        help="configuration of the paper and quick grids' QCNN runs: paper (the authors' "
-        "notebook) or theory (QuantumConfig.theory, docs/theory.md); grid values override it",
+    add_preset_argument(
+        p,
+        lead="configuration of the paper and quick grids' QCNN runs",
+        tail="grid values override it",
     )
     add_training_arguments(p, per_run=True, momentum=False)
     p.add_argument(
@@ -444,8 +438,10 @@ def _forward_configs(grid: str, preset: str) -> list[QuantumConfig]:
             for make in (QuantumConfig.paper, QuantumConfig.theory)
             for e in (0.01, 0.1)
         ]
-    make = PRESET_FACTORIES[preset]
-    return [make(eps=e, cap=10.0, sigma=0.5, delta=0.0) for e in GRIDS[grid]["eps"]]
+    return [
+        QuantumConfig.preset(preset, eps=e, cap=10.0, sigma=0.5, delta=0.0)
+        for e in GRIDS[grid]["eps"]
+    ]
 
 
 class _Progress:

@@ -17,12 +17,11 @@ from __future__ import annotations
 
 import numpy as np
 
+from qcnn.quantum.config import GRADIENT_MODELS
 from qcnn.quantum.noise import standard_normal
 from qcnn.quantum.tomography import tomography_estimate
 
 __all__ = ["GRADIENT_MODELS", "noisy_gradient"]
-
-GRADIENT_MODELS = ("gaussian", "linf_tomography")
 
 
 def noisy_gradient(

@@ -69,13 +69,25 @@ def test_compute_step_alone_gives_consistent_maps():
     """``run_layer`` (compute, no files): the sampled map keeps drawn pixels at their value."""
     img = np.zeros((28, 28), dtype=np.uint8)
     img[8:20, 10:18] = 200
-    args = demo.build_parser().parse_args(["--kernels", "2", "--ae-bits", "2", "--shots", "20"])
-    run = demo.run_layer(args, img, demo.make_backend(args))
+    settings = demo.DemoSettings(kernels=2, ae_bits=2, shots=20)
+    run = demo.run_layer(settings, img, demo.make_backend(settings))
     assert run.exact.shape == run.estimated.shape == run.sampled.shape == (2, 6, 6)
     drawn = run.sampled > 0
     assert drawn.sum() <= 20 and run.shots == 20
     np.testing.assert_array_equal(run.sampled[drawn], run.estimated[drawn])
-    assert np.all(run.estimated <= args.cap) and np.all(run.exact == np.clip(run.y, 0, args.cap))
+    cap = settings.cap
+    assert np.all(run.estimated <= cap) and np.all(run.exact == np.clip(run.y, 0, cap))
+
+
+def test_settings_are_the_flags_and_the_former_median_flag_still_works(capsys):
+    """The compute functions take :class:`DemoSettings`, made from the flags; the AE median is
+    ``--ae-median`` as in the other commands, ``--median-of`` (its former name) still works."""
+    args = demo.build_parser().parse_args(["--kernels", "2", "--noise", "0.1", "0.2"])
+    assert demo.DemoSettings.from_args(args) == demo.DemoSettings(kernels=2, noise=(0.1, 0.2))
+    assert demo.build_parser().parse_args(["--ae-median", "3"]).ae_median == 3
+    assert capsys.readouterr().err == ""
+    assert demo.build_parser().parse_args(["--median-of", "5"]).ae_median == 5
+    assert "--median-of is deprecated; use --ae-median" in capsys.readouterr().err
 
 
 @pytest.mark.slow

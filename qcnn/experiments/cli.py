@@ -1,8 +1,10 @@
-"""Shared command-line pieces of the four commands (``mnist``, ``sweep``, ``circuits``,
-``resources``): the flags they all have (``--data-dir``, ``--out``, ``--seed``, ``--quiet``), the
-quantum-layer flags and the :class:`~qcnn.quantum.QuantumConfig` built from them, argparse value
-types that reject bad values with a clear message, and the checks that run before any work.
-A flag used by more than one command is declared here.
+"""Shared command-line pieces of the five commands (``mnist``, ``sweep``, ``circuits``,
+``resources``, ``visualize``): the flags they all have (``--data-dir``, ``--out``, ``--seed``,
+``--quiet``), the quantum-layer flags and the :class:`~qcnn.quantum.QuantumConfig` built from
+them (both generated from the config's field metadata, :mod:`qcnn.quantum.settings`: a setting
+added to ``QuantumConfig`` gets its flag, range, help and preset rule here without a change to
+this module), argparse value types that reject bad values with a clear message, and the checks
+that run before any work. A flag used by more than one command is declared here.
 
 Rules every command follows (docs/reliability.md):
 

@@ -499,7 +499,7 @@ def test_layer_exact_settings_equal_classical_conv():
     layer = _layer(cfg, 3, method="hadamard", shots=None)
     ref = np.clip(F.conv2d(x, layer.weight.data, layer.bias.data), 0, cap)
     np.testing.assert_allclose(layer.forward(x, training=False), ref, atol=1e-9)
-    emu = QuantumConv2D(1, 3, 3, config=QuantumConfig.exact(cap), rng=0, dtype=np.float64)
+    emu = QuantumConv2D(1, 3, 3, config=QuantumConfig.exact(cap=cap), rng=0, dtype=np.float64)
     np.testing.assert_allclose(emu.forward(x, training=False), ref, atol=1e-12)
 
 

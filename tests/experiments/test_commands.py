@@ -579,6 +579,8 @@ def test_grid_specs_cover_the_paper_grid():
         for s in (0.1, 0.2, 0.3, 0.4, 0.5)
         for d in (0.01, 0.1)
     }
-    assert all(c == QuantumConfig.paper(c.eps, c.cap, c.sigma, c.delta) for c in q)
+    assert all(
+        c == QuantumConfig.paper(eps=c.eps, cap=c.cap, sigma=c.sigma, delta=c.delta) for c in q
+    )
     assert len({s.run_id for s in specs}) == 41  # every run has its own folder
     assert np.isclose(sum(s.epochs for s in specs), 82)

@@ -10,7 +10,14 @@ the fixtures that say where the tests that train on MNIST get it from:
   through :func:`python_m` (``tests/run_offline.py`` cuts their downloader off).
 """
 
+# ruff: noqa: E402  (the reference arithmetic is pinned before the imports that load numpy)
 from __future__ import annotations
+
+# First of all, before anything imports numpy: the arithmetic the bit-identity pins were recorded
+# in (tests/reference_arithmetic.py says why and what was measured).
+from tests.reference_arithmetic import pin_reference_arithmetic
+
+pin_reference_arithmetic()
 
 import os
 import sys

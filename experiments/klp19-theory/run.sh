@@ -21,4 +21,6 @@ env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE \
 # the whole grid's results.json (with the CNN's forward-pass evaluations) once it is complete,
 # else the finished runs so far
 if [ -f "$OUT/results.json" ]; then records=("$OUT/results.json"); else records=("$OUT"/runs/*/run.json); fi
-python experiments/klp19-theory/make_tables.py experiments/klp19-theory "${records[@]}"
+# (the second edition: the folder's first-edition record stays, these runs are added to it)
+python experiments/klp19-theory/make_tables.py experiments/klp19-theory \
+  experiments/klp19-theory/results.json --second "${records[@]}"

@@ -71,6 +71,7 @@ __all__ = [
     "GRIDS",
     "NAMED_GRIDS",
     "grid_specs",
+    "klp19_theory_cells",
     "klp19_theory_configs",
     "klp19_theory_specs",
     "main",
@@ -163,29 +164,47 @@ GRADIENT_NORM = ("gradient-norm", {"gradient_norm": "amplitude_estimation", "fai
 ETA_SHOTS = ("shots", {"sigma": None, "eta": 0.1})
 
 
-def klp19_theory_configs() -> list[QuantumConfig]:
-    """The quantum configurations of experiments/klp19-theory, in the order the record needs them
-    most: the theory preset on eps {0.01, 0.1} x delta {0.01, 0.1} (sigma 0.5, C 10); the
-    ablation from notebook mode (:data:`THEORY_ABLATION`) at eps 0.01 and 0.1 (delta 0.01); the
-    preset with one option changed (:data:`THEORY_VARIANTS`) at eps 0.01, delta 0.01 and 0.1;
-    the gradient read-out alone at delta 0.1 and with the estimated norm (:data:`GRADIENT_NORM`)
-    at delta 0.01; notebook mode on the four cells; the preset with the theorem's shot count
-    (:data:`ETA_SHOTS`). Every cell is built by :func:`qcnn.experiments.ablation.with_option`
-    from its base, so it differs from it in the named option alone."""
-    cells = [QuantumConfig.theory(eps=e, delta=d) for e, d in itertools.product(_EPS, _EPS)]
+def klp19_theory_cells() -> list[tuple[str, QuantumConfig]]:
+    """The quantum configurations of experiments/klp19-theory with their names, in the order the
+    record needs them most: the theory preset on eps {0.01, 0.1} x delta {0.01, 0.1} (sigma 0.5,
+    C 10); the ablation from notebook mode (:data:`THEORY_ABLATION`) at eps 0.01 and 0.1 (delta
+    0.01); the preset with one option changed (:data:`THEORY_VARIANTS`) at eps 0.01, delta 0.01
+    and 0.1; the gradient read-out alone at delta 0.1 and with the estimated norm
+    (:data:`GRADIENT_NORM`) at delta 0.01; notebook mode on the four cells; the preset with the
+    theorem's shot count (:data:`ETA_SHOTS`). Every cell is built by
+    :func:`qcnn.experiments.ablation.with_option` from its base, so it differs from it in the
+    named option alone. Names: ``theory``, ``notebook``, the keys of the tables above
+    (``theory+KEY`` for the variants), ``gradient-norm``, ``eta-shots``."""
+    cells = [
+        ("theory", QuantumConfig.theory(eps=e, delta=d)) for e, d in itertools.product(_EPS, _EPS)
+    ]
     for eps in (0.01, 0.1):
         base = QuantumConfig.paper(eps=eps, delta=0.01)
-        cells += [with_option(base, g, **ch) for g, ch in THEORY_ABLATION.values()]
+        cells += [(k, with_option(base, g, **ch)) for k, (g, ch) in THEORY_ABLATION.items()]
     for delta in (0.01, 0.1):
         preset = QuantumConfig.theory(eps=0.01, delta=delta)
-        cells += [with_option(preset, g, **ch) for g, ch in THEORY_VARIANTS.values()]
+        cells += [
+            (f"theory+{k}", with_option(preset, g, **ch)) for k, (g, ch) in THEORY_VARIANTS.items()
+        ]
     group, changes = THEORY_ABLATION["gradient-tomography"]
-    cells.append(with_option(QuantumConfig.paper(eps=0.01, delta=0.1), group, **changes))
+    cells.append(
+        (
+            "gradient-tomography",
+            with_option(QuantumConfig.paper(eps=0.01, delta=0.1), group, **changes),
+        )
+    )
     read_out = with_option(QuantumConfig.paper(eps=0.01, delta=0.01), group, **changes)
-    cells.append(with_option(read_out, GRADIENT_NORM[0], **GRADIENT_NORM[1]))
-    cells += [QuantumConfig.paper(eps=e, delta=d) for e, d in itertools.product(_EPS, _EPS)]
-    cells.append(with_option(QuantumConfig.theory(), ETA_SHOTS[0], **ETA_SHOTS[1]))
+    cells.append(("gradient-norm", with_option(read_out, GRADIENT_NORM[0], **GRADIENT_NORM[1])))
+    cells += [
+        ("notebook", QuantumConfig.paper(eps=e, delta=d)) for e, d in itertools.product(_EPS, _EPS)
+    ]
+    cells.append(("eta-shots", with_option(QuantumConfig.theory(), ETA_SHOTS[0], **ETA_SHOTS[1])))
     return cells
+
+
+def klp19_theory_configs() -> list[QuantumConfig]:
+    """The configurations of :func:`klp19_theory_cells`, in its order."""
+    return [c for _, c in klp19_theory_cells()]
 
 
 def klp19_theory_specs(replicate_seeds: tuple[int, ...] = (), **common: Any) -> list[RunSpec]:

@@ -27,6 +27,7 @@ from qcnn.quantum.ae_law import median_ae_estimate
 from qcnn.quantum.config import QuantumConfig
 from qcnn.quantum.executor import ConvProblem, EmulatorExecutor, Executor, make_executor
 from qcnn.quantum.gradient_models import noisy_gradient
+from qcnn.quantum.ipe import estimate_inner_products
 from qcnn.quantum.nonlinearity import noisy_cap_relu
 from qcnn.quantum.per_shot import gaussian_mean_f, sample_per_shot
 from qcnn.quantum.sampling import implied_eta, sampled_values, shots_from_sigma, tomography_shots
@@ -150,6 +151,7 @@ class QuantumConv2D(Conv2D):
         self.detailed_stats = detailed_stats
         self.stats: dict[str, float] = {}
         self._stats_sum: dict[str, float] = {}
+        self._stats_rng: np.random.Generator | None = None
         self._stats_count = 0
         self._qcache: tuple | None = None
         self.last_input_shape: tuple[int, ...] | None = None  # (C, H, W) of the last forward
@@ -279,6 +281,7 @@ class QuantumConv2D(Conv2D):
         safe = np.maximum(counts, 1)
         mean_value = np.where(kept, ps.value_sum / safe, 0.0)
         extra: dict[str, float] = {"per_shot_fallbacks": float(ps.fallbacks)}
+        extra["ipe_error_rms_pixel"] = self._pixel_error_rms(y_nb[:1], scale, shape)
         d = counts.shape[1]
         if ps.mean_f is not None and ps.mean_f_err is not None:
             mean_f = ps.mean_f
@@ -313,6 +316,22 @@ class QuantumConv2D(Conv2D):
             kept,
             extra,
         )
+
+    def _pixel_error_rms(self, y_first: np.ndarray, scale: np.ndarray, shape: tuple) -> float:
+        """The RMS error of one estimate per pixel over every pixel of the batch's first image,
+        drawn afresh from a statistics-only generator (never the training stream): in per-shot
+        mode the recorded ``Ybar`` is 0-error at unsampled pixels and a mean of n draws at the
+        others, so this is the figure comparable with notebook mode's ``ipe_error_rms``."""
+        if self._stats_rng is None:
+            seq = getattr(self.rng.bit_generator, "seed_seq", None)
+            entropy = seq.entropy if isinstance(seq, np.random.SeedSequence) else 0
+            key = seq.spawn_key if isinstance(seq, np.random.SeedSequence) else ()
+            stats_seq = np.random.SeedSequence(entropy, spawn_key=(*key, 0x5747))
+            self._stats_rng = np.random.default_rng(stats_seq)
+        s = np.broadcast_to(scale, shape)[:1]
+        err = estimate_inner_products(y_first, s, self.config, self._stats_rng) - y_first
+        err = err.astype(np.float64).ravel()
+        return float(np.sqrt(np.dot(err, err) / max(err.size, 1)))
 
     def _estimated_normaliser(self, mean_f: np.ndarray, d: int) -> np.ndarray:
         """``sum f`` per image from emulated amplitude estimation of ``E[f] / C`` (the ancilla's
@@ -413,6 +432,8 @@ class QuantumConv2D(Conv2D):
             "kept_fraction": float(np.count_nonzero(kept)) / kept.size if kept is not None else 1.0,
             "zero_images": float((values.max(axis=1) <= 0).sum()),
             "ipe_error_rms": float(np.sqrt(np.dot(err, err) / max(err.size, 1))),
+            # per pixel, one estimate each: the same as ipe_error_rms unless per shot (extra)
+            "ipe_error_rms_pixel": float(np.sqrt(np.dot(err, err) / max(err.size, 1))),
             "mu_F": float(np.linalg.norm(w2d) / spectral_f) if spectral_f > 0 else float("nan"),
         }
         if self.detailed_stats:

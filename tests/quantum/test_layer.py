@@ -53,6 +53,7 @@ STAT_KEYS = {
     "kept_fraction",
     "zero_images",
     "ipe_error_rms",
+    "ipe_error_rms_pixel",
     "mu_F",
 }
 
@@ -361,6 +362,7 @@ def test_stats_keys_and_values():
     assert s["zero_images"] == 0
     err = st["estimated"] - st["exact"]
     assert s["ipe_error_rms"] == pytest.approx(np.sqrt(np.mean(err**2)))
+    assert s["ipe_error_rms_pixel"] == s["ipe_error_rms"]  # per pixel: the same figure
     w2d = layer.weight.data.reshape(5, -1)
     assert s["mu_F"] == pytest.approx(np.linalg.norm(w2d) / np.linalg.svd(w2d, compute_uv=False)[0])
     a0 = _patches(x[:1], 3)[0].reshape(64, -1)
@@ -715,3 +717,34 @@ def test_transfer_weights_cnn_to_qcnn_round_trip():
     for a, b in zip(cnn.parameters(), qcnn.parameters(), strict=True):
         np.testing.assert_array_equal(a.data, b.data)
         assert a.data is not b.data
+
+
+def test_per_shot_mode_records_the_per_pixel_error_like_notebook_mode():
+    """Per shot, the recorded Ybar has error 0 at unsampled pixels and a mean of n draws at the
+    others; ipe_error_rms_pixel is one fresh estimate per pixel of the first image, from a
+    statistics-only generator: its square has the Gaussian model's law, mean
+    ``mean_p (2 eps ||A_p|| ||F_q||)^2`` (issue 17, item 4), and the training stream is not
+    touched (the same outputs as without the statistic's draw)."""
+    rng = np.random.default_rng(5)
+    x = rng.random((3, 2, 12, 12)).astype(np.float64)
+    cfg = QuantumConfig(eps=0.05, noise_per_shot=True, sigma=0.5)
+    layer = QuantumConv2D(2, 4, 3, config=cfg, rng=np.random.default_rng(1), dtype=np.float64)
+    a_norm, f_norm = layer._norm_products(x)
+    s2 = (2 * cfg.eps * a_norm[:1, None] * f_norm[None, :, None, None]) ** 2  # first image
+    values = []
+    for _ in range(30):
+        layer.forward(x)
+        values.append(layer.stats["ipe_error_rms_pixel"] ** 2)
+    # each value: the mean of s2 Z^2 over the image's pixels; 30 of them
+    var_one = 2 * np.sum(s2**2) / s2.size**2
+    assert np.mean(values) == pytest.approx(s2.mean(), abs=5 * np.sqrt(var_one / 30))
+    assert layer.stats["ipe_error_rms"] < layer.stats["ipe_error_rms_pixel"]
+    twin = QuantumConv2D(2, 4, 3, config=cfg, rng=np.random.default_rng(1), dtype=np.float64)
+    twin.weight.data[...] = layer.weight.data
+    twin.bias.data[...] = layer.bias.data
+    layer2 = QuantumConv2D(2, 4, 3, config=cfg, rng=np.random.default_rng(1), dtype=np.float64)
+    layer2.weight.data[...] = layer.weight.data
+    layer2.bias.data[...] = layer.bias.data
+    layer2._pixel_error_rms = lambda *a: 0.0  # the statistic off
+    for _ in range(2):  # the second pass would differ if the statistic drew from the stream
+        np.testing.assert_array_equal(twin.forward(x), layer2.forward(x))

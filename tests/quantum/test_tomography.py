@@ -361,3 +361,55 @@ def test_emulator_and_circuit_tomography_agree_in_law():
         table = table[:, table.sum(axis=0) > 0]
         if table.shape[1] > 1:
             assert stats.chi2_contingency(table).pvalue > P_MIN, i
+
+
+# -- the sign step's bias (issue 17, item 3; docs/theory.md §2) -------------------------------
+
+
+def _heavy_tailed(rng: np.random.Generator, d: int) -> np.ndarray:
+    """Student-t(2) entries times U^2: most entries small, a few large (as the gradients)."""
+    return rng.standard_t(2.0, size=d) * rng.random(d) ** 2
+
+
+def test_kp_signs_flip_small_positive_entries_far_more_often_than_negative_ones():
+    """The KP rule (+1 iff n(0, i) > 0.4 n_i) is biased: for an observed entry the sign count
+    n(0, i) ~ Bin(N, (x_i + sqrt(n_i / N))^2 / 4) (the marginal of the step's multinomial) has
+    mean about n_i when x_i > 0 but about 0 when x_i < 0, so a small positive entry (n_i of a
+    few) falls to or below 0.4 n_i often, a negative one almost never exceeds it. Measured flip
+    counts at d = 1e4, delta = 0.1 agree with that exact law (scipy's binomial), positive flips
+    are several times the negative ones, and the summed error is negative with KP signs."""
+    d, delta = 10_000, 0.1
+    rng = np.random.default_rng(17)
+    v = _heavy_tailed(rng, d)
+    norm = float(np.linalg.norm(v))
+    x = v / norm
+    n_shots = tomography_shots(d, delta)
+    flips = {1: [0, 0.0, 0.0, 0], -1: [0, 0.0, 0.0, 0]}  # observed, expected, variance, seen
+    sum_err = {"kp": [], "exact": []}
+    for trial in range(8):
+        seed = 1000 + trial
+        for signs in ("kp", "exact"):
+            est = tomography_estimate(v, delta, np.random.default_rng(seed), signs=signs)
+            sum_err[signs].append(float((est - v).sum()) / norm)
+        est = tomography_estimate(v, delta, np.random.default_rng(seed), signs="kp")
+        seen = est != 0
+        counts = np.rint((est[seen] / norm) ** 2 * n_shots).astype(np.int64)
+        q = (x[seen] + np.sqrt(counts / n_shots)) ** 2 / 4
+        # P(sign +1) = P(Bin(N, q) > 0.4 n_i) = 1 - cdf(floor(0.4 n_i))
+        p_plus = stats.binom.sf(np.floor(SIGN_THRESHOLD * counts), n_shots, q)
+        for s in (1, -1):
+            mine = np.sign(v[seen]) == s
+            p_flip = (1 - p_plus[mine]) if s == 1 else p_plus[mine]
+            flips[s][0] += int((np.sign(est[seen][mine]) != s).sum())
+            flips[s][1] += float(p_flip.sum())
+            flips[s][2] += float((p_flip * (1 - p_flip)).sum())
+            flips[s][3] += int(mine.sum())
+    for s in (1, -1):
+        observed, expected, var, _ = flips[s]
+        assert abs(observed - expected) <= 5 * math.sqrt(var) + 2, (s, observed, expected)
+    rate = {s: flips[s][0] / flips[s][3] for s in (1, -1)}
+    assert rate[1] > 0.05 and rate[1] > 5 * rate[-1], rate
+    # the bias shows in the sum: KP signs push it down, exact signs leave only the magnitudes'
+    # (small entries never observed, both signs alike)
+    kp, exact = np.mean(sum_err["kp"]), np.mean(sum_err["exact"])
+    assert kp < -0.5 and abs(exact) < abs(kp) / 4, (kp, exact)

@@ -19,6 +19,7 @@ __all__ = [
     "plot_feature_maps",
     "plot_sigma_curves",
     "plot_circuit_layer",
+    "plot_coherent_layer",
     "plot_kernel_grid",
     "plot_activation_maximisation",
     "plot_feature_projection",
@@ -154,6 +155,40 @@ def plot_circuit_layer(
             ax = axes[r, q + 1]
             ax.imshow(data[q], cmap="viridis", vmin=0.0, vmax=vmax)
             ax.set_title(f"{label}\nkernel {q}", fontsize=8)
+    for ax in axes.ravel():
+        ax.set_xticks([])
+        ax.set_yticks([])
+    if title:
+        fig.suptitle(title, fontsize=9)
+    save_figure(fig, path, dpi=110)
+
+
+def plot_coherent_layer(
+    image: np.ndarray,
+    rows: Sequence[tuple[str, np.ndarray]],
+    path: str | os.PathLike,
+    title: str = "",
+) -> None:
+    """The coherent circuit of a layer beside the emulator: the input ``(H, W)`` and, per kernel
+    (column), one row per ``(label, maps (K, H', W'))``; rows whose label starts with ``P(``
+    share one colour scale (the output distributions), the others another (feature maps)."""
+    k = rows[0][1].shape[0]
+    fig = _new_figure(2.0 * (k + 1), 2.1 * len(rows) + 0.4, layout="constrained")
+    axes = fig.subplots(len(rows), k + 1, squeeze=False)
+    axes[0, 0].imshow(image, cmap="gray")
+    axes[0, 0].set_title(f"input {image.shape[0]}x{image.shape[1]}", fontsize=8)
+    for r in range(1, len(rows)):
+        axes[r, 0].axis("off")
+    laws = [m for label, m in rows if label.startswith("P(")]
+    maps = [m for label, m in rows if not label.startswith("P(")]
+    vmax_law = max([float(m.max()) for m in laws] + [1e-12])
+    vmax_map = max([float(m.max()) for m in maps] + [1e-12])
+    for r, (label, data) in enumerate(rows):
+        vmax = vmax_law if label.startswith("P(") else vmax_map
+        for q in range(k):
+            ax = axes[r, q + 1]
+            ax.imshow(data[q], cmap="viridis", vmin=0.0, vmax=vmax)
+            ax.set_title(f"{label}\nkernel {q}", fontsize=7)
     for ax in axes.ravel():
         ax.set_xticks([])
         ax.set_yticks([])

@@ -56,7 +56,7 @@ from typing import Any
 
 import numpy as np
 from qiskit import QuantumCircuit, QuantumRegister
-from qiskit.circuit import CircuitInstruction, Gate
+from qiskit.circuit import CircuitInstruction, ControlledGate, Gate
 from qiskit.circuit.library import DiagonalGate, UCGate
 from qiskit.providers import BackendV2
 from qiskit.synthesis import synth_qft_full
@@ -76,6 +76,7 @@ __all__ = [
     "amplified_circuit",
     "inverse_circuit",
     "statevector_backend",
+    "register_diagram",
 ]
 
 # Deliberate errors the tests inject to show that the exact check catches them.
@@ -282,6 +283,26 @@ class CoherentCircuit:
             "ops": ops,
             "multiplexer_branches": int(branches),
         }
+
+    def cx_count(self) -> int:
+        """CNOTs of the circuit decomposed into single-qubit gates and CNOTs, counted from the
+        construction (:data:`_CX_PER_GATE`: Mottonen multiplexers, Bullock-Markov diagonals)."""
+        return int(sum(_cx_of(inst.operation.name, len(inst.qubits)) for inst in self.circuit.data))
+
+
+# CNOTs of each gate when decomposed, as the construction gives them: a uniformly controlled RY
+# with k controls is Mottonen's 2^k RY + 2^k CNOT (k >= 1; the RY tree of
+# qcnn.circuits.encoding); a diagonal on n qubits 2^n - 2 CNOTs (Bullock-Markov, what Qiskit's
+# DiagonalGate synthesis gives); cz 1, controlled phase 2, swap 3.
+_CX_PER_GATE = {"cz": 1, "cp": 2, "swap": 3}
+
+
+def _cx_of(name: str, num_qubits: int) -> int:
+    if name == "multiplexer":
+        return 1 << (num_qubits - 1) if num_qubits > 1 else 0
+    if name == "diagonal":
+        return (1 << num_qubits) - 2 if num_qubits > 1 else 0
+    return _CX_PER_GATE.get(name, 0)
 
 
 def _patches(x: np.ndarray, kh: int, kw: int) -> tuple[np.ndarray, tuple[int, int]]:
@@ -605,4 +626,31 @@ def amplified_circuit(cc: CoherentCircuit, rounds: int) -> QuantumCircuit:
         _extend(qc, w_dg)
         qc.append(zero_refl, range(n))
         _extend(qc, cc.circuit)
+    return qc
+
+
+# ---------------------------------------------------------------------------------------------
+# the register-level drawing
+
+
+def register_diagram(layout: CoherentLayout) -> QuantumCircuit:
+    """The circuit at the register level, for drawing: boxes for the loader ``U``, each
+    controlled Grover power ``Q^(2^k)`` (one box per evaluation qubit), the inverse QFT and the
+    flag's multiplexed rotation (not a runnable circuit: the boxes are opaque gates)."""
+    regs = [QuantumRegister(size, name) for name, (_, size) in layout.registers.items()]
+    qc = QuantumCircuit(*regs, name="coherent_qconv (register level)")
+    p, q, ctrl, data, ev, flag = (layout.qubits(n) for n in layout.registers)
+    work = p + q + ctrl + data
+    qc.h(p + q)
+    qc.append(Gate("U: H, RY tree, H", len(work), []), work)
+    qc.h(ev)
+    for k, e in enumerate(ev):
+        label = "Q" if k == 0 else f"Q^{1 << k}"
+        base = Gate(label, len(work), [])
+        qc.append(
+            ControlledGate(label, len(work) + 1, [], num_ctrl_qubits=1, base_gate=base), [e, *work]
+        )
+    qc.append(Gate("QFT^-1", len(ev), []), ev)
+    wires = flag + ev + p + q
+    qc.append(Gate("RY(2 asin sqrt(f/C)) | y,p,q", len(wires), []), wires)
     return qc

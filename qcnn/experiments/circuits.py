@@ -18,6 +18,10 @@ Writes into ``--out`` (atomically): ``circuits_demo.png`` (input, exact conv + c
 circuit-estimated conv + cap, the sampled map), ``circuit_resources.csv`` / ``.md`` (qubits,
 depth, two-qubit gates and shots of each sub-routine, as run and decomposed into CNOT + single-
 qubit gates, plus wall time) and ``circuits_demo.json`` (settings, data source, errors, times).
+
+``--coherent`` runs the layer as ONE coherent circuit instead (:mod:`qcnn.experiments.coherent_layer`,
+docs/circuits.md); ``--full-size`` then takes the 28x28 digit through the paper network's first
+layer. ``--aer-device`` (CPU, GPU) passes through to Aer.
 """
 
 from __future__ import annotations
@@ -185,6 +189,31 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--index", type=int_in(0, 10**6), default=0, help="index of the test image")
     p.add_argument(
+        "--coherent",
+        action="store_true",
+        help="run the whole layer as ONE coherent circuit (patches, kernels and AE outcomes in "
+        "superposition; docs/circuits.md) instead of one circuit per (patch, kernel)",
+    )
+    p.add_argument(
+        "--full-size",
+        action="store_true",
+        help="with --coherent: the 28x28 MNIST digit through the paper network's first layer "
+        "(5 kernels 7x7, 484 patches, 20 + m qubits) instead of the 8x8 input",
+    )
+    p.add_argument(
+        "--aer-device",
+        choices=["CPU", "GPU"],
+        default=None,
+        help="Aer device the circuits run on (GPU needs the qiskit-aer-gpu build and a GPU); "
+        "default Aer's CPU",
+    )
+    p.add_argument(
+        "--aer-precision",
+        choices=["double", "single"],
+        default="double",
+        help="with --coherent: Aer's statevector precision",
+    )
+    p.add_argument(
         "--download",
         action="store_true",
         help="allow downloading MNIST if no local copy is found (otherwise the "
@@ -292,6 +321,7 @@ class DemoSettings:
     eta: float = 0.1  # precision of the l-infinity tomography of the output state
     kernels: int = 4
     seed: int = 0
+    aer_device: str | None = None  # Aer's device (CPU, GPU); None: Aer's default
 
     @classmethod
     def from_args(cls, args: argparse.Namespace) -> DemoSettings:
@@ -306,7 +336,49 @@ def make_backend(settings: DemoSettings) -> BackendV2:
     """The Aer backend of ``--backend``, with ``--noise`` depolarizing errors if given."""
     noise = settings.noise
     noise_model = None if noise is None else depolarizing_noise_model(*noise)
-    return aer_backend(settings.backend, noise_model=noise_model)
+    device = {} if settings.aer_device is None else {"device": settings.aer_device}
+    return aer_backend(settings.backend, noise_model=noise_model, **device)
+
+
+def check_aer_device(device: str | None) -> None:
+    """ValueError unless Aer can run on ``device`` here (None: Aer's default, always)."""
+    if device is None:
+        return
+    from qiskit_aer import AerSimulator
+
+    available = AerSimulator().available_devices()
+    if device not in available:
+        raise ValueError(
+            f"--aer-device {device}: this Aer build runs on {', '.join(available)} only "
+            "(a GPU needs the qiskit-aer-gpu package and a CUDA device)"
+        )
+
+
+def check_coherent_args(args: argparse.Namespace) -> None:
+    """ValueError naming the option that ``--coherent`` cannot honour (or that needs it)."""
+    if not args.coherent:
+        for name, bad in (
+            ("--full-size", args.full_size),
+            ("--aer-precision single", args.aer_precision != "double"),
+        ):
+            if bad:
+                raise ValueError(f"{name} needs --coherent")
+        return
+    if args.method != "amplitude_estimation":
+        raise ValueError("--coherent runs amplitude estimation; --method hadamard is per-pair")
+    if args.ae_median != 1:
+        raise ValueError(
+            "--coherent has one evaluation register (a median of k needs k registers and a "
+            "coherent median); leave --ae-median at 1"
+        )
+    if args.noise is not None:
+        raise ValueError("--coherent reads the exact statevector law; --noise is per-pair only")
+    if args.backend not in ("automatic", "statevector"):
+        raise ValueError(
+            f"--coherent runs on Aer's statevector method, not --backend {args.backend}"
+        )
+    if args.full_size and args.dataset != "mnist":
+        raise ValueError("--full-size runs a 28x28 MNIST digit; use --dataset mnist")
 
 
 def layer_input(image: np.ndarray) -> np.ndarray:
@@ -584,6 +656,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         check_data_dir(None if args.data_dir is None else str(args.data_dir))
+        check_coherent_args(args)
+        check_aer_device(args.aer_device)
         out = Path(args.out) if args.out else default_out("circuits")
         check_output_dir(out, resume=False, can_resume=False)
     except ValueError as exc:
@@ -599,6 +673,11 @@ def main(argv: list[str] | None = None) -> int:
             f"--index {args.index} is out of range ({images.shape[0]} test images)", file=sys.stderr
         )
         return 2
+    if args.coherent:
+        from qcnn.experiments.coherent_layer import run_coherent
+
+        run_coherent(args, images[args.index], source, int(labels[args.index]))
+        return 0
     run_demo(args, images[args.index], source, int(labels[args.index]))
     return 0
 

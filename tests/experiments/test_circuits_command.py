@@ -164,3 +164,85 @@ def test_digits_run_through_the_circuit_layer_without_downsampling(tmp_path):
     assert saved["ipe_circuits"] == 36 * 2  # 6x6 positions of a 3x3 kernel on the 8x8 image
     with pytest.raises(ValueError, match="normalised float"):
         demo.layer_input(np.zeros((8, 8), np.uint8))
+
+
+# -- --coherent ----------------------------------------------------------------------------------
+
+
+def test_coherent_runs_on_one_image_and_matches_the_emulator(tmp_path, capsys):
+    """``--coherent`` on a synthetic 28x28 digit (downsampled to 8x8): registers and sizes
+    printed, figure and JSON written, the circuit's law equal to the emulator's."""
+    from qcnn.experiments.coherent_layer import run_coherent
+
+    rng = np.random.default_rng(1)
+    img = np.zeros((28, 28), dtype=np.uint8)
+    img[6:22, 9:19] = rng.integers(100, 256, size=(16, 10))
+    args = demo.build_parser().parse_args(
+        ["--coherent", "--out", str(tmp_path), "--kernels", "2", "--ae-bits", "3", "--cap", "2"]
+    )
+    summary = run_coherent(args, img, "synthetic", 7)
+    out = capsys.readouterr().out
+    for word in ("patch index", "kernel index", "qubits 16", "depth", "multiplexer", "P(flag=1)"):
+        assert word in out
+    assert_png(tmp_path / "coherent_demo.png")
+    saved = json.loads((tmp_path / "coherent_demo.json").read_text())
+    assert saved["stats"]["qubits"] == summary["stats"]["qubits"] == 16
+    assert saved["tv_circuit_vs_emulator"] < 1e-9
+    assert saved["amplification_rounds"] >= 1 and 0 < saved["flag_probability"] < 1
+    assert "QFT^-1" in (tmp_path / "coherent_circuit.txt").read_text()
+
+
+def _exit_code(argv: list[str]) -> int:
+    """``main``'s exit status: returned, or raised as SystemExit by a usage error."""
+    try:
+        return demo.main(argv)
+    except SystemExit as exc:
+        return int(exc.code or 0)
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--coherent", "--ae-median", "3"], "--ae-median"),
+        (["--coherent", "--method", "hadamard"], "hadamard"),
+        (["--coherent", "--noise", "0.01", "0.01"], "--noise"),
+        (["--coherent", "--backend", "matrix_product_state"], "--backend"),
+        (["--full-size"], "--full-size needs --coherent"),
+        (["--coherent", "--full-size", "--dataset", "digits"], "28x28"),
+    ],
+)
+def test_coherent_refuses_what_it_cannot_run(tmp_path, capsys, extra, message):
+    code = _exit_code(["--out", str(tmp_path / "o"), "--dataset", "digits", *extra])
+    assert code == 2
+    err = capsys.readouterr().err
+    assert "error:" in err and message in err and "Traceback" not in err
+
+
+def _has_gpu() -> bool:
+    from qiskit_aer import AerSimulator
+
+    return "GPU" in AerSimulator().available_devices()
+
+
+def test_aer_device_gpu_is_refused_without_a_gpu(tmp_path, capsys):
+    if _has_gpu():
+        pytest.skip("this machine has an Aer GPU device: the refusal does not apply")
+    code = _exit_code(["--coherent", "--aer-device", "GPU", "--out", str(tmp_path / "o")])
+    assert code == 2
+    assert "GPU" in capsys.readouterr().err
+
+
+def test_coherent_on_gpu_equals_cpu():
+    """Aer's GPU build runs the same circuit to the same law (only where a GPU exists)."""
+    if not _has_gpu():
+        pytest.skip("no Aer GPU device here (needs qiskit-aer-gpu and a CUDA GPU)")
+    from qcnn.circuits.coherent import build_coherent_circuit, coherent_law, statevector_backend
+    from qcnn.quantum import QuantumConfig
+
+    rng = np.random.default_rng(2)
+    x, w = rng.random((1, 6, 6)), rng.normal(size=(2, 1, 3, 3))
+    cfg = QuantumConfig(ipe="amplitude_estimation", noise_order="theory", ae_bits=3, cap=2.0)
+    cc = build_coherent_circuit(x, w, None, cfg)
+    cpu = coherent_law(cc, statevector_backend("CPU")).output_distribution()
+    gpu = coherent_law(cc, statevector_backend("GPU")).output_distribution()
+    assert np.abs(cpu - gpu).max() < 1e-9

@@ -15,7 +15,7 @@ the waits for a core too), and the total-variation distance of its pixel law to 
 (:func:`qcnn.quantum.ae_output_law`; single precision must stay within 1e-6).
 
 Run: ``python benchmarks/bench_coherent.py [--problem small full] [--ae-bits 3 4]
-[--precision double single] [--threads 1 0]`` (threads 0 = every core).
+[--precision double single] [--threads 1 0] [--loader joint split]`` (threads 0 = every core).
 """
 
 from __future__ import annotations
@@ -53,13 +53,13 @@ def problem(name: str) -> tuple[np.ndarray, int, int, str]:
     return ((img - MNIST_MEAN) / MNIST_STD)[None], 5, 7, source
 
 
-def bench(name: str, m: int, precision: str, threads: int) -> dict:
+def bench(name: str, m: int, precision: str, threads: int, loader: str) -> dict:
     x, kernels, k, source = problem(name)
     cfg = QuantumConfig(ipe="amplitude_estimation", noise_order="theory", ae_bits=m, cap=10.0)
     weight = QuantumConv2D(1, kernels, k, bias=False, config=cfg, rng=0, dtype=np.float64)
     w = weight.weight.data.astype(np.float64)
     t0, c0 = time.perf_counter(), time.process_time()
-    cc = build_coherent_circuit(x, w, None, cfg)
+    cc = build_coherent_circuit(x, w, None, cfg, loader=loader)
     build, build_cpu = time.perf_counter() - t0, time.process_time() - c0
     backend = statevector_backend(precision=precision, max_parallel_threads=threads)
     t0, c0 = time.perf_counter(), time.process_time()
@@ -72,6 +72,7 @@ def bench(name: str, m: int, precision: str, threads: int) -> dict:
     return {
         "problem": f"{name} ({source})",
         "m": m,
+        "loader": loader,
         "precision": precision,
         "threads": threads or "all",
         "qubits": s["qubits"],
@@ -94,9 +95,10 @@ def main() -> None:
     p.add_argument("--ae-bits", nargs="+", type=int, default=[4])
     p.add_argument("--precision", nargs="+", choices=["double", "single"], default=["double"])
     p.add_argument("--threads", nargs="+", type=int, default=[1])
+    p.add_argument("--loader", nargs="+", choices=["joint", "split"], default=["joint"])
     args = p.parse_args()
     cols = [
-        "problem", "m", "precision", "threads", "qubits", "multiplexers", "branches", "depth",
+        "problem", "m", "loader", "precision", "threads", "qubits", "multiplexers", "branches", "depth",
         "cx", "build_s", "simulate_s", "total_s", "cpu_s", "peak_rss_mb", "tv",
     ]  # fmt: skip
     print("| " + " | ".join(cols) + " |")
@@ -105,13 +107,14 @@ def main() -> None:
         for m in args.ae_bits:
             for precision in args.precision:
                 for threads in args.threads:
-                    r = bench(name, m, precision, threads)
-                    cells = [
-                        f"{r[c]:.3g}" if isinstance(r[c], float) and c != "tv" else str(r[c])
-                        for c in cols
-                    ]
-                    cells[-1] = f"{r['tv']:.1e}"
-                    print("| " + " | ".join(cells) + " |", flush=True)
+                    for loader in args.loader:
+                        r = bench(name, m, precision, threads, loader)
+                        cells = [
+                            f"{r[c]:.3g}" if isinstance(r[c], float) and c != "tv" else str(r[c])
+                            for c in cols
+                        ]
+                        cells[-1] = f"{r['tv']:.1e}"
+                        print("| " + " | ".join(cells) + " |", flush=True)
 
 
 if __name__ == "__main__":

@@ -58,3 +58,6 @@ def test_the_tutorial_runs_offline_and_both_networks_learn():
         last = float(line.group(1).split(",")[-1].strip().rstrip("%"))
         assert last >= 85.0, line.group(0)
     assert "inner-product circuits of" in text  # the circuit section ran on Aer
+    # the coherent circuit's law equals the emulator's (printed to one significant digit)
+    line = re.search(r"largest difference to the emulator's law: (\S+)$", text, re.M)
+    assert line is not None and float(line.group(1)) < 1e-9, line

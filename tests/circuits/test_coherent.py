@@ -29,6 +29,7 @@ pytest.importorskip("qiskit_aer")
 stats = pytest.importorskip("scipy.stats")
 
 from qcnn.circuits.coherent import (  # noqa: E402
+    LOADERS,
     MUTATIONS,
     amplified_circuit,
     build_coherent_circuit,
@@ -90,18 +91,20 @@ def _exact_errors(law, x, weight, bias, m, cap) -> dict[str, float]:
 
 
 @pytest.mark.parametrize(
-    ("kernels", "m", "seed", "index"),
+    ("kernels", "m", "seed", "index", "loader"),
     [
-        (2, 3, 0, 0),
-        pytest.param(3, 4, 1, 3, marks=pytest.mark.slow),
-        pytest.param(4, 5, 2, 5, marks=pytest.mark.slow),
-        (4, 4, 3, 7),
+        (2, 3, 0, 0, "joint"),
+        (3, 3, 8, 4, "split"),
+        pytest.param(3, 4, 1, 3, "joint", marks=pytest.mark.slow),
+        pytest.param(4, 5, 2, 5, "joint", marks=pytest.mark.slow),
+        pytest.param(4, 4, 9, 6, "split", marks=pytest.mark.slow),
+        (4, 4, 3, 7, "joint"),
     ],
 )
-def test_circuit_law_equals_emulator_law(kernels, m, seed, index):
+def test_circuit_law_equals_emulator_law(kernels, m, seed, index, loader):
     x, weight, bias = _case(kernels, seed, index)
     cap = 2.0
-    cc = build_coherent_circuit(x, weight, bias, _config(m, cap))
+    cc = build_coherent_circuit(x, weight, bias, _config(m, cap), loader=loader)
     assert cc.layout.num_qubits == 6 + (kernels - 1).bit_length() + 1 + 4 + m + 1
     law = coherent_law(cc)
     err = _exact_errors(law, x, weight, bias, m, cap)
@@ -142,11 +145,13 @@ def test_refuses_other_models(change, field):
         coherent_output_distribution(x, weight, bias, cfg)
 
 
+@pytest.mark.parametrize("loader", LOADERS)
 @pytest.mark.parametrize("mutation", MUTATIONS)
-def test_mutations_fail_the_exact_check(mutation):
+def test_mutations_fail_the_exact_check(mutation, loader):
     x, weight, bias = _case(2, 5, 2)
     m, cap = 3, 2.0
-    law = coherent_law(build_coherent_circuit(x, weight, bias, _config(m, cap), mutation=mutation))
+    cc = build_coherent_circuit(x, weight, bias, _config(m, cap), loader=loader, mutation=mutation)
+    law = coherent_law(cc)
     err = _exact_errors(law, x, weight, bias, m, cap)
     assert max(err.values()) > 1e-4, (mutation, err)
 
@@ -232,10 +237,15 @@ def test_amplitude_amplification_keeps_the_law():
 
 def test_stats_report_sizes():
     x, weight, bias = _case(4, 0)
-    cc = build_coherent_circuit(x, weight, bias, _config(4))
+    cc = build_coherent_circuit(x, weight, bias, _config(4), loader="joint")
     s = cc.stats()
     assert s["qubits"] == 18
     # U: 4 levels; 15 Grover iterations with U and U^dagger; the first U; the flag
     assert s["ops"]["multiplexer"] == 4 + 15 * 2 * 4 + 1
-    assert s["ops"]["diagonal"] == 15 and s["ops"]["cz"] == 15
+    assert s["ops"]["diagonal"] == 15 and s["ops"]["cz"] == 15 and s["ops"]["h"] == 78
+    assert cc.cx_count() == 243_139  # the formulas of docs/circuits.md
+    split = build_coherent_circuit(x, weight, bias, _config(4))  # the default loader
+    assert split.stats()["ops"]["multiplexer"] == 2 * 4 * 31 + 1
+    assert split.cx_count() == 68_299
+    assert split.stats()["multiplexer_branches"] < s["multiplexer_branches"]
     assert "p: qubits 0..5" in cc.layout.describe()

@@ -90,14 +90,15 @@ class AscentResult:
 class _Chain:
     """Layers run in order with every input gradient computed (no renaming, no copies)."""
 
-    def __init__(self, layers: list[Layer]) -> None:
+    def __init__(self, layers: list[Layer], training: bool) -> None:
         self.layers = layers
         for layer in layers:
             layer.need_input_grad = True
+            layer.train(training)
 
-    def forward(self, x: np.ndarray, training: bool) -> np.ndarray:
+    def forward(self, x: np.ndarray) -> np.ndarray:
         for layer in self.layers:
-            x = layer.forward(x, training)
+            x = layer(x)
         return x
 
     def backward(self, dout: np.ndarray) -> np.ndarray:
@@ -136,25 +137,25 @@ def maximise_activation(
         raise ValueError("need radius > 0, lr > 0 and steps >= 0")
     base = [copy.deepcopy(layer) for layer in target.prefix]  # ends with the conv
     if config is None:
-        grad_chain = _Chain(base)
-        activation = _Chain([*copy.deepcopy(base), ReLU()])
+        grad_chain = _Chain(base, training=True)
+        activation = _Chain([*copy.deepcopy(base), ReLU()], training=False)
 
         def objective(x: np.ndarray) -> float:
-            return _filter_mean(activation.forward(x, False), q)
+            return _filter_mean(activation.forward(x), q)
 
     else:
         # gradient: error models off, the caps of earlier quantum layers kept; the target conv
         # has no ReLU after it in this prefix, so it stays classical (its pre-activation)
         exact = quantize(Sequential(*copy.deepcopy(base)), QuantumConfig.exact(cap=config.cap))
-        grad_chain = _Chain(list(exact.layers))
+        grad_chain = _Chain(list(exact.layers), training=True)
         noisy = quantize(Sequential(*copy.deepcopy(base), ReLU()), config, seed=seed)
-        noisy_chain = _Chain(list(noisy.layers))
+        noisy_chain = _Chain(list(noisy.layers), training=False)
 
         def objective(x: np.ndarray) -> float:
             values = []
             for d in range(draws):  # the expected activation, errors on, fixed seeds
                 reseed_quantum_layers(noisy, seed * 1000 + d)
-                values.append(_filter_mean(noisy_chain.forward(x, False), q))
+                values.append(_filter_mean(noisy_chain.forward(x), q))
             return float(np.mean(values))
 
     dtype = target.conv.weight.data.dtype
@@ -164,7 +165,7 @@ def maximise_activation(
     x = x.astype(dtype)
     history = [objective(x)]
     for _ in range(steps):
-        out = grad_chain.forward(x, True)
+        out = grad_chain.forward(x)
         dout = np.zeros_like(out)
         dout[:, q] = 1.0 / out[:, q].size  # d mean(out[:, q]) / d out
         g = grad_chain.backward(dout)

@@ -36,7 +36,7 @@ from qcnn.io import (
     remove_stale_temp_files,
     to_jsonable,
 )
-from qcnn.nn.layers import Layer, walk
+from qcnn.nn.layers import Layer, inference, walk
 from qcnn.nn.losses import softmax_cross_entropy
 from qcnn.nn.model import Sequential, load_npz_strict
 from qcnn.nn.optim import Optimizer
@@ -256,16 +256,17 @@ def evaluate(
 ) -> tuple[float, float]:
     """Mean loss and accuracy (fraction in [0, 1]) of ``model`` on ``(x (N, ...), y (N,))``.
 
-    Stochastic layers draw from generators seeded with ``seed`` (the same numbers every call);
-    the model's own generators are restored afterwards.
+    Runs in inference mode; stochastic layers draw from generators seeded with ``seed`` (the
+    same numbers every call). The model's own generators and every layer's mode are restored
+    afterwards.
     """
     if len(x) != len(y) or len(x) == 0:
         raise ValueError(f"evaluate needs matching, non-empty x and y, got {len(x)} and {len(y)}")
     total_loss, correct = 0.0, 0
-    with _EvalRandomness(model, seed):
+    with inference(model), _EvalRandomness(model, seed):
         for start in range(0, len(x), batch_size):
             xb, yb = x[start : start + batch_size], y[start : start + batch_size]
-            logits = model.forward(xb, training=False)
+            logits = model(xb)
             loss, _ = softmax_cross_entropy(logits, yb)
             total_loss += loss * len(xb)
             correct += int((logits.argmax(axis=1) == yb).sum())

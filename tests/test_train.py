@@ -43,7 +43,7 @@ class Jitter(Layer):
         super().__init__()
         self.scale, self.rng = scale, rng
 
-    def forward(self, x, training=True):
+    def forward(self, x):
         return x + self.scale * self.rng.standard_normal(x.shape).astype(x.dtype)
 
     def backward(self, dout):
@@ -381,7 +381,7 @@ def test_resume_refuses_a_checkpoint_with_other_generators_or_no_meta(tmp_path):
 def test_evaluate_matches_a_direct_computation_for_any_batch_size():
     model, _ = make_run(dropout=0.5)  # dropout is off at inference
     x, y = TEST
-    logits = model.forward(x, training=False)
+    logits = model.eval().forward(x)
     loss, _ = softmax_cross_entropy(logits, y)
     acc = float(np.mean(logits.argmax(axis=1) == y))
     for bs in (1, 5, 16, 1000):
@@ -432,7 +432,7 @@ class CountingLayer(Layer):
         super().__init__()
         self.passes = 0
 
-    def forward(self, x, training=True):
+    def forward(self, x):
         self.passes += 1
         return x
 

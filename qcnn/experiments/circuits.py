@@ -426,7 +426,7 @@ def run_layer(settings: DemoSettings, image: np.ndarray, backend: BackendV2) -> 
         dtype=np.float64,
     )
     start = time.perf_counter()
-    sampled = layer.forward(x, training=False)[0]  # (K, 6, 6)
+    sampled = layer.eval()(x)[0]  # (K, 6, 6)
     forward_s = time.perf_counter() - start
     y = F.conv2d(x, layer.weight.data)[0]
     assert executor.last_inner_products is not None  # the forward pass estimated them

@@ -107,23 +107,21 @@ def report(
         raise ValueError("the running-time model needs sigma (the fraction of pixels sampled)")
     layers = quantum_layers(model)
     inputs: dict[int, np.ndarray] = {}
-    originals = {}
+    handles = []
     for i, layer in enumerate(layers):
         layer.detailed_stats = True
         layer.reset_stats()
         if synthetic and i == len(layers) - 1:  # keep the inputs the last layer sees
-            originals[i] = layer.forward
 
-            def keep(xx, training=True, _i=i, _orig=layer.forward):
-                inputs.setdefault(_i, xx[:synthetic_images].copy())
-                return _orig(xx, training)
+            def keep(_layer, layer_inputs, _output, _i=i):
+                inputs.setdefault(_i, layer_inputs[0][:synthetic_images].copy())
 
-            layer.forward = keep  # type: ignore[method-assign]
+            handles.append(layer.register_forward_hook(keep))
     try:
         evaluate(model, x, y, batch_size=128)
     finally:
-        for i, fwd in originals.items():
-            layers[i].forward = fwd  # type: ignore[method-assign]
+        for handle in handles:
+            handle.remove()
     backward = _backward_parameters(model, layers, x[:backward_images], y[:backward_images]) if (
         backward_images > 0 and config.delta > 0) else [None] * len(layers)  # fmt: skip
     out: list[dict[str, Any]] = []
@@ -248,7 +246,7 @@ def _backward_parameters(model, layers, x, y) -> list[dict | None]:
 
         layer.backward = grab
     try:
-        logits = model.forward(x, training=True)
+        logits = model.train()(x)
         _, dlogits = softmax_cross_entropy(logits, y)
         model.backward(dlogits)
     finally:

@@ -2,7 +2,9 @@
 
 The engine knows only generic layers; packages built on it (the emulator) add their layers
 through the hooks declared on :class:`Layer` (``rng``, ``thread_safe``, ``sublayers``,
-``reset_stats``, parameter ``tags``).
+``reset_stats``, parameter ``tags``). Training and inference are module state
+(``model.train()``, ``model.eval()``, :func:`inference`); ``register_forward_hook`` observes or
+replaces a layer's output, as in PyTorch.
 """
 
 from qcnn.nn import functional
@@ -22,9 +24,11 @@ from qcnn.nn.layers import (
     MaxPool2D,
     Parameter,
     ReLU,
+    RemovableHandle,
     Sigmoid,
     Subsampling2D,
     Tanh,
+    inference,
     walk,
 )
 from qcnn.nn.losses import log_softmax, softmax, softmax_cross_entropy
@@ -36,6 +40,8 @@ __all__ = [
     "Layer",
     "Parameter",
     "walk",
+    "inference",
+    "RemovableHandle",
     "Conv2D",
     "Conv1D",
     "Dense",

@@ -49,15 +49,15 @@ class Concat(Layer):
     def sublayers(self) -> tuple[Layer, ...]:
         return tuple(self.branches)
 
-    def forward(self, x: np.ndarray, training: bool = True) -> np.ndarray:
-        outs = [b.forward(x, training) for b in self.branches]
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        outs = [b(x) for b in self.branches]
         rest = {o.shape[:1] + o.shape[2:] for o in outs}
         if any(o.ndim < 2 for o in outs) or len(rest) != 1:
             shapes = ", ".join(f"branch {i}: {o.shape}" for i, o in enumerate(outs))
             raise ValueError(
                 f"Concat: branch outputs must agree in every axis but 1 (channels); got {shapes}"
             )
-        self._splits = [o.shape[1] for o in outs] if training else None
+        self._splits = [o.shape[1] for o in outs] if self.training else None
         return np.concatenate(outs, axis=1)
 
     def backward(self, dout: np.ndarray) -> np.ndarray | None:

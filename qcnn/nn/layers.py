@@ -1,9 +1,17 @@
 """Layers with one protocol, each backward next to its forward.
 
-- ``forward(x, training=True)`` computes the output and caches what ``backward`` needs;
+- ``forward(x)`` computes the output; in training mode (``layer.training``, the default, as in
+  PyTorch) it caches what ``backward`` needs and stochastic layers (dropout) draw their noise;
+  in inference mode (after ``layer.eval()``) it keeps no cache and dropout is the identity;
 - ``backward(dout)`` returns ``dx`` (or None when ``need_input_grad`` is False, which the
   :class:`~qcnn.nn.model.Sequential` sets on its first layer) and stores each parameter's
-  gradient in ``param.grad``.
+  gradient in ``param.grad``;
+- ``layer(x)`` runs ``forward`` and then the forward hooks (:meth:`Layer.register_forward_hook`);
+  containers call their sublayers this way, so a hook on a nested layer fires.
+
+The mode is module state as in PyTorch: ``model.train()`` / ``model.eval()`` set it on the model
+and every layer inside it (:func:`walk`) and return the model; :func:`inference` switches a model
+to inference mode for a ``with`` block and restores every layer's previous mode.
 
 Parameters are :class:`Parameter` objects (``.data``, ``.grad``, ``.name``, ``.tags``) so
 optimizers and gradient hooks can treat every layer alike.
@@ -24,8 +32,9 @@ parallelism), so that nothing needs to know what kind of layer it is:
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Iterator
-from typing import cast
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
+from typing import TypeVar, cast
 
 import numpy as np
 from numpy.typing import DTypeLike
@@ -38,6 +47,9 @@ __all__ = [
     "Parameter",
     "Layer",
     "walk",
+    "inference",
+    "ForwardHook",
+    "RemovableHandle",
     "Conv2D",
     "Conv1D",
     "Dense",
@@ -96,28 +108,93 @@ class Parameter:
         return f"Parameter({self.name!r}, shape={self.data.shape}, dtype={self.data.dtype}{tags})"
 
 
+# hook(layer, inputs, output) -> a replacement output, or None to keep the output (PyTorch's form)
+ForwardHook = Callable[["Layer", tuple[np.ndarray, ...], np.ndarray], "np.ndarray | None"]
+
+
+_L = TypeVar("_L", bound="Layer")
+
+
+class RemovableHandle:
+    """What :meth:`Layer.register_forward_hook` returns: ``handle.remove()`` unregisters the
+    hook (idempotent); usable as a context manager that removes it on exit."""
+
+    _next_id = 0
+
+    def __init__(self, hooks: dict[int, ForwardHook]) -> None:
+        self._hooks = hooks
+        self.id = RemovableHandle._next_id
+        RemovableHandle._next_id += 1
+
+    def remove(self) -> None:
+        self._hooks.pop(self.id, None)
+
+    def __enter__(self) -> RemovableHandle:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.remove()
+
+
 class Layer:
     """Base class of every layer (and of containers such as :class:`~qcnn.nn.Sequential`).
 
     ``params`` holds the layer's own parameters by local name; a container's are in its
-    sublayers. The class attributes below are the hooks of the module docstring.
+    sublayers. The class attributes below are the hooks of the module docstring; ``training``
+    is the mode (True until :meth:`eval`, as in PyTorch).
     """
 
     need_input_grad: bool = True
     rng: np.random.Generator | None = None  # set by layers that draw random numbers
     thread_safe: bool = True
+    training: bool = True
 
     def __init__(self) -> None:
         self.params: dict[str, Parameter] = {}
 
-    def forward(self, x: np.ndarray, training: bool = True) -> np.ndarray:
+    def forward(self, x: np.ndarray) -> np.ndarray:
         raise NotImplementedError
 
     def backward(self, dout: np.ndarray) -> np.ndarray | None:
         raise NotImplementedError
 
-    def __call__(self, x: np.ndarray, training: bool = True) -> np.ndarray:
-        return self.forward(x, training)
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        """``forward(x)``, then each forward hook in registration order (a hook that returns
+        an array replaces the output the later hooks and the caller see)."""
+        out = self.forward(x)
+        hooks = self.__dict__.get("_forward_hooks")
+        if hooks:
+            for hook in list(hooks.values()):  # a hook may remove itself
+                result = hook(self, (x,), out)
+                if result is not None:
+                    out = result
+        return out
+
+    def register_forward_hook(self, hook: ForwardHook) -> RemovableHandle:
+        """Call ``hook(layer, inputs, output)`` after every ``layer(x)`` (``inputs`` is the
+        tuple ``(x,)``, as in PyTorch); a returned array replaces the output. Returns a handle
+        whose ``remove()`` unregisters it. Hooks fire when the layer is called, as containers
+        call their sublayers; a direct ``layer.forward(x)`` runs no hook."""
+        if not callable(hook):
+            raise TypeError(f"a forward hook must be callable, got {type(hook).__name__}")
+        hooks: dict[int, ForwardHook] = self.__dict__.setdefault("_forward_hooks", {})
+        handle = RemovableHandle(hooks)
+        hooks[handle.id] = hook
+        return handle
+
+    def train(self: _L, mode: bool = True) -> _L:
+        """Set training mode (``mode=False``: inference) on this layer and every layer inside
+        it; returns ``self``."""
+        if not isinstance(mode, bool):
+            raise TypeError(f"train(mode): mode must be a bool, got {mode!r}")
+        for layer in walk(self):
+            layer.training = mode
+        return self
+
+    def eval(self: _L) -> _L:
+        """Set inference mode on this layer and every layer inside it (``train(False)``);
+        returns ``self``."""
+        return self.train(False)
 
     def output_shape(self, input_shape: tuple[int, ...]) -> tuple[int, ...]:
         """Shape of one sample's output for one sample's ``input_shape`` (no batch axis)."""
@@ -154,6 +231,20 @@ def walk(layer: Layer) -> Iterator[Layer]:
     yield layer
     for sub in layer.sublayers():
         yield from walk(sub)
+
+
+@contextmanager
+def inference(model: _L) -> Iterator[_L]:
+    """``with inference(model):`` the model and every layer inside it in inference mode;
+    afterwards each layer gets back the mode it had (mixed modes included)."""
+    layers = list(walk(model))
+    saved = [layer.training for layer in layers]
+    try:
+        model.eval()
+        yield model
+    finally:
+        for layer, mode in zip(layers, saved, strict=True):
+            layer.training = mode
 
 
 class Conv2D(Layer):
@@ -264,9 +355,10 @@ class Conv2D(Layer):
             workspace_key="cols" if training else "cols_eval",
         )
 
-    def forward(self, x: np.ndarray, training: bool = True) -> np.ndarray:
-        out, cache = self._conv_forward(x, None if self.bias is None else self.bias.data, training)
-        self._cache = cache if training else None
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        bias = None if self.bias is None else self.bias.data
+        out, cache = self._conv_forward(x, bias, self.training)
+        self._cache = cache if self.training else None
         return out
 
     def backward(self, dout: np.ndarray) -> np.ndarray | None:
@@ -384,7 +476,7 @@ class Conv1D(Layer):
         self._ws = F.Workspace()
         self._cache: F.ConvCache | None = None
 
-    def forward(self, x: np.ndarray, training: bool = True) -> np.ndarray:
+    def forward(self, x: np.ndarray) -> np.ndarray:
         if x.ndim != 3 or x.shape[1] != self.in_channels:
             raise ValueError(
                 f"{self!r} expects input (N, {self.in_channels}, L), got shape {x.shape}"
@@ -396,9 +488,9 @@ class Conv1D(Layer):
             self.stride,
             self.padding,
             workspace=self._ws,
-            workspace_key="cols" if training else "cols_eval",
+            workspace_key="cols" if self.training else "cols_eval",
         )
-        self._cache = cache if training else None
+        self._cache = cache if self.training else None
         return out
 
     def backward(self, dout: np.ndarray) -> np.ndarray | None:
@@ -448,10 +540,10 @@ class Dense(Layer):
             self.params["bias"] = self.bias
         self._x: np.ndarray | None = None
 
-    def forward(self, x: np.ndarray, training: bool = True) -> np.ndarray:
+    def forward(self, x: np.ndarray) -> np.ndarray:
         if x.ndim != 2 or x.shape[1] != self.in_features:
             raise ValueError(f"{self!r} expects input (N, {self.in_features}), got {x.shape}")
-        self._x = x if training else None
+        self._x = x if self.training else None
         out = x @ self.weight.data.T
         if self.bias is not None:
             out += self.bias.data
@@ -475,7 +567,7 @@ class Dense(Layer):
 class Flatten(Layer):
     """``(N, ...) -> (N, prod(...))``."""
 
-    def forward(self, x: np.ndarray, training: bool = True) -> np.ndarray:
+    def forward(self, x: np.ndarray) -> np.ndarray:
         self._shape = x.shape
         return x.reshape(x.shape[0], math.prod(x.shape[1:]))  # explicit: -1 fails for N = 0
 
@@ -489,9 +581,9 @@ class Flatten(Layer):
 class ReLU(Layer):
     """``max(x, 0)``; derivative 1 where x > 0."""
 
-    def forward(self, x: np.ndarray, training: bool = True) -> np.ndarray:
+    def forward(self, x: np.ndarray) -> np.ndarray:
         out = np.maximum(x, 0)
-        self._mask = out > 0 if training else None
+        self._mask = out > 0 if self.training else None
         return out
 
     def backward(self, dout: np.ndarray) -> np.ndarray:
@@ -510,9 +602,9 @@ class CapReLU(Layer):
             raise ValueError(f"CapReLU: cap must be a finite number > 0, got {cap!r}")
         self.cap = float(cap)
 
-    def forward(self, x: np.ndarray, training: bool = True) -> np.ndarray:
+    def forward(self, x: np.ndarray) -> np.ndarray:
         out = np.clip(x, 0, self.cap)
-        self._mask = ((x > 0) & (x < self.cap)) if training else None
+        self._mask = ((x > 0) & (x < self.cap)) if self.training else None
         return out
 
     def backward(self, dout: np.ndarray) -> np.ndarray:
@@ -525,7 +617,7 @@ class CapReLU(Layer):
 class Sigmoid(Layer):
     """``1 / (1 + exp(-x))``, computed without overflow."""
 
-    def forward(self, x: np.ndarray, training: bool = True) -> np.ndarray:
+    def forward(self, x: np.ndarray) -> np.ndarray:
         # exp of a non-positive number only: no overflow for large |x|
         e = np.exp(-np.abs(x))
         out = np.where(x >= 0, 1.0 / (1.0 + e), e / (1.0 + e)).astype(x.dtype, copy=False)
@@ -539,7 +631,7 @@ class Sigmoid(Layer):
 class Tanh(Layer):
     """``tanh(x)``."""
 
-    def forward(self, x: np.ndarray, training: bool = True) -> np.ndarray:
+    def forward(self, x: np.ndarray) -> np.ndarray:
         self._out = np.tanh(x)
         return self._out
 
@@ -557,8 +649,8 @@ class Dropout(Layer):
         self.p = float(p)
         self.rng: np.random.Generator = _default_rng(rng)
 
-    def forward(self, x: np.ndarray, training: bool = True) -> np.ndarray:
-        if not training or self.p == 0:
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        if not self.training or self.p == 0:
             self._mask = None
             return x
         keep = self.rng.random(x.shape, dtype=np.float32) >= self.p
@@ -608,9 +700,9 @@ class MaxPool2D(_Pool2D):
 
     _cache: F.MaxPoolCache | None = None
 
-    def forward(self, x: np.ndarray, training: bool = True) -> np.ndarray:
+    def forward(self, x: np.ndarray) -> np.ndarray:
         out, cache = F.max_pool2d_forward(x, self.kernel_size, self.stride, self.padding)
-        self._cache = cache if training else None
+        self._cache = cache if self.training else None
         return out
 
     def backward(self, dout: np.ndarray) -> np.ndarray:
@@ -624,9 +716,9 @@ class AvgPool2D(_Pool2D):
 
     _cache: F.AvgPoolCache | None = None
 
-    def forward(self, x: np.ndarray, training: bool = True) -> np.ndarray:
+    def forward(self, x: np.ndarray) -> np.ndarray:
         out, cache = F.avg_pool2d_forward(x, self.kernel_size, self.stride, self.padding)
-        self._cache = cache if training else None
+        self._cache = cache if self.training else None
         return out
 
     def backward(self, dout: np.ndarray) -> np.ndarray:
@@ -638,7 +730,7 @@ class AvgPool2D(_Pool2D):
 class GlobalAvgPool2D(Layer):
     """Mean of every channel over all positions: ``(N, C, H, W) -> (N, C)``."""
 
-    def forward(self, x: np.ndarray, training: bool = True) -> np.ndarray:
+    def forward(self, x: np.ndarray) -> np.ndarray:
         self._x_shape = x.shape
         return F.global_avg_pool2d(x)
 
@@ -671,11 +763,11 @@ class Subsampling2D(Layer):
         self.bias = Parameter(np.zeros(channels, dtype=dtype), "bias")
         self.params.update(weight=self.weight, bias=self.bias)
 
-    def forward(self, x: np.ndarray, training: bool = True) -> np.ndarray:
+    def forward(self, x: np.ndarray) -> np.ndarray:
         if x.ndim != 4 or x.shape[1] != self.channels:
             raise ValueError(f"{self!r} expects input (N, {self.channels}, H, W), got {x.shape}")
         pooled, pool_cache = F.avg_pool2d_forward(x, self.kernel_size)
-        self._cache = (pool_cache, pooled) if training else None
+        self._cache = (pool_cache, pooled) if self.training else None
         dtype = pooled.dtype
         w = self.weight.data.astype(dtype, copy=False)[:, None, None]
         return pooled * w + self.bias.data.astype(dtype, copy=False)[:, None, None]
@@ -709,9 +801,9 @@ class LocalResponseNorm(Layer):
         F._check_lrn_args(size, alpha, beta, k)
         self.size, self.alpha, self.beta, self.k = int(size), float(alpha), float(beta), float(k)
 
-    def forward(self, x: np.ndarray, training: bool = True) -> np.ndarray:
+    def forward(self, x: np.ndarray) -> np.ndarray:
         out, cache = F.local_response_norm_forward(x, self.size, self.alpha, self.beta, self.k)
-        self._cache = cache if training else None
+        self._cache = cache if self.training else None
         return out
 
     def backward(self, dout: np.ndarray) -> np.ndarray:

@@ -10,7 +10,7 @@ import numpy as np
 from numpy.typing import DTypeLike
 
 from qcnn.io import atomic_savez
-from qcnn.nn.layers import Dense, Layer
+from qcnn.nn.layers import Dense, Layer, inference
 
 __all__ = ["Sequential", "load_npz_strict"]
 
@@ -62,10 +62,11 @@ class Sequential(Layer):
     def __getitem__(self, i: int) -> Layer:
         return self.layers[i]
 
-    def forward(self, x: np.ndarray, training: bool = True) -> np.ndarray:
-        """Run all layers: e.g. ``(N, C, H, W)`` images -> ``(N, K)`` logits."""
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        """Run all layers (each called, so their forward hooks fire): e.g. ``(N, C, H, W)``
+        images -> ``(N, K)`` logits."""
         for layer in self.layers:
-            x = layer.forward(x, training)
+            x = layer(x)
         return x
 
     def backward(self, dout: np.ndarray) -> np.ndarray | None:
@@ -83,11 +84,13 @@ class Sequential(Layer):
         return input_shape
 
     def predict(self, x: np.ndarray, batch_size: int = 1000) -> np.ndarray:
-        """Logits for ``x`` in inference mode, in batches (bounded memory)."""
-        outs = [
-            self.forward(x[i : i + batch_size], training=False)
-            for i in range(0, max(len(x), 1), batch_size)  # an empty x: one empty batch
-        ]
+        """Logits for ``x`` in inference mode (each layer's mode restored afterwards), in
+        batches (bounded memory)."""
+        with inference(self):
+            outs = [
+                self(x[i : i + batch_size])
+                for i in range(0, max(len(x), 1), batch_size)  # an empty x: one empty batch
+            ]
         return np.concatenate(outs)
 
     # -- features and summary -------------------------------------------------------------------
@@ -131,11 +134,12 @@ class Sequential(Layer):
         """
         index, rest = self._resolve(layer)
         outs = []
-        for start in range(0, len(x), batch_size):
-            h = x[start : start + batch_size]
-            for lay in self.layers[:index]:
-                h = lay.forward(h, training=False)
-            outs.append(_features_of(self.layers[index], h, rest))
+        with inference(self):
+            for start in range(0, len(x), batch_size):
+                h = x[start : start + batch_size]
+                for lay in self.layers[:index]:
+                    h = lay(h)
+                outs.append(_features_of(self.layers[index], h, rest))
         return np.concatenate(outs)
 
     def summary(self, input_shape: tuple[int, ...]) -> str:
@@ -220,13 +224,14 @@ class Sequential(Layer):
 
 
 def _features_of(layer: Layer, h: np.ndarray, path: str | None) -> np.ndarray:
-    """Output of ``layer`` on ``h``, or of the sublayer at the dotted ``path`` inside it."""
+    """Output of ``layer`` on ``h``, or of the sublayer at the dotted ``path`` inside it (the
+    caller has set the mode)."""
     if path is None:
-        return layer.forward(h, training=False)
+        return layer(h)
     if isinstance(layer, Sequential):
         index, rest = layer._resolve(path)
         for lay in layer.layers[:index]:
-            h = lay.forward(h, training=False)
+            h = lay(h)
         return _features_of(layer.layers[index], h, rest)
     subs = layer.sublayers()
     head, _, rest = path.partition(".")

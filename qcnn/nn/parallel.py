@@ -87,10 +87,20 @@ class DataParallel:
             self.replicas = [copy.deepcopy(model) for _ in range(shards)]
 
     def _sync(self) -> None:
-        """Point every replica parameter at the master's current arrays; fresh random streams."""
+        """Point every replica parameter at the master's current arrays; the master's modes and
+        forward hooks; fresh random streams."""
         # deepcopy keeps the structure, so the walks of master and replicas visit the same layers
         replica_layers = [list(walk(replica)) for replica in self.replicas]
         for i, layer in enumerate(walk(self.model)):
+            for layers in replica_layers:
+                layers[i].training = layer.training
+                # the master's forward hooks, shared as in torch.nn.DataParallel: a hook added
+                # or removed on the master layer holds for its replicas (called with the replica)
+                hooks = layer.__dict__.get("_forward_hooks")
+                if hooks is not None:
+                    layers[i].__dict__["_forward_hooks"] = hooks
+                else:
+                    layers[i].__dict__.pop("_forward_hooks", None)
             if layer.rng is None:
                 continue
             entropy = layer.rng.integers(0, 2**63, size=2, dtype=np.int64).tolist()
@@ -103,10 +113,12 @@ class DataParallel:
                 p_rep.data = p_master.data
 
     def train_step(self, x: np.ndarray, y: np.ndarray, loss_fn: LossFn) -> tuple[float, np.ndarray]:
-        """Forward and backward of the batch ``x (N, ...)``, ``y (N,)``: fills the master's
-        ``param.grad`` and returns ``(mean loss, logits (N, K))``."""
+        """Forward and backward of the batch ``x (N, ...)``, ``y (N,)`` in training mode (the
+        model is put in it, ``model.train()``): fills the master's ``param.grad`` and returns
+        ``(mean loss, logits (N, K))``."""
+        self.model.train()
         if self.shards == 1:
-            logits = self.model.forward(x, training=True)
+            logits = self.model(x)
             loss, dlogits = loss_fn(logits, y)
             self.model.backward(dlogits)
             return loss, logits
@@ -121,7 +133,7 @@ class DataParallel:
 
         def run(part):
             replica, a, b = part
-            logits = replica.forward(x[a:b], training=True)
+            logits = replica(x[a:b])
             loss, dlogits = loss_fn(logits, y[a:b])
             dlogits *= (b - a) / n  # the batch loss is the mean over all n images
             replica.backward(dlogits)

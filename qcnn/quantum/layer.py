@@ -168,8 +168,8 @@ class QuantumConv2D(Conv2D):
         w2d = self.kernel().reshape(self.out_channels, -1)
         return np.sqrt(sq), np.sqrt(np.einsum("ok,ok->o", w2d, w2d))
 
-    def forward(self, x: np.ndarray, training: bool = True) -> np.ndarray:
-        return self._forward(x, training, None)
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        return self._forward(x, self.training, None)
 
     def forward_stages(self, x: np.ndarray) -> dict[str, np.ndarray]:
         """Inference pass that also returns every intermediate map, each ``(N, O, H', W')``:

@@ -468,7 +468,7 @@ def test_layer_forward_with_circuits_8x8():
     cfg = QuantumConfig(ipe="amplitude_estimation", ae_bits=4, sigma=0.5, cap=2.0)
     layer = _layer(cfg, backend=aer_backend("statevector"))
     x = np.random.default_rng(1).normal(size=(1, 1, 8, 8))
-    out = layer.forward(x, training=False)
+    out = layer.eval().forward(x)
     ex = layer.executor
     rep = ex.report
     print({k: rep["ipe"][k] for k in ("circuits", "backend_calls", "seconds")})
@@ -487,7 +487,7 @@ def test_layer_forward_with_circuits_8x8():
     np.testing.assert_allclose(out[kept], f[kept])
     assert (out[~kept] == 0).all()
     # same seed, same output (the layer's rng drives every simulator seed)
-    out2 = _layer(cfg, backend=aer_backend("statevector")).forward(x, training=False)
+    out2 = _layer(cfg, backend=aer_backend("statevector")).eval().forward(x)
     np.testing.assert_array_equal(out, out2)
 
 
@@ -498,9 +498,9 @@ def test_layer_exact_settings_equal_classical_conv():
     cfg = QuantumConfig(ipe="gaussian", eps=0.1, cap=cap, sigma=None)
     layer = _layer(cfg, 3, method="hadamard", shots=None)
     ref = np.clip(F.conv2d(x, layer.weight.data, layer.bias.data), 0, cap)
-    np.testing.assert_allclose(layer.forward(x, training=False), ref, atol=1e-9)
+    np.testing.assert_allclose(layer.eval().forward(x), ref, atol=1e-9)
     emu = QuantumConv2D(1, 3, 3, config=QuantumConfig.exact(cap=cap), rng=0, dtype=np.float64)
-    np.testing.assert_allclose(emu.forward(x, training=False), ref, atol=1e-12)
+    np.testing.assert_allclose(emu.eval().forward(x), ref, atol=1e-12)
 
 
 def test_layer_ae_circuits_have_the_exact_outcome_distribution():
@@ -535,13 +535,13 @@ def test_zero_patches_and_kernels_run_no_circuit():
 def test_all_zero_image_and_backward():
     cfg = QuantumConfig(ipe="amplitude_estimation", ae_bits=3, sigma=0.5)
     layer = _layer(cfg, 2)
-    zero = layer.forward(np.zeros((1, 1, 5, 5)), training=False)
+    zero = layer.eval().forward(np.zeros((1, 1, 5, 5)))
     assert layer.executor.report["ipe"]["circuits"] == 0
     bias_only = np.clip(layer.bias.data, 0, cfg.cap)  # the bias is added classically
     assert ((zero > 0).sum() <= 4) and set(np.unique(zero)) <= {0.0, *bias_only.tolist()}
     # training mode: the backward pass of the layer works unchanged on circuit estimates
     x = np.random.default_rng(0).normal(size=(2, 1, 5, 5))
-    out = layer.forward(x, training=True)
+    out = layer.train().forward(x)
     dx = layer.backward(np.ones_like(out))
     assert dx.shape == x.shape and layer.weight.grad.shape == layer.weight.data.shape
     kept = layer.executor.last_counts.reshape(out.shape) > 0
@@ -601,7 +601,7 @@ def test_layer_ipe_agrees_with_emulator_in_distribution():
 
 def _keep_and_errors(layer_factory, x, weight_seed):
     layer = layer_factory(weight_seed)
-    out = layer.forward(x, training=False)
+    out = layer.eval().forward(x)
     exact = np.clip(F.conv2d(x, layer.weight.data, layer.bias.data), 0, layer.config.cap)
     kept = out > 0
     return kept, (out - exact)[kept]
@@ -650,7 +650,7 @@ def test_layer_large_m_matches_classical_conv():
     x = np.random.default_rng(9).normal(size=(1, 1, 5, 5))
     cfg = QuantumConfig(ipe="amplitude_estimation", ae_bits=m, ae_median=5, sigma=None, cap=1e9)
     layer = _layer(cfg, 2)
-    out = layer.forward(x, training=False)
+    out = layer.eval().forward(x)
     y = F.conv2d(x, layer.weight.data, layer.bias.data)
     prob = _problem(x, layer.weight.data)
     tol = prob.scale * 4 * (2 * np.pi / 2**m)  # |Y - Ybar| = 2 scale |a_hat - a|
@@ -668,7 +668,7 @@ def test_layer_8x8_agrees_with_emulator_in_distribution():
     outs = {}
     for executor in ("circuits", "emulator"):
         layer = QuantumConv2D(1, 4, 3, config=cfg, executor=executor, rng=3, dtype=np.float64)
-        outs[executor] = layer.forward(x, training=False)
+        outs[executor] = layer.eval().forward(x)
     f_c, f_e = ((outs[k] > 0).mean(axis=0) for k in ("circuits", "emulator"))
     pooled = (f_c + f_e) / 2
     se = np.sqrt(np.maximum(2 * pooled * (1 - pooled) / reps, 1e-12))

@@ -139,24 +139,25 @@ def test_features_default_is_the_input_of_the_last_dense_layer():
     feats = model.features(x, batch_size=3)  # batches of 3, 3, 1
     h = x
     for layer in model.layers[:4]:  # conv, tanh, concat, global pool
-        h = layer.forward(h, training=False)
+        h = layer.eval().forward(h)
     assert feats.shape == (7, 8)
     np.testing.assert_allclose(feats, h, atol=1e-14)
     # the features are what the last Dense layer sees
-    np.testing.assert_allclose(model[-1].forward(feats, training=False), model.predict(x))
+    np.testing.assert_allclose(model[-1].eval().forward(feats), model.predict(x))
 
 
 def test_features_by_index_negative_index_and_dotted_path():
     model = inception_like()
     x = np.random.default_rng(6).standard_normal((2, 1, 5, 5))
-    h0 = model[0].forward(x, training=False)
-    h1 = model[1].forward(h0, training=False)
+    h0 = model[0].eval().forward(x)
+    h1 = model[1].eval().forward(h0)
     np.testing.assert_allclose(model.features(x, 0), h0)
     np.testing.assert_allclose(model.features(x, "1"), h1)
     np.testing.assert_allclose(model.features(x, -1), model.predict(x))
     # inside branch 1 of the Concat (layer 2): the output of its 3x3 convolution
     branch = model[2].branches[1]
-    ref = branch[2].forward(branch[1].forward(branch[0].forward(h1, False), False), False)
+    branch.eval()
+    ref = branch[2].forward(branch[1].forward(branch[0].forward(h1)))
     np.testing.assert_allclose(model.features(x, "2.1.2"), ref)
     assert model.features(x, "2.1.2").shape == (2, 3, 5, 5)
     for bad in (7, -8, "x", "2.9"):

@@ -23,6 +23,7 @@ from qcnn.nn import (
     Sequential,
     Sigmoid,
     Tanh,
+    inference,
     softmax_cross_entropy,
 )
 from qcnn.nn import functional as F
@@ -56,7 +57,7 @@ def check_layer(layer, x, seed=0, before=None, input_grad=True, max_entries=None
     def run():
         if before is not None:
             before()
-        return layer.forward(x, training=True)
+        return layer.train().forward(x)
 
     out = run()
     r = rng.standard_normal(out.shape)
@@ -168,7 +169,7 @@ def test_conv2d_workspace_reuse_across_batch_sizes():
     # an inference pass has its own buffer: it must not change what a training pass returned
     out_train = layer.forward(x_big)
     kept = out_train.copy()
-    layer.forward(x_small, training=False)
+    layer.eval().forward(x_small)
     np.testing.assert_array_equal(out_train, kept)
 
 
@@ -185,7 +186,7 @@ def test_conv2d_layer_validation_and_shapes():
     with pytest.raises(RuntimeError, match="without a training forward"):
         Conv2D(1, 1, 3, rng=0).backward(np.zeros((1, 1, 1, 1)))
     with pytest.raises(RuntimeError, match="without a training forward"):
-        layer.forward(x, training=False)
+        layer.eval().forward(x)
         layer.backward(np.zeros((2, 4, 4, 5), np.float32))
 
 
@@ -310,9 +311,9 @@ def test_dropout_semantics():
     assert abs((out == 0).mean() - p) < 0.01  # 20,000 draws: sd 0.003
     g = np.random.default_rng(1).standard_normal(x.shape).astype(np.float32)
     np.testing.assert_array_equal(layer.backward(g), g * out)  # x = 1: out is the mask
-    assert layer.forward(x, training=False) is x  # inference: identity, no draws
+    assert layer.eval().forward(x) is x  # inference: identity, no draws
     state = layer.rng.bit_generator.state
-    layer.forward(x, training=False)
+    layer.eval().forward(x)
     assert layer.rng.bit_generator.state == state
     assert Dropout(0.0, rng=0).forward(x) is x
     for bad in (-0.1, 1.0):
@@ -354,10 +355,10 @@ def test_pool_backward_needs_a_training_forward(layer_type):
     x = np.ones((1, 1, 4, 4))
     with pytest.raises(RuntimeError, match="without a training forward"):
         layer.backward(np.ones((1, 1, 2, 2)))
-    layer.forward(x, training=False)  # inference keeps no cache
+    layer.eval().forward(x)  # inference keeps no cache
     with pytest.raises(RuntimeError, match="without a training forward"):
         layer.backward(np.ones((1, 1, 2, 2)))
-    layer.forward(x)
+    layer.train().forward(x)
     assert layer.backward(np.ones((1, 1, 2, 2))).shape == x.shape
 
 
@@ -388,7 +389,8 @@ def kink_margin(model, x):
             live = top2[1] > 0
             if live.any():
                 margin = min(margin, (top2[1] - top2[0])[live].min())
-        x = layer.forward(x, training=False)
+        with inference(layer):
+            x = layer.forward(x)
     return margin
 
 
@@ -470,17 +472,17 @@ def test_network_with_pooling_sigmoid_dropout_gradients():
     pre_cap = model.layers[3]
     real_forward = pre_cap.forward
 
-    def forward_checking_cap(xx, training=True):
-        out = real_forward(xx, training)
+    def forward_checking_cap(xx):
+        out = real_forward(xx)
         assert np.abs(out).min() > MARGIN and np.abs(out - 0.3).min() > MARGIN
         return out
 
     pre_cap.forward = forward_checking_cap
     real_drop = drop.forward
 
-    def fixed_mask(xx, training=True):
+    def fixed_mask(xx):
         drop.rng = np.random.default_rng(9)
-        return real_drop(xx, training)
+        return real_drop(xx)
 
     drop.forward = fixed_mask
     check_network(model, x)

@@ -65,7 +65,7 @@ def test_sequential_forward_backward_equals_manual_chaining():
     assert d is None
     for name, p in twin.named_parameters():
         np.testing.assert_array_equal(grads[name], p.grad, err_msg=name)
-    assert model(x, training=False).shape == (4, 3)
+    assert model.eval()(x).shape == (4, 3)
 
 
 def test_first_layer_skips_its_input_gradient_and_names_follow_layer_indices():
@@ -97,7 +97,7 @@ def test_first_layer_skips_its_input_gradient_and_names_follow_layer_indices():
 def test_predict_in_batches_equals_one_inference_pass_and_astype():
     model = small_model(dtype=np.float32)
     x = np.random.default_rng(3).standard_normal((10, 1, 6, 6)).astype(np.float32)
-    full = model.forward(x, training=False)
+    full = model.eval().forward(x)
     assert full.dtype == np.float32
     np.testing.assert_allclose(model.predict(x, batch_size=3), full, rtol=1e-6, atol=1e-7)
     model.astype(np.float64)

@@ -134,10 +134,10 @@ def test_exact_config_equals_conv_relu_forward_and_backward(geom, pool, bias):
     chain = _classical_chain(c, pool)
     x = np.random.default_rng(1).standard_normal((5, 3, h, w))
 
-    out_q = q.forward(x, training=True)
+    out_q = q.train().forward(x)
     out_c = x
     for layer in chain:
-        out_c = layer.forward(out_c, training=True)
+        out_c = layer.train().forward(out_c)
     assert out_q.shape == out_c.shape == (5, *q.output_shape(x.shape[1:]))
     np.testing.assert_allclose(out_q, out_c, rtol=1e-6, atol=1e-6)
     assert (out_c > 0).any() and (out_c == 0).any()  # both sides of the ReLU are exercised
@@ -272,13 +272,13 @@ def test_finite_differences_with_fixed_sampling(order, with_noise, pool):
     lin = (y > 0) & (y < cap)
     assert (y < 0).any() and (y > cap).any() and (lin & kept).any() and (lin & ~kept).any()
 
-    out = layer.forward(x, training=True)
+    out = layer.train().forward(x)
     r = np.random.default_rng(99).standard_normal(out.shape)
     dx = layer.backward(r)
     grads = {"x": dx, "weight": layer.weight.grad.copy(), "bias": layer.bias.grad.copy()}
 
     def f() -> float:
-        return float(np.sum(layer.forward(x, training=False) * r))
+        return float(np.sum(layer.eval().forward(x) * r))
 
     for name, arr in (("x", x), ("weight", layer.weight.data), ("bias", layer.bias.data)):
         _, num = numerical_gradient(f, arr, h=H_FD)
@@ -297,7 +297,7 @@ def test_finite_differences_with_fixed_sampling(order, with_noise, pool):
         # an unsampled pixel's output has no influence at all
         assert (lin & ~kept).any()
         r2 = r * ~kept
-        layer.forward(x, training=True)
+        layer.train().forward(x)
         assert np.all(layer.backward(r2) == 0)
         assert np.all(layer.weight.grad == 0) and np.all(layer.bias.grad == 0)
 
@@ -422,7 +422,7 @@ def test_all_zero_image_gives_zero_output_without_warnings(name, pool):
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         with np.errstate(all="raise"):
-            out = layer.forward(x, training=True)
+            out = layer.train().forward(x)
             dx = layer.backward(np.ones_like(out))
     live, dead = 1, [0, 2]
     assert np.all(out[dead] == 0) and np.all(dx[dead] == 0)
@@ -435,7 +435,7 @@ def test_all_zero_image_gives_zero_output_without_warnings(name, pool):
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         with np.errstate(all="raise"):
-            out = layer.forward(np.zeros((2, 2, 8, 8), np.float32), training=True)
+            out = layer.train().forward(np.zeros((2, 2, 8, 8), np.float32))
             dx = layer.backward(np.ones_like(out))
     assert not out.any() and not dx.any() and not layer.weight.grad.any()
     assert math.isnan(layer.stats["mu_A"])  # zero patch matrix: undefined, reported as nan
@@ -533,8 +533,8 @@ def test_evaluate_is_reproducible_and_leaves_layer_rng_untouched():
     assert evaluate(model, x, y, batch_size=16, seed=12345) != r1  # the seed is used
     # training draws from the layer generators, evaluation does not disturb that stream
     model2 = _small_qnet(0)
-    o1 = model.forward(x[:5], training=True)
-    o2 = model2.forward(x[:5], training=True)
+    o1 = model.train().forward(x[:5])
+    o2 = model2.train().forward(x[:5])
     np.testing.assert_array_equal(o1, o2)
 
 
@@ -604,7 +604,7 @@ def test_validation_errors():
     layer = QuantumConv2D(1, 2, 3, config=cfg, rng=0)
     with pytest.raises(RuntimeError, match="backward"):
         layer.backward(np.zeros((1, 2, 4, 4), np.float32))
-    layer.forward(np.zeros((1, 1, 6, 6), np.float32), training=False)
+    layer.eval().forward(np.zeros((1, 1, 6, 6), np.float32))
     with pytest.raises(RuntimeError, match="backward"):
         layer.backward(np.zeros((1, 2, 4, 4), np.float32))
     with pytest.raises(ValueError, match="expects input"):

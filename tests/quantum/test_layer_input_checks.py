@@ -44,21 +44,21 @@ def test_non_finite_inputs_are_refused(name, bad, training):
     x = _x()
     x[1, 1, 4, 5] = bad
     with pytest.raises(ValueError, match=r"non-finite.*\(1, 1, 4, 5\)") as info:
-        layer.forward(x, training)
+        layer.train(training).forward(x)
     assert type(layer).__name__ in str(info.value)
 
 
 def test_huge_but_finite_inputs_are_not_refused():
     x = np.full((1, 2, 8, 8), 1e300)  # the float64 sum overflows; every value is finite
-    out = Conv2D(2, 3, 3, rng=0, dtype=np.float64).forward(x, training=False)
+    out = Conv2D(2, 3, 3, rng=0, dtype=np.float64).eval().forward(x)
     assert out.shape == (1, 3, 6, 6)
 
 
 @pytest.mark.parametrize("name", ["Conv2D", "QuantumConv2D", "QuantumConv2D-pool"])
 def test_empty_batch_gives_empty_output_forward_and_backward(name):
     layer = _layers()[name]
-    full = layer.forward(_x(1), training=False)
-    out = layer.forward(np.zeros((0, 2, 8, 8), np.float32), training=True)
+    full = layer.eval().forward(_x(1))
+    out = layer.train().forward(np.zeros((0, 2, 8, 8), np.float32))
     assert out.shape == (0, *full.shape[1:]) and out.dtype == full.dtype
     dx = layer.backward(np.zeros_like(out))
     assert dx.shape == (0, 2, 8, 8)
@@ -67,7 +67,7 @@ def test_empty_batch_gives_empty_output_forward_and_backward(name):
 
 def test_empty_batch_through_a_whole_qcnn():
     model = paper_qcnn(CFG, seed=1)
-    logits = model.forward(np.zeros((0, 1, 28, 28), np.float32), training=False)
+    logits = model.eval().forward(np.zeros((0, 1, 28, 28), np.float32))
     assert logits.shape == (0, 10)
 
 
@@ -120,11 +120,11 @@ def test_numpy_scalars_are_accepted_as_layer_and_training_arguments():
     )
     b = QuantumConv2D(2, 3, 3, stride=1, padding=1, config=CFG, rng=0, pool="max", pool_size=2)
     assert repr(a) == repr(b)
-    np.testing.assert_array_equal(a.forward(_x(), False), b.forward(_x(), False))
+    np.testing.assert_array_equal(a.eval().forward(_x()), b.eval().forward(_x()))
     d = Dense(np.int64(4), np.uint16(2), rng=0)
     assert (d.in_features, d.out_features) == (4, 2) and type(d.in_features) is int
     assert Dropout(np.float32(0.5)).p == 0.5
-    assert MaxPool2D(np.int64(2)).forward(_x(), False).shape == (2, 2, 4, 4)
+    assert MaxPool2D(np.int64(2)).eval().forward(_x()).shape == (2, 2, 4, 4)
     # fit: the same run with numpy integers gives the same history
     runs = []
     for cast in (int, np.int64):

@@ -80,7 +80,7 @@ def test_registered_executor_is_found_by_name_with_its_options(monkeypatch):
         bias=False,
     )
     assert isinstance(layer.executor, FixedExecutor) and layer.executor.value == 0.5
-    out = layer.forward(np.zeros((1, 1, 5, 5), np.float32), training=False)
+    out = layer.eval().forward(np.zeros((1, 1, 5, 5), np.float32))
     np.testing.assert_array_equal(out, 0.5)  # every estimate is 0.5, every pixel drawn once
     with pytest.raises(ValueError, match="unknown executor 'nope'.*emulator.*fixed"):
         executor.make_executor("nope")
@@ -124,7 +124,7 @@ def test_entry_point_executor_is_found_before_its_package_is_imported(tmp_path):
         config = QuantumConfig(noise_order="theory")  # f(Ybar): every estimate 0 -> output 0
         layer = QuantumConv2D(1, 2, 3, config=config, executor="zero", bias=False, rng=0)
         assert type(layer.executor).__name__ == "Zero" and "fake_plugin" in sys.modules
-        out = layer.forward(np.ones((1, 1, 5, 5), np.float32), training=False)
+        out = layer.eval().forward(np.ones((1, 1, 5, 5), np.float32))
         assert not out.any()
     """)
     path = os.pathsep.join([str(tmp_path), str(PACKAGE.parent)])

@@ -834,11 +834,11 @@ class EuclideanRBF(Layer):
         self.codes = codes.copy()
         self._x: np.ndarray | None = None
 
-    def forward(self, x: np.ndarray, training: bool = True) -> np.ndarray:
+    def forward(self, x: np.ndarray) -> np.ndarray:
         if x.ndim != 2 or x.shape[1] != self.codes.shape[1]:
             raise ValueError(f"{self!r} expects input (N, {self.codes.shape[1]}), got {x.shape}")
         c = self.codes.astype(x.dtype, copy=False)
-        self._x = x if training else None
+        self._x = x if self.training else None
         diff = x[:, None, :] - c[None, :, :]  # (N, K, D): small (LeNet: K = 10, D = 84)
         return -np.einsum("nkd,nkd->nk", diff, diff)
 

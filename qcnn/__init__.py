@@ -7,7 +7,8 @@ Layers, from the bottom up (each depends only on those above it in this list):
 - ``qcnn.quantum``: emulator of the quantum algorithm at dataset scale (numpy only).
 - ``qcnn.circuits``: the sub-routines as Qiskit circuits (imports qiskit; never imported by
   the emulator).
-- ``qcnn.models``, ``qcnn.train``, ``qcnn.plotting``, ``qcnn.experiments``: on top.
+- ``qcnn.models``, ``qcnn.train`` (with ``qcnn.history`` and ``qcnn.checkpoint``),
+  ``qcnn.plotting``, ``qcnn.experiments``: on top.
 """
 
 from importlib.metadata import PackageNotFoundError, version

@@ -26,10 +26,12 @@ from typing import Any
 import numpy as np
 
 from qcnn import __version__
+from qcnn.checkpoint import CHECKPOINT_NAME, RunMismatchError, read_checkpoint_meta
 from qcnn.data import load_dataset
 from qcnn.data.registry import migrate_dataset_info
 from qcnn.experiments.ablation import differing_groups
 from qcnn.experiments.budget import eval_every
+from qcnn.history import History, history_problem
 from qcnn.io import atomic_write_json, json_differences, to_jsonable
 from qcnn.models import (
     architecture_info,
@@ -41,15 +43,7 @@ from qcnn.models import (
 from qcnn.nn import Sequential, walk
 from qcnn.nn.model import load_npz_strict
 from qcnn.quantum import QuantumConfig, QuantumConv2D
-from qcnn.train import (
-    CHECKPOINT_NAME,
-    History,
-    RunMismatchError,
-    evaluate,
-    fit,
-    history_problem,
-    read_checkpoint_meta,
-)
+from qcnn.train import TrainConfig, evaluate, fit
 
 __all__ = [
     "config_tags",
@@ -275,11 +269,7 @@ def train_run(
     optimizer = make_optimizer(model, spec.lr, spec.momentum, spec.config, seed=spec.seed)
     if resume and run_dir is not None and (Path(run_dir) / CHECKPOINT_NAME).exists() and log:
         log(_describe_resume(spec, Path(run_dir) / CHECKPOINT_NAME))
-    history: History = fit(
-        model,
-        optimizer,
-        (data.x_train, data.y_train),
-        (data.x_test, data.y_test),
+    config = TrainConfig(
         epochs=spec.epochs,
         batch_size=spec.batch_size,
         seed=spec.seed,
@@ -289,10 +279,13 @@ def train_run(
         augment=spec.augment,
         checkpoint_dir=run_dir,
         resume=resume,
-        progress=progress,
-        desc=spec.run_id,
         run_spec=run_spec_of(spec, data),
         migrate_spec=migrate_run_spec,
+        progress=progress,
+        desc=spec.run_id,
+    )
+    history: History = fit(
+        model, optimizer, (data.x_train, data.y_train), (data.x_test, data.y_test), config
     )
     t0 = time.perf_counter()
     eval_seconds = sum(e.eval_seconds for e in history.epochs)

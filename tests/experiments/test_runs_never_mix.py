@@ -374,10 +374,12 @@ def test_mnist_divergence_exit_1_one_line_and_the_finished_runs_are_kept(
 ):
     real_fit = runner.fit
 
-    def fit(model, optimizer, *a, desc="", **k):
-        if desc.startswith("qcnn"):
-            raise TrainingDiverged(desc, 1, 2, float("inf"), "likely cause: the learning rate")
-        return real_fit(model, optimizer, *a, desc=desc, **k)
+    def fit(model, optimizer, train, test, config, **k):
+        if config.desc.startswith("qcnn"):
+            raise TrainingDiverged(
+                config.desc, 1, 2, float("inf"), "likely cause: the learning rate"
+            )
+        return real_fit(model, optimizer, train, test, config, **k)
 
     monkeypatch.setattr(runner, "fit", fit)
     out = tmp_path / "out"

@@ -20,7 +20,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from qcnn.nn.parallel import _blas_single_thread
+from qcnn.nn.parallel import one_blas_thread
 from qcnn.quantum import QuantumConfig, QuantumConv2D
 
 
@@ -37,7 +37,7 @@ def median_seconds(fn: Callable[[], object], repeats: int, inner: int = 1) -> fl
 
 
 def blas_limit() -> None:
-    with _blas_single_thread():
+    with one_blas_thread():
         pass
 
 

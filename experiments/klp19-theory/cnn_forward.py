@@ -4,7 +4,7 @@
 
 CNN_RUN_DIR is a finished CNN run of the sweep (``model.npz`` and ``run.json``). Evaluates its
 weights on the 10,000 test images under the configurations the klp19-theory sweep uses when its
-grid ends (:func:`qcnn.experiments.sweep._forward_configs`: notebook and theory mode at eps 0.01
+grid ends (:func:`qcnn.experiments.grids.forward_configs`: notebook and theory mode at eps 0.01
 and 0.1, C 10, sigma 0.5; gradients play no part), one BLAS thread as the sweep, and writes
 ``{"runs": [...]}`` (the sweep's ``cnn-weights-quantum-forward`` records) to OUT.json
 atomically. ``make_tables.py`` reads that file like the others. This is the same evaluation the
@@ -17,11 +17,11 @@ import json
 import sys
 from pathlib import Path
 
-from qcnn.experiments.executors import one_blas_thread
+from qcnn.experiments.grids import forward_configs
 from qcnn.experiments.runner import load_data, quantum_forward_run
-from qcnn.experiments.sweep import _forward_configs
 from qcnn.io import atomic_write_json
 from qcnn.models import build_model
+from qcnn.nn.parallel import one_blas_thread
 
 
 def main(argv: list[str]) -> int:
@@ -37,7 +37,7 @@ def main(argv: list[str]) -> int:
     cnn = build_model(arch, None, seed=record["seed"], input_shape=data.shape, classes=data.classes)
     cnn.load(run_dir / "model.npz")
     runs = []
-    for cfg in _forward_configs("klp19-theory", "paper"):
+    for cfg in forward_configs("klp19-theory", "paper"):
         with one_blas_thread():
             runs.append(quantum_forward_run(cnn, record, cfg, data, arch))
         mode = "theory" if cfg.ipe == "amplitude_estimation" else "notebook"

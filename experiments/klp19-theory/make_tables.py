@@ -28,13 +28,13 @@ import numpy as np
 
 from qcnn.data.registry import public_source
 from qcnn.experiments.runner import config_tags, portable_paths
-from qcnn.experiments.sweep import klp19_theory_cells
+from qcnn.experiments.grids import klp19_theory_cells
 from qcnn.io import atomic_write_text
 from qcnn.quantum import QuantumConfig
 
 HERE = Path(__file__).resolve().parent
 NOTEBOOK = HERE.parent / "klp19" / "results.json"
-# the one-option ablation (qcnn.experiments.sweep.THEORY_ABLATION), by the tags of its run ids
+# the one-option ablation (qcnn.experiments.grids.THEORY_ABLATION), by the tags of its run ids
 ABLATION_NAMES = {
     "ae9+fp0.01": "eps as a bound (AE, m from the bound, median of 11)",
     "ae6+fp0.01": "eps as a bound (AE, m from the bound, median of 11)",
@@ -205,7 +205,7 @@ NAMES = {
 
 
 def cell_name(r: dict) -> str | None:
-    """The name of the grid cell (qcnn.experiments.sweep.klp19_theory_cells) a run ran, or
+    """The name of the grid cell (qcnn.experiments.grids.klp19_theory_cells) a run ran, or
     None (a configuration outside the second edition's grid)."""
     cfg = QuantumConfig.from_dict(r["quantum"]["config"])
     return next((name for name, c in CELLS if c == cfg), None)

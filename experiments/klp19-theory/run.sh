@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The recorded theory-mode experiment (README.md of this folder), through the sweep alone: the grid
-# of qcnn.experiments.sweep.klp19_theory_configs (the CNN; the theory preset on eps {0.01, 0.1} x
+# of qcnn.experiments.grids.klp19_theory_configs (the CNN; the theory preset on eps {0.01, 0.1} x
 # delta {0.01, 0.1}; the one-option ablation from notebook mode at eps 0.01 and 0.1, delta 0.01,
 # with tomography values under the preset's and the exact normaliser; the preset with exact signs
 # and with gradient_on=quantum at delta 0.01 and 0.1; the gradient read-out alone at delta 0.1 and

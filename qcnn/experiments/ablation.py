@@ -9,7 +9,7 @@ derived values included), and a cell is built by :func:`with_option`, which appl
 and checks that the views of every other group are those of the base
 (:func:`differing_groups`): a cell that also changed something else raises instead of running.
 
-experiments/klp19-theory's grid (:func:`qcnn.experiments.sweep.klp19_theory_specs`) builds every
+experiments/klp19-theory's grid (:func:`qcnn.experiments.grids.klp19_theory_specs`) builds every
 ablation cell this way; ``tests/experiments/test_ablation.py`` checks the property on the grid and
 that the groups together see every field.
 """

@@ -61,6 +61,7 @@ from qcnn.nn import Sequential
 from qcnn.nn import functional as F
 from qcnn.nn.losses import softmax_cross_entropy
 from qcnn.nn.model import load_npz_strict
+from qcnn.nn.parallel import one_blas_thread
 from qcnn.quantum import QuantumConfig, QuantumConv2D
 from qcnn.quantum.costs import Assumptions, Counts, LayerShape
 from qcnn.quantum.physical import ERROR_BUDGET, estimator_available, physical_estimates
@@ -252,9 +253,7 @@ def _backward_parameters(model, layers, x, y) -> list[dict | None]:
     finally:
         for i, bwd in originals.items():
             layers[i].backward = bwd
-    from threadpoolctl import threadpool_limits
-
-    with threadpool_limits(1):  # many small SVDs: threads only fight
+    with one_blas_thread():  # many small SVDs: threads only fight
         return _parameters_of(layers, captured)
 
 

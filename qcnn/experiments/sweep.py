@@ -6,7 +6,7 @@
 
 Each run writes ``runs/<run id>/run.json`` and ``model.npz`` (and a checkpoint while it trains),
 so ``--resume`` skips finished runs and resumes interrupted ones; without ``--resume`` the
-output folder must be new or empty. Where the runs execute (:mod:`qcnn.experiments.executors`):
+output folder must be new or empty. Where the runs execute (:mod:`qcnn.experiments.schedulers`):
 ``--workers N`` trains N runs at once in local processes (one BLAS thread each);
 ``--scheduler tcp://HOST:PORT`` submits them to a Dask cluster, ``--scheduler local:N`` to a
 local Dask cluster of N workers; the numbers are the same either way. At the end:
@@ -19,17 +19,12 @@ line each); the others are kept, summarised, and the exit status is 1.
 from __future__ import annotations
 
 import argparse
-import functools
-import itertools
 import sys
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
-from qcnn.experiments.ablation import with_option
 from qcnn.experiments.budget import resolve_epochs
 from qcnn.experiments.cli import (
     add_common_arguments,
@@ -44,330 +39,27 @@ from qcnn.experiments.cli import (
     nonneg_int,
     usage_error,
 )
-from qcnn.experiments.executors import (
+from qcnn.experiments.grids import GRIDS, NAMED_GRIDS, forward_configs, grid_specs
+from qcnn.experiments.runner import (
+    environment_info,
+    load_data,
+    load_finished_record,
+    quantum_forward_run,
+)
+from qcnn.experiments.schedulers import (
     ClusterMismatch,
     RunOutcome,
-    one_blas_thread,
     parse_scheduler,
     run_in_pool,
     run_in_process,
     run_on_dask,
     write_outcome,
 )
-from qcnn.experiments.runner import (
-    RunSpec,
-    config_tags,
-    environment_info,
-    load_data,
-    load_finished_record,
-    quantum_forward_run,
-)
-from qcnn.io import atomic_write_json, atomic_write_text
+from qcnn.experiments.sweep_report import paper_comparison, write_summary
 from qcnn.models import build_model
-from qcnn.quantum import QuantumConfig
-from qcnn.train import rows_to_csv
+from qcnn.nn.parallel import one_blas_thread
 
-__all__ = [
-    "GRIDS",
-    "NAMED_GRIDS",
-    "grid_specs",
-    "klp19_theory_cells",
-    "klp19_theory_configs",
-    "klp19_theory_specs",
-    "main",
-    "PAPER_TABLE",
-]
-
-GRIDS: dict[str, dict[str, list[float]]] = {
-    "paper": {
-        "eps": [0.01, 0.1],
-        "cap": [2.0, 10.0],
-        "sigma": [0.1, 0.2, 0.3, 0.4, 0.5],
-        "delta": [0.01, 0.1],
-    },
-    "quick": {"eps": [0.01], "cap": [10.0], "sigma": [0.1, 0.5], "delta": [0.01]},
-}
-
-# The authors' numbers (model §5): test accuracy at sigma 0.5, C 10, and final training losses.
-PAPER_TABLE: list[dict[str, Any]] = [
-    {"model": "cnn", "eps": None, "delta": None, "test_accuracy": 0.9687},
-    {"model": "qcnn", "eps": 0.01, "delta": 0.01, "test_accuracy": 0.9537},
-    {"model": "qcnn", "eps": 0.01, "delta": 0.1, "test_accuracy": 0.9353},
-    {"model": "qcnn", "eps": 0.1, "delta": 0.01, "test_accuracy": 0.8922},
-    {"model": "qcnn", "eps": 0.1, "delta": 0.1, "test_accuracy": 0.5279},
-    {"model": "cnn-weights-quantum-forward", "eps": 0.01, "delta": None, "test_accuracy": 0.9589},
-    {"model": "cnn-weights-quantum-forward", "eps": 0.1, "delta": None, "test_accuracy": 0.9355},
-]
-PAPER_FINAL_LOSS = {
-    0.1: 0.707,
-    0.2: 0.296,
-    0.3: 0.251,
-    0.4: 0.189,
-    0.5: 0.157,
-}  # eps .01, C 10, delta .01
-PAPER_CNN_FINAL_LOSS = 0.090
-
-
-def grid_specs(
-    grid: dict[str, list[float]],
-    replicate_seeds: tuple[int, ...] = (),
-    preset: str = "paper",
-    **common: Any,
-) -> list[RunSpec]:
-    """The CNN first, then one QCNN run per grid point (the ``preset`` otherwise: paper or
-    theory), then the CNN and the preset's QCNN at (eps 0.01, C 10, sigma 0.5, delta 0.01) again
-    for each replicate seed."""
-    make = functools.partial(QuantumConfig.preset, preset)
-    specs = [RunSpec(config=None, **common)]
-    for eps, cap, delta, sigma in itertools.product(
-        grid["eps"], grid["cap"], grid["delta"], grid["sigma"]
-    ):
-        specs.append(RunSpec(config=make(eps=eps, cap=cap, sigma=sigma, delta=delta), **common))
-    for seed in replicate_seeds:
-        if seed == common.get("seed"):
-            continue
-        rep = {**common, "seed": seed}
-        specs += [RunSpec(config=None, **rep), RunSpec(config=make(), **rep)]
-    return specs
-
-
-_EPS = (0.01, 0.1)
-# The ablation of experiments/klp19-theory, from notebook mode at delta 0.01: name -> (option
-# group, changes) (qcnn.experiments.ablation: each cell differs from its base in that group
-# alone). "failure_prob" gives an AE option the preset's m and k (derived from eps and Delta).
-THEORY_ABLATION: dict[str, tuple[str, dict[str, Any]]] = {
-    "eps-bound": ("eps-bound", {"ipe": "amplitude_estimation", "failure_prob": 0.01}),
-    "noise-order": ("noise-order", {"noise_order": "theory"}),
-    "noise-per-shot": ("noise-per-shot", {"noise_per_shot": True}),
-    "tomography-values": (
-        "tomography-values",
-        {
-            "sampled_value": "tomography",
-            "tomography_normaliser": "amplitude_estimation",
-            "failure_prob": 0.01,
-        },
-    ),
-    "tomography-values-exact-normaliser": ("tomography-values", {"sampled_value": "tomography"}),
-    "gradient-tomography": (
-        "gradient-tomography",
-        {"gradient_model": "linf_tomography", "input_gradient_noise": True},
-    ),
-}
-# From the theory preset at eps 0.01, delta in {0.01, 0.1}: one option changed.
-THEORY_VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {
-    "exact-signs": ("gradient-signs", {"gradient_signs": "exact"}),
-    "gradient-on-quantum": ("gradient-on", {"gradient_on": "quantum"}),
-}
-# The gradient norm: notebook mode + the gradient read-out, with and without the estimated norm.
-GRADIENT_NORM = ("gradient-norm", {"gradient_norm": "amplitude_estimation", "failure_prob": 0.01})
-# The theorem's shot count: the preset at eps = delta = 0.01 with N = 36 ln d / eta^2, eta 0.1.
-ETA_SHOTS = ("shots", {"sigma": None, "eta": 0.1})
-
-
-def klp19_theory_cells() -> list[tuple[str, QuantumConfig]]:
-    """The quantum configurations of experiments/klp19-theory with their names, in the order the
-    record needs them most: the theory preset on eps {0.01, 0.1} x delta {0.01, 0.1} (sigma 0.5,
-    C 10); the ablation from notebook mode (:data:`THEORY_ABLATION`) at eps 0.01 and 0.1 (delta
-    0.01); the preset with one option changed (:data:`THEORY_VARIANTS`) at eps 0.01, delta 0.01
-    and 0.1; the gradient read-out alone at delta 0.1 and with the estimated norm
-    (:data:`GRADIENT_NORM`) at delta 0.01; notebook mode on the four cells; the preset with the
-    theorem's shot count (:data:`ETA_SHOTS`). Every cell is built by
-    :func:`qcnn.experiments.ablation.with_option` from its base, so it differs from it in the
-    named option alone. Names: ``theory``, ``notebook``, the keys of the tables above
-    (``theory+KEY`` for the variants), ``gradient-norm``, ``eta-shots``."""
-    cells = [
-        ("theory", QuantumConfig.theory(eps=e, delta=d)) for e, d in itertools.product(_EPS, _EPS)
-    ]
-    for eps in (0.01, 0.1):
-        base = QuantumConfig.paper(eps=eps, delta=0.01)
-        cells += [(k, with_option(base, g, **ch)) for k, (g, ch) in THEORY_ABLATION.items()]
-    for delta in (0.01, 0.1):
-        preset = QuantumConfig.theory(eps=0.01, delta=delta)
-        cells += [
-            (f"theory+{k}", with_option(preset, g, **ch)) for k, (g, ch) in THEORY_VARIANTS.items()
-        ]
-    group, changes = THEORY_ABLATION["gradient-tomography"]
-    cells.append(
-        (
-            "gradient-tomography",
-            with_option(QuantumConfig.paper(eps=0.01, delta=0.1), group, **changes),
-        )
-    )
-    read_out = with_option(QuantumConfig.paper(eps=0.01, delta=0.01), group, **changes)
-    cells.append(("gradient-norm", with_option(read_out, GRADIENT_NORM[0], **GRADIENT_NORM[1])))
-    cells += [
-        ("notebook", QuantumConfig.paper(eps=e, delta=d)) for e, d in itertools.product(_EPS, _EPS)
-    ]
-    cells.append(("eta-shots", with_option(QuantumConfig.theory(), ETA_SHOTS[0], **ETA_SHOTS[1])))
-    return cells
-
-
-def klp19_theory_configs() -> list[QuantumConfig]:
-    """The configurations of :func:`klp19_theory_cells`, in its order."""
-    return [c for _, c in klp19_theory_cells()]
-
-
-def klp19_theory_specs(replicate_seeds: tuple[int, ...] = (), **common: Any) -> list[RunSpec]:
-    """The grid of experiments/klp19-theory: the CNN and :func:`klp19_theory_configs`, then for
-    each replicate seed the CNN and every configuration again except the theorem's shot count
-    (22x the shots: one seed)."""
-    configs = klp19_theory_configs()
-    specs = [RunSpec(config=None, **common)] + [RunSpec(config=c, **common) for c in configs]
-    for seed in replicate_seeds:
-        if seed != common.get("seed"):
-            rep = {**common, "seed": seed}
-            specs.append(RunSpec(config=None, **rep))
-            specs += [RunSpec(config=c, **rep) for c in configs if c.eta is None]
-    return specs
-
-
-# named grids that define their own configurations (--preset does not apply to them)
-NAMED_GRIDS: dict[str, Callable[..., list[RunSpec]]] = {"klp19-theory": klp19_theory_specs}
-
-
-def _row(r: dict[str, Any]) -> dict[str, Any]:
-    cfg = (r.get("quantum") or {}).get("config") or {}
-    return {
-        "model": r["model"],
-        "eps": cfg.get("eps"),
-        "cap": cfg.get("cap"),
-        "sigma": cfg.get("sigma"),
-        "delta": cfg.get("delta") if r["model"] == "qcnn" else None,
-        "variant": variant(cfg) if cfg else None,
-        "seed": r["seed"],
-        "test_accuracy": round(r["test_accuracy"], 4),
-        "final_train_loss": None
-        if r.get("final_train_loss") is None
-        else round(r["final_train_loss"], 4),
-        "train_seconds": round(r["train_seconds"], 1),
-    }
-
-
-def variant(config: dict[str, Any]) -> str:
-    """Which mode a recorded configuration is: ``paper`` (notebook mode), ``theory`` (the
-    preset) or the theory options switched on (:func:`qcnn.experiments.runner.config_tags`)."""
-    tags = config_tags(QuantumConfig.from_dict(config))
-    return "+".join(tags) if tags else "paper"
-
-
-def _markdown(rows: list[dict[str, Any]], columns: list[str]) -> str:
-    def cell(v: Any) -> str:
-        return "-" if v is None else (f"{v:g}" if isinstance(v, float) else str(v))
-
-    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
-    lines += ["| " + " | ".join(cell(r.get(c)) for c in columns) + " |" for r in rows]
-    return "\n".join(lines) + "\n"
-
-
-def _mean_std(values: list[float], scale: float = 1.0, fmt: str = ".2f", unit: str = "") -> str:
-    values = [v for v in values if v is not None]  # e.g. a run shorter than one loss log
-    if not values:
-        return "not run"
-    v = np.asarray(values, dtype=float) * scale
-    if v.size == 1:
-        return f"{v[0]:{fmt}}{unit}"
-    return f"{v.mean():{fmt}}{unit} ± {v.std(ddof=1):{fmt}} (n={v.size})"
-
-
-def _matches(
-    r: dict[str, Any],
-    model: str,
-    eps: float | None = None,
-    delta: float | None = None,
-    cap: float = 10.0,
-    sigma: float = 0.5,
-) -> bool:
-    if r["model"] != model:
-        return False
-    if model == "cnn":
-        return True
-    c = r["quantum"]["config"]
-    if variant(c) != "paper":  # the authors' numbers are notebook mode's
-        return False
-    if eps is not None and c["eps"] != eps:
-        return False
-    if model == "qcnn":
-        return c["delta"] == delta and c["cap"] == cap and c["sigma"] == sigma
-    return True
-
-
-def paper_comparison(records: list[dict[str, Any]]) -> str:
-    """Markdown: our accuracy (mean ± std over seeds where several) next to the authors'."""
-    out = ["| model | eps | delta | authors | ours |", "|---|---|---|---|---|"]
-    for ref in PAPER_TABLE:
-        accs = [
-            r["test_accuracy"]
-            for r in records
-            if _matches(r, ref["model"], ref["eps"], ref["delta"])
-        ]
-        eps = "-" if ref["eps"] is None else f"{ref['eps']:g}"
-        delta = "-" if ref["delta"] is None else f"{ref['delta']:g}"
-        ours = _mean_std(accs, 100, ".2f", " %")
-        out.append(
-            f"| {ref['model']} | {eps} | {delta} | {100 * ref['test_accuracy']:.2f} % | {ours} |"
-        )
-    out += [
-        "",
-        "Final training loss (mean of the last 12 logs), eps 0.01, C 10, delta 0.01:",
-        "",
-        "| sigma | authors | ours |",
-        "|---|---|---|",
-    ]
-    for sigma, ref_loss in PAPER_FINAL_LOSS.items():
-        losses = [
-            r["final_train_loss"] for r in records if _matches(r, "qcnn", 0.01, 0.01, 10.0, sigma)
-        ]
-        out.append(f"| {sigma:g} | {ref_loss:.3f} | {_mean_std(losses, 1, '.3f')} |")
-    cnn = [r["final_train_loss"] for r in records if r["model"] == "cnn"]
-    out.append(f"| CNN | {PAPER_CNN_FINAL_LOSS:.3f} | {_mean_std(cnn, 1, '.3f')} |")
-    return "\n".join(out) + "\n"
-
-
-def write_summary(
-    out: Path, records: list[dict[str, Any]], data_info: dict[str, Any], meta: dict[str, Any]
-) -> None:
-    from qcnn.plotting import plot_sigma_curves
-
-    rows = sorted(
-        (_row(r) for r in records),
-        key=lambda r: (
-            r["model"],
-            r["variant"] or "",
-            r["eps"] or 0,
-            r["cap"] or 0,
-            r["delta"] or 0,
-            r["sigma"] or 0,
-            r["seed"],
-        ),
-    )
-    cols = list(rows[0]) if rows else []
-    atomic_write_text(out / "summary.csv", rows_to_csv(rows, cols))
-    header = (
-        f"# Sweep summary\n\nDataset: {data_info['name']} ({data_info['train_size']} train / "
-        f"{data_info['test_size']} test), source `{data_info['source']}`.\n\nCommand: `{meta['command']}`\n\n"
-    )
-    if meta.get("epochs_reason"):
-        header += f"Epochs: {meta['epochs_reason']}.\n\n"
-    atomic_write_text(out / "summary.md", header + _markdown(rows, cols))
-    atomic_write_text(out / "paper_comparison.md", paper_comparison(records))
-    atomic_write_json(
-        out / "results.json", {"dataset": data_info, "environment": meta, "runs": records}
-    )
-    # One figure per (eps, C, delta) with the grid's seed only (replicate seeds would repeat
-    # the sigma = 0.5 curve); the first record is the grid's CNN.
-    grid_seed = records[0]["seed"] if records else None
-    cnn = next((r for r in records if r["model"] == "cnn" and r["seed"] == grid_seed), None)
-    groups: dict[tuple, list] = {}
-    for r in records:
-        if r["model"] == "qcnn" and r["seed"] == grid_seed:
-            c = r["quantum"]["config"]
-            groups.setdefault((variant(c), c["eps"], c["cap"], c["delta"]), []).append(r)
-    (out / "figures").mkdir(exist_ok=True)
-    for (var, eps, cap, delta), runs in sorted(groups.items()):
-        tag = "" if var == "paper" else f"{var}-"  # notebook mode keeps its former file names
-        name = f"loss-{tag}eps{eps:g}-C{cap:g}-delta{delta:g}.png"
-        title = ("" if var == "paper" else f"{var}: ") + f"eps={eps:g}, C={cap:g}, delta={delta:g}"
-        plot_sigma_curves(cnn, runs, out / "figures" / name, title)
+__all__ = ["build_parser", "main"]
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -446,21 +138,6 @@ def build_parser() -> argparse.ArgumentParser:
         seed_help="seed of the grid runs",
     )
     return p
-
-
-def _forward_configs(grid: str, preset: str) -> list[QuantumConfig]:
-    """Configurations under which the trained CNN's weights are evaluated (C 10, sigma 0.5, no
-    gradient noise), one per eps of the grid: the preset's, or both modes for klp19-theory."""
-    if grid in NAMED_GRIDS:
-        return [
-            make(eps=e, delta=0.0)
-            for make in (QuantumConfig.paper, QuantumConfig.theory)
-            for e in (0.01, 0.1)
-        ]
-    return [
-        QuantumConfig.preset(preset, eps=e, cap=10.0, sigma=0.5, delta=0.0)
-        for e in GRIDS[grid]["eps"]
-    ]
 
 
 class _Progress:
@@ -613,7 +290,7 @@ def main(argv: list[str] | None = None) -> int:
                 spec.arch, None, seed=spec.seed, input_shape=data.shape, classes=data.classes
             )
             cnn.load(out / "runs" / spec.run_id / "model.npz")
-            for cfg in _forward_configs(args.grid, args.preset):
+            for cfg in forward_configs(args.grid, args.preset):
                 with one_blas_thread():  # like the runs: the numbers do not depend on the cores
                     ordered.append(quantum_forward_run(cnn, record, cfg, data, spec.arch))
     meta["sweep_seconds"] = time.perf_counter() - t0

@@ -43,6 +43,7 @@ from qcnn.experiments.cli import (
 )
 from qcnn.experiments.runner import portable_paths
 from qcnn.io import atomic_write_json
+from qcnn.nn.parallel import one_blas_thread
 
 __all__ = ["build_parser", "main", "load_networks"]
 
@@ -145,8 +146,6 @@ def main(argv: list[str] | None = None) -> int:
         if not args.quiet:
             print(msg, file=sys.stderr, flush=True)
 
-    from threadpoolctl import threadpool_limits
-
     from qcnn.experiments.runner import load_data
     from qcnn.inspection import (
         conv_targets,
@@ -193,7 +192,7 @@ def main(argv: list[str] | None = None) -> int:
     radius = float(np.linalg.norm(data.x_test.reshape(len(data.x_test), -1), axis=1).mean())
     rows, ascents = [], []
     networks = [("classical", None)] + ([("quantum", config)] if has_quantum else [])
-    with threadpool_limits(1):  # one image at a time: BLAS threads only cost here
+    with one_blas_thread():  # one image at a time: BLAS threads only cost here
         for t in targets:
             filters = list(range(min(args.filters, t.conv.out_channels)))
             for name, cfg in networks:

@@ -23,9 +23,11 @@ Which networks gain is measured in docs/benchmarks.md: those whose time is outsi
 from __future__ import annotations
 
 import atexit
+import contextlib
 import copy
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
 import numpy as np
 
@@ -33,14 +35,19 @@ from qcnn.checks import check_int
 from qcnn.nn.layers import walk
 from qcnn.nn.model import Sequential
 
-__all__ = ["DataParallel"]
+__all__ = ["DataParallel", "one_blas_thread"]
 
 LossFn = Callable[[np.ndarray, np.ndarray], tuple[float, np.ndarray]]
 
 
-def _blas_single_thread():
-    """Context manager limiting BLAS to one thread (threadpoolctl; its cost, negligible next to a
-    step, is in docs/benchmarks.md)."""
+def one_blas_thread() -> contextlib.AbstractContextManager[Any]:
+    """Run the block with one BLAS thread, restored afterwards: the package's one helper for it.
+
+    Why: OpenBLAS's matrix products round differently with 1 and 2 threads, so a run pinned to
+    one thread computes the same numbers whatever the machine's cores (the sweep's executors pin
+    every run); and small products run faster on one thread when cores are shared (shards,
+    per-image analyses). threadpoolctl, with one controller per process: entering and leaving
+    costs microseconds, negligible next to a step (docs/benchmarks.md)."""
     from threadpoolctl import ThreadpoolController
 
     global _controller
@@ -139,7 +146,7 @@ class DataParallel:
             replica.backward(dlogits)
             return loss * (b - a) / n, logits
 
-        with _blas_single_thread():
+        with one_blas_thread():
             results = list(_get_pool(self.shards).map(run, parts))
         shard_params = [replica.parameters() for replica, _, _ in parts]
         for j, p in enumerate(self.model.parameters()):

@@ -14,7 +14,7 @@ import dataclasses
 
 import pytest
 
-from qcnn.experiments import sweep
+from qcnn.experiments import grids
 from qcnn.experiments.ablation import COMMON, OPTION_GROUPS, differing_groups, with_option
 from qcnn.quantum import QuantumConfig
 
@@ -27,7 +27,7 @@ def _bases(c: QuantumConfig) -> dict[str, QuantumConfig]:
 
 
 def test_every_grid_cell_is_a_base_with_at_most_one_option_changed():
-    cells = sweep.klp19_theory_configs()
+    cells = grids.klp19_theory_configs()
     assert len(cells) == len(set(cells)) == 4 + 12 + 4 + 2 + 4 + 1
     named = {}
     for c in cells:
@@ -60,7 +60,7 @@ def test_ae_options_carry_the_presets_m_and_k(eps):
     """The ablation's AE options (the normaliser, the IPE, the gradient norm) have the bits and
     median count the preset derives at the same eps, and the exact-normaliser cell no AE."""
     preset = QuantumConfig.theory(eps=eps, delta=0.01)
-    cells = [c for c in sweep.klp19_theory_configs() if c.eps == eps and c.delta == 0.01]
+    cells = [c for c in grids.klp19_theory_configs() if c.eps == eps and c.delta == 0.01]
     values = [c for c in cells if c.sampled_value == "tomography" and c.ipe == "gaussian"]
     assert len(values) == 2
     ae = [c for c in values if c.tomography_normaliser == "amplitude_estimation"]

@@ -17,7 +17,7 @@ import pytest
 
 import qcnn.data
 import qcnn.experiments.runner as runner
-from qcnn.experiments import executors, mnist, resources, sweep
+from qcnn.experiments import mnist, resources, schedulers, sweep
 
 pytest.importorskip("qiskit_aer")
 from qcnn.experiments import circuits  # noqa: E402
@@ -107,10 +107,10 @@ def _forbid(*_a, **_k):
 
 @pytest.fixture
 def forbid_work(monkeypatch):
-    for mod in (mnist, sweep, resources, executors, runner):
+    for mod in (mnist, sweep, resources, schedulers, runner):
         if hasattr(mod, "load_data"):
             monkeypatch.setattr(mod, "load_data", _forbid)
-    for mod in (mnist, executors, runner):
+    for mod in (mnist, schedulers, runner):
         monkeypatch.setattr(mod, "train_run", _forbid)
     monkeypatch.setattr(qcnn.data, "load_mnist_dataset", _forbid)
     monkeypatch.setattr(circuits, "run_demo", _forbid)

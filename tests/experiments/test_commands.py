@@ -34,7 +34,7 @@ import pytest
 
 import qcnn.experiments.runner as runner
 from qcnn.data import MNISTSubsetWarning
-from qcnn.experiments import cli, executors, mnist, resources, sweep
+from qcnn.experiments import cli, grids, mnist, resources, schedulers, sweep, sweep_report
 from qcnn.models import paper_cnn, paper_qcnn
 from qcnn.quantum import QuantumConfig
 from qcnn.train import evaluate
@@ -346,7 +346,7 @@ BAD_ARGS = {
 def forbid_work(monkeypatch):
     """Anything past argument checking (loading data, training) fails the test."""
     monkeypatch.setattr(mnist, "train_run", _forbid)
-    monkeypatch.setattr(executors, "train_run", _forbid)
+    monkeypatch.setattr(schedulers, "train_run", _forbid)
     for mod in (mnist, sweep, resources):  # the executors get the data from the sweep
         monkeypatch.setattr(mod, "load_data", _forbid)
     monkeypatch.setattr(runner, "train_run", _forbid)
@@ -494,7 +494,7 @@ def test_sweep_writes_summaries_and_figures(sweep_run):
 def test_sweep_rerun_skips_finished_runs(sweep_run, tmp_path, monkeypatch):
     copy = tmp_path / "again"
     shutil.copytree(sweep_run, copy)
-    monkeypatch.setattr(executors, "train_run", _forbid)
+    monkeypatch.setattr(schedulers, "train_run", _forbid)
     monkeypatch.setattr(runner, "train_run", _forbid)
     assert sweep.main([*SWEEP_ARGS, "--out", str(copy), "--resume"]) == 0
     assert (copy / "summary.csv").read_text() == (sweep_run / "summary.csv").read_text()
@@ -508,7 +508,7 @@ def test_sweep_rerun_with_other_settings_does_not_reuse_stale_runs(
 ):
     copy = tmp_path / "other-lr"
     shutil.copytree(sweep_run, copy)
-    monkeypatch.setattr(executors, "train_run", _forbid)
+    monkeypatch.setattr(schedulers, "train_run", _forbid)
     before = {p: p.read_bytes() for p in copy.rglob("*") if p.is_file()}
     # without --resume: the folder is not empty
     with pytest.raises(SystemExit) as info:
@@ -537,7 +537,7 @@ def test_paper_comparison_with_runs_shorter_than_one_loss_log():
             "final_train_loss": None,
         },
     ]
-    text = sweep.paper_comparison(records)
+    text = sweep_report.paper_comparison(records)
     assert "| 0.5 | 0.157 |" in text
 
 
@@ -568,7 +568,7 @@ def test_sweep_unwritable_out_exits_2(forbid_work, tmp_path):
 
 
 def test_grid_specs_cover_the_paper_grid():
-    specs = sweep.grid_specs(sweep.GRIDS["paper"], epochs=2, seed=1)
+    specs = grids.grid_specs(grids.GRIDS["paper"], epochs=2, seed=1)
     assert specs[0].config is None
     q = [s.config for s in specs[1:]]
     assert len(q) == 40 and len(set(q)) == 40

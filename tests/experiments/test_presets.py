@@ -8,7 +8,7 @@ import json
 
 import pytest
 
-from qcnn.experiments import cli, mnist, sweep
+from qcnn.experiments import cli, grids, mnist, sweep
 from qcnn.experiments.runner import RunSpec, config_tags
 from qcnn.quantum import QuantumConfig
 
@@ -101,9 +101,9 @@ def test_new_flags_and_the_former_gradient_flag_name():
 
 
 def test_run_ids_tell_theory_configurations_apart():
-    specs = sweep.klp19_theory_specs((2, 3), seed=1)
+    specs = grids.klp19_theory_specs((2, 3), seed=1)
     ids = [s.run_id for s in specs]
-    cells = len(sweep.klp19_theory_configs())
+    cells = len(grids.klp19_theory_configs())
     # the CNN and every cell for seed 1; the CNN and every cell but the eta one for seeds 2, 3
     assert len(ids) == len(set(ids)) == (1 + cells) + 2 * cells
     assert "qcnn-paper-eps0.1-C10-sigma0.5-delta0.1-seed1" in ids  # notebook mode's own cell
@@ -128,7 +128,7 @@ def test_run_ids_tell_theory_configurations_apart():
         "pershot",
         "gradquantum",
     ]
-    notebook = [c for c in sweep.klp19_theory_configs() if config_tags(c) == []]
+    notebook = [c for c in grids.klp19_theory_configs() if config_tags(c) == []]
     assert sorted((c.eps, c.delta) for c in notebook) == [
         (0.01, 0.01),
         (0.01, 0.1),
@@ -138,7 +138,7 @@ def test_run_ids_tell_theory_configurations_apart():
 
 
 def test_sweep_theory_preset_grid_and_named_grid_exclusive(tmp_path):
-    specs = sweep.grid_specs(sweep.GRIDS["quick"], (), "theory", seed=1)
+    specs = grids.grid_specs(grids.GRIDS["quick"], (), "theory", seed=1)
     assert [s.config for s in specs[1:]] == [
         QuantumConfig.theory(eps=0.01, cap=10.0, sigma=s, delta=0.01) for s in (0.1, 0.5)
     ]

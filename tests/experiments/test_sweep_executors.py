@@ -32,7 +32,7 @@ from pathlib import Path
 
 import pytest
 
-import qcnn.experiments.executors as executors
+import qcnn.experiments.schedulers as schedulers
 from qcnn.experiments import sweep
 from qcnn.nn.model import load_npz_strict
 from qcnn.train import TrainingDiverged
@@ -162,7 +162,7 @@ def test_a_rerun_on_dask_skips_finished_runs(reference, reference_dir, tmp_path,
     out = tmp_path / "s"
     shutil.copytree(reference_dir, out)
     (out / "summary.csv").unlink()
-    monkeypatch.setattr(executors, "train_run", lambda *a, **k: pytest.fail("ran again"))
+    monkeypatch.setattr(schedulers, "train_run", lambda *a, **k: pytest.fail("ran again"))
     assert sweep.main([*GRID, "--scheduler", "local:1", "--out", str(out), "--resume"]) == 0
     assert sweep_outputs(out) == reference
 
@@ -384,7 +384,7 @@ def test_the_watchdog_exits_when_the_parent_is_gone(tmp_path):
     code = (
         "import os, subprocess, sys, time\n"
         "child = subprocess.Popen([sys.executable, '-c', 'import sys, time\\n"
-        "from qcnn.experiments.executors import _watch_parent\\n"
+        "from qcnn.experiments.schedulers import _watch_parent\\n"
         "_watch_parent(int(sys.argv[1]))\\n"
         "time.sleep(60)', str(os.getpid())])\n"
         "print(child.pid, flush=True)\n"
@@ -410,23 +410,23 @@ def test_the_watchdog_exits_when_the_parent_is_gone(tmp_path):
 
 
 def test_parse_scheduler():
-    assert executors.parse_scheduler("local:3") == ("local", 3)
-    assert executors.parse_scheduler("tcp://10.0.0.5:8786") == ("address", "tcp://10.0.0.5:8786")
+    assert schedulers.parse_scheduler("local:3") == ("local", 3)
+    assert schedulers.parse_scheduler("tcp://10.0.0.5:8786") == ("address", "tcp://10.0.0.5:8786")
     for bad in ("local:0", "local:", "tcp://h", "h:1", "udp://h:1", "tcp://h:0", "tcp://:80"):
         with pytest.raises(ValueError, match="scheduler"):
-            executors.parse_scheduler(bad)
+            schedulers.parse_scheduler(bad)
 
 
 def test_fingerprint_differences_name_versions_and_files():
-    here = executors.environment_fingerprint()
-    assert here["files"]["qcnn/experiments/executors.py"]  # this checkout's files, hashed
-    assert executors.fingerprint_differences(here, here) == []
+    here = schedulers.environment_fingerprint()
+    assert here["files"]["qcnn/experiments/schedulers.py"]  # this checkout's files, hashed
+    assert schedulers.fingerprint_differences(here, here) == []
     files = dict(here["files"])
     files["qcnn/nn/layers.py"] = "0" * 16
     del files["qcnn/io.py"]
     files["qcnn/extra.py"] = "1" * 16
     there = {**here, "numpy": "1.0.0", "files": files}
-    assert executors.fingerprint_differences(here, there) == [
+    assert schedulers.fingerprint_differences(here, there) == [
         f"numpy 1.0.0 (here {here['numpy']})",
         "other contents of qcnn/nn/layers.py",
         "no qcnn/io.py",
@@ -454,17 +454,17 @@ class _FakeClient:
 
 
 def test_check_cluster_names_the_scheduler_and_each_worker():
-    here = executors.environment_fingerprint()
+    here = schedulers.environment_fingerprint()
     same = _FakeClient(here, {"tcp://a:1": here}, {"tcp://a:1": 1})
-    executors.check_cluster(same)  # nothing to say
+    schedulers.check_cluster(same)  # nothing to say
     old = {**here, "python": "3.9.0"}
     bad = _FakeClient(
         ModuleNotFoundError("No module named 'qcnn'"),
         {"tcp://a:1": old, "tcp://b:2": Exception("boom"), "tcp://c:3": here},
         {"tcp://a:1": 1, "tcp://b:2": 1, "tcp://c:3": 4},
     )
-    with pytest.raises(executors.ClusterMismatch) as info:
-        executors.check_cluster(bad)
+    with pytest.raises(schedulers.ClusterMismatch) as info:
+        schedulers.check_cluster(bad)
     assert str(info.value) == (
         "the Dask cluster would not compute the runs as this machine does: the scheduler "
         "cannot run qcnn (No module named 'qcnn'); worker tcp://a:1 has python 3.9.0 (here "
@@ -478,14 +478,14 @@ def test_check_cluster_names_the_scheduler_and_each_worker():
 def test_a_diverged_run_is_reported_the_others_kept_and_the_status_is_1(
     tmp_path, monkeypatch, capsys
 ):
-    real = executors.train_run
+    real = schedulers.train_run
 
     def diverge_on_sigma_01(spec, *a, **k):
         if spec.config is not None and spec.config.sigma == 0.1:
             raise TrainingDiverged(spec.run_id, 1, 3, float("nan"), "likely cause: the lr")
         return real(spec, *a, **k)
 
-    monkeypatch.setattr(executors, "train_run", diverge_on_sigma_01)
+    monkeypatch.setattr(schedulers, "train_run", diverge_on_sigma_01)
     out = tmp_path / "s"
     assert sweep.main([*GRID, "--epochs", "1", "--out", str(out)]) == 1
     err = capsys.readouterr().err

@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import os
 import zipfile
 
@@ -342,11 +341,9 @@ def test_same_seed_same_weights_different_seed_different(builder):
 
 def single_threaded_blas():
     """Small GEMMs run far faster on one BLAS thread when the cores are shared (CI, -n auto)."""
-    try:
-        from threadpoolctl import threadpool_limits
-    except ImportError:  # optional: only a speed-up
-        return contextlib.nullcontext()
-    return threadpool_limits(1, user_api="blas")
+    from qcnn.nn.parallel import one_blas_thread
+
+    return one_blas_thread()
 
 
 def train_steps(seed, steps=20):

@@ -1,10 +1,13 @@
 """Where the sweep's runs execute: in this process, a local process pool, or a Dask cluster.
 
-Every executor yields one :class:`RunOutcome` per run, in the order the runs finish, and never
-changes a number: a run's result depends on its :class:`~qcnn.experiments.runner.RunSpec` and the
-data only. Each run owns its seeded generators, and every run uses exactly one BLAS thread
-(:func:`one_blas_thread`) whatever the executor: OpenBLAS's matrix products round differently
-with 1 and 2 threads, so without the pin a run would depend on the machine's core count.
+(Named ``schedulers``, formerly ``executors``, so as not to be confused with
+:mod:`qcnn.quantum.executor`, which performs a layer's quantum steps.) Every way of running yields
+one :class:`RunOutcome` per run, in the order the runs finish, and never changes a number: a
+run's result depends on its :class:`~qcnn.experiments.runner.RunSpec` and the data only. Each run
+owns its seeded generators, and every run uses exactly one BLAS thread
+(:func:`qcnn.nn.parallel.one_blas_thread`) wherever it runs: OpenBLAS's matrix products round
+differently with 1 and 2 threads, so without the pin a run would depend on the machine's core
+count.
 
 - :func:`run_in_process`: one run after the other in this process (``--workers 1``).
 - :func:`run_in_pool`: ``--workers N`` processes on this machine. The parent hands each worker
@@ -53,6 +56,7 @@ import numpy as np
 
 from qcnn.experiments.runner import Data, RunSpec, run_spec_of, train_run
 from qcnn.io import atomic_write_bytes, atomic_write_json
+from qcnn.nn.parallel import one_blas_thread
 from qcnn.train import TrainingDiverged
 
 __all__ = [
@@ -66,7 +70,6 @@ __all__ = [
     "run_in_pool",
     "run_on_dask",
     "write_outcome",
-    "one_blas_thread",
     "MAX_DATA_RESENDS",
     "WATCHDOG_INTERVAL_S",
 ]
@@ -112,15 +115,6 @@ def _own_copy(data: Data) -> Data:
 # ----------------------------------------------------------------------------------------------
 # In this process
 # ----------------------------------------------------------------------------------------------
-
-
-@contextlib.contextmanager
-def one_blas_thread() -> Iterator[None]:
-    """Run the block with one BLAS thread (restored afterwards): same numbers everywhere."""
-    from threadpoolctl import threadpool_limits
-
-    with threadpool_limits(limits=1, user_api="blas"):
-        yield
 
 
 def run_in_process(todo: Todo, data: Data) -> Iterator[RunOutcome]:

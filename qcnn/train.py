@@ -65,6 +65,7 @@ __all__ = [
     "fit",
     "TrainingDiverged",
     "EVAL_SEED",
+    "EVAL_BATCH",
     # re-exported from qcnn.history and qcnn.checkpoint
     "StepLog",
     "EpochLog",
@@ -82,6 +83,9 @@ __all__ = [
 ]
 
 EVAL_SEED = 20200101  # evaluation noise seed: fixed, so reported accuracies are reproducible
+# The batch of :func:`evaluate` (and of fit's test evaluations): a quantum layer samples up to
+# this many images at once, which the commands' memory check (check_sampling_memory) uses.
+EVAL_BATCH = 1000
 
 
 class TrainingDiverged(FloatingPointError):
@@ -288,7 +292,7 @@ def evaluate(
     model: Sequential,
     x: np.ndarray,
     y: np.ndarray,
-    batch_size: int = 1000,
+    batch_size: int = EVAL_BATCH,
     seed: int = EVAL_SEED,
 ) -> tuple[float, float]:
     """Mean loss and accuracy (fraction in [0, 1]) of ``model`` on ``(x (N, ...), y (N,))``.

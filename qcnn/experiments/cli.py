@@ -65,8 +65,6 @@ __all__ = [
 # Largest number of pixel draws (images x shots) one sampling call may make: the sampler holds
 # about three float64 arrays of that size (~1.2 GB at this value), a fifth of this machine.
 MAX_SAMPLES_PER_CALL = 50_000_000
-# The evaluation batch of qcnn.train.evaluate: sampling runs on up to this many images at once.
-EVAL_BATCH = 1000
 
 
 def _number(text: str, kind: type, what: str) -> Any:
@@ -234,7 +232,7 @@ def check_sampling_memory(
         return
     from qcnn.data import dataset_spec
     from qcnn.models import build_model
-    from qcnn.nn.layers import Conv2D
+    from qcnn.nn.model import input_shapes
     from qcnn.quantum import QuantumConv2D
     from qcnn.quantum.layer import layer_shots
 
@@ -253,10 +251,9 @@ def check_sampling_memory(
         )
     except ValueError:
         return  # an architecture that does not fit the images: reported with the data
-    shape: tuple[int, ...] = spec.shape
-    for layer in getattr(model, "layers", [model]):
+    for layer, shape in input_shapes(model, spec.shape):  # nested layers too (Concat branches)
         if isinstance(layer, QuantumConv2D):
-            d = math.prod(Conv2D.output_shape(layer, shape))
+            d = math.prod(layer.conv_output_shape(shape))
             shots = layer_shots(config, d)
             if shots is not None and shots * batch > MAX_SAMPLES_PER_CALL:
                 raise ValueError(
@@ -265,7 +262,6 @@ def check_sampling_memory(
                     f"samples at once, more than the {MAX_SAMPLES_PER_CALL:,} that fit in "
                     "memory: raise --eta (or lower the batch size / test size)"
                 )
-        shape = layer.output_shape(shape)
 
 
 def usage_error(parser: argparse.ArgumentParser, message: str) -> NoReturn:

@@ -55,7 +55,7 @@ from qcnn.experiments.runner import (
 from qcnn.io import atomic_write_json, atomic_write_text, json_differences, to_jsonable
 from qcnn.models import build_model, quantum_layers, transfer_weights
 from qcnn.quantum import QuantumConfig, quantization_plan
-from qcnn.train import History, RunMismatchError, TrainingDiverged, rows_to_csv
+from qcnn.train import EVAL_BATCH, History, RunMismatchError, TrainingDiverged, rows_to_csv
 
 __all__ = ["main", "build_parser"]
 
@@ -255,7 +255,7 @@ def main(argv: list[str] | None = None) -> int:
             raise ValueError("--resume needs --out: the folder of the runs to continue")
         if args.shards is not None and args.shards > args.batch_size:
             raise ValueError(f"--shards {args.shards} exceeds --batch-size {args.batch_size}")
-        eval_batch = min(1000, args.test_size or 1000)
+        eval_batch = min(EVAL_BATCH, args.test_size or EVAL_BATCH)
         check_activation(args.arch, args.activation)
         check_sampling_memory(
             config, args.arch, (args.batch_size, eval_batch), args.dataset, args.activation

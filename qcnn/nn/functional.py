@@ -93,6 +93,7 @@ __all__ = [
     "avg_pool2d_forward",
     "avg_pool2d_backward",
     "AvgPoolCache",
+    "LRNCache",
     "global_avg_pool2d",
     "global_avg_pool2d_backward",
     "local_response_norm",
@@ -949,9 +950,20 @@ def _check_lrn_args(size: int, alpha: float, beta: float, k: float) -> None:
         )
 
 
+class LRNCache(NamedTuple):
+    """What :func:`local_response_norm_backward` needs from :func:`local_response_norm_forward`."""
+
+    x: np.ndarray  # (N, C, ...) the input
+    scale: np.ndarray  # (N, C, ...) the denominator's base S = k + alpha / size * window sum of x^2
+    inv: np.ndarray  # (N, C, ...) S^-beta
+    size: int
+    alpha: float
+    beta: float
+
+
 def local_response_norm_forward(
     x: np.ndarray, size: int, alpha: float = 1e-4, beta: float = 0.75, k: float = 1.0
-) -> tuple[np.ndarray, tuple]:
+) -> tuple[np.ndarray, LRNCache]:
     """Local response normalisation across channels, as ``torch.nn.LocalResponseNorm``.
 
     x ``(N, C, ...)`` -> ``b`` of the same shape,
@@ -968,7 +980,7 @@ def local_response_norm_forward(
     scale *= alpha / size
     scale += k
     inv = scale ** (-beta)
-    return x * inv, (x, scale, inv, size, alpha, beta)
+    return x * inv, LRNCache(x, scale, inv, size, alpha, beta)
 
 
 def local_response_norm(
@@ -978,14 +990,15 @@ def local_response_norm(
     return local_response_norm_forward(x, size, alpha, beta, k)[0]
 
 
-def local_response_norm_backward(dout: np.ndarray, cache: tuple) -> np.ndarray:
+def local_response_norm_backward(dout: np.ndarray, cache: LRNCache) -> np.ndarray:
     """Gradient of :func:`local_response_norm_forward` with respect to its input.
 
     With ``S_c`` the denominator's base, ``db_c/da_j = [c = j] S_c^-beta
     - 2 beta alpha / size * a_c a_j S_c^(-beta-1) [j in window(c)]``; the sum over the ``c``
     whose window holds ``j`` is a window sum with the offsets mirrored.
     """
-    x, scale, inv, size, alpha, beta = cache
+    x, scale, inv = cache.x, cache.scale, cache.inv
+    size, alpha, beta = cache.size, cache.alpha, cache.beta
     t = dout * x * inv / scale
     back = _channel_window_sum(t, (size - 1) // 2, size // 2)
     return dout * inv - (2.0 * alpha * beta / size) * x * back

@@ -801,6 +801,8 @@ class LocalResponseNorm(Layer):
         F._check_lrn_args(size, alpha, beta, k)
         self.size, self.alpha, self.beta, self.k = int(size), float(alpha), float(beta), float(k)
 
+    _cache: F.LRNCache | None = None
+
     def forward(self, x: np.ndarray) -> np.ndarray:
         out, cache = F.local_response_norm_forward(x, self.size, self.alpha, self.beta, self.k)
         self._cache = cache if self.training else None

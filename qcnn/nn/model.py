@@ -12,7 +12,7 @@ from numpy.typing import DTypeLike
 from qcnn.io import atomic_savez
 from qcnn.nn.layers import Dense, Layer, inference
 
-__all__ = ["Sequential", "load_npz_strict"]
+__all__ = ["Sequential", "input_shapes", "load_npz_strict"]
 
 
 class Sequential(Layer):
@@ -238,6 +238,20 @@ def _features_of(layer: Layer, h: np.ndarray, path: str | None) -> np.ndarray:
     if not subs or not head.isdigit() or int(head) >= len(subs):
         raise ValueError(f"features: {type(layer).__name__} has no sublayer {head!r}")
     return _features_of(subs[int(head)], h, rest or None)
+
+
+def input_shapes(model: Layer, input_shape: tuple[int, ...]) -> list[tuple[Layer, tuple[int, ...]]]:
+    """``(layer, the shape of one sample it receives)`` for ``model`` and every layer inside it,
+    in :func:`~qcnn.nn.walk` order, from shapes alone (no forward pass): a :class:`Sequential`
+    chains its layers, any other container (:class:`~qcnn.nn.Concat`) gives each sublayer its
+    own input."""
+    out: list[tuple[Layer, tuple[int, ...]]] = [(model, tuple(input_shape))]
+    shape = tuple(input_shape)
+    for sub in model.sublayers():
+        out += input_shapes(sub, shape)
+        if isinstance(model, Sequential):
+            shape = sub.output_shape(shape)
+    return out
 
 
 def _summary_rows(layer: Layer, name: str, shape: tuple[int, ...], rows: list, depth: int):

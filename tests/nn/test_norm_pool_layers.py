@@ -153,3 +153,14 @@ def test_connection_table_validation():
         Conv2D(3, 4, 3, connections=np.zeros((4, 3), bool))
     with pytest.raises(ValueError, match="booleans"):
         Conv2D(3, 4, 3, connections=TABLE * 2.5)
+
+
+def test_local_response_norm_cache_is_a_named_tuple():
+    """Like every ``*_forward`` cache (ConvCache, MaxPoolCache, ...): fields by name."""
+    x = np.random.default_rng(3).standard_normal((2, 5, 3, 3))
+    out, cache = F.local_response_norm_forward(x, 3, alpha=0.2, beta=0.5, k=2.0)
+    assert isinstance(cache, F.LRNCache)
+    assert (cache.size, cache.alpha, cache.beta) == (3, 0.2, 0.5)
+    np.testing.assert_array_equal(cache.x, x)
+    np.testing.assert_allclose(out, x * cache.scale**-0.5)
+    np.testing.assert_array_equal(cache.inv, cache.scale**-0.5)

@@ -26,7 +26,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from qcnn.quantum import QuantumConfig, tomography_estimate
+from qcnn.quantum import QuantumConfig
+from qcnn.quantum import noisy_gradient as emulator_noisy_gradient
 from qcnn.quantum.gradient_models import GRADIENT_MODELS
 from qcnn.torch.random import Streams
 
@@ -41,19 +42,29 @@ def noisy_gradient(
     *,
     signs: str = "kp",
     batch_dims: int = 0,
+    norm_ae: tuple[int, int] | None = None,
 ) -> torch.Tensor:
     """The quantum estimate of ``grad`` (same shape, dtype and device) under the gradient
     ``model``; ``batch_dims`` leading axes index independent vectors, each with its own norm.
-    ``delta = 0`` returns ``grad`` itself."""
+    ``norm_ae = (m, k)``: the tomography's norm estimated by amplitude estimation
+    (``QuantumConfig.gradient_norm_ae``). ``delta = 0`` returns ``grad`` itself."""
     if model not in GRADIENT_MODELS:
         raise ValueError(f"model must be one of {GRADIENT_MODELS}, got {model!r}")
     if delta == 0 or grad.numel() == 0:
         return grad
-    if model == "linf_tomography":
-        est = tomography_estimate(
-            grad.detach().cpu().numpy(), delta, streams.host, signs=signs, batch_dims=batch_dims
+    if model == "linf_tomography":  # the emulator's own model, on the host
+        est = emulator_noisy_gradient(
+            grad.detach().cpu().numpy(),
+            delta,
+            streams.host,
+            model,
+            signs=signs,
+            batch_dims=batch_dims,
+            norm_ae=norm_ae,
         )
         return torch.from_numpy(np.ascontiguousarray(est)).to(grad.device, grad.dtype)
+    if norm_ae is not None:
+        raise ValueError("norm_ae is a setting of the 'linf_tomography' gradient model")
     rows = grad.detach().reshape(int(np.prod(grad.shape[:batch_dims], dtype=np.int64)), -1)
     norms = torch.linalg.vector_norm(rows.to(torch.float64), dim=1).to(grad.dtype)
     noise = torch.randn(
@@ -76,7 +87,13 @@ class GradientReadout(torch.autograd.Function):
     def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor, None, None]:
         cfg: QuantumConfig = ctx.config
         out = noisy_gradient(
-            grad, cfg.delta, ctx.streams, cfg.gradient_model, signs=cfg.gradient_signs, batch_dims=1
+            grad,
+            cfg.delta,
+            ctx.streams,
+            cfg.gradient_model,
+            signs=cfg.gradient_signs,
+            batch_dims=1,
+            norm_ae=cfg.gradient_norm_ae,
         )
         return out, None, None
 
@@ -91,7 +108,7 @@ class QuantumBackprop:
         model: the model, to know which parameters are quantum kernels (the ``weight`` of every
             :class:`~qcnn.torch.QuantumConv2d`) for ``gradient_on='quantum'``.
         config: the gradient settings (``delta``, ``gradient_model``, ``gradient_signs``,
-            ``gradient_on``); default: the config of the model's quantum layers (they must agree
+            ``gradient_on``, ``gradient_norm``); default: the config of the model's quantum layers (they must agree
             on these fields).
         seed: int, SeedSequence or None (fresh OS entropy): the noise streams.
 
@@ -112,7 +129,7 @@ class QuantumBackprop:
         if config is None:
             if not self.quantum_layers:
                 raise ValueError("QuantumBackprop: the model has no QuantumConv2d; pass a config")
-            fields = ("delta", "gradient_model", "gradient_signs", "gradient_on")
+            fields = ("delta", "gradient_model", "gradient_signs", "gradient_on", "gradient_norm")
             seen = {tuple(getattr(m.config, f) for f in fields) for m in self.quantum_layers}
             if len(seen) > 1:
                 raise ValueError(
@@ -144,7 +161,12 @@ class QuantumBackprop:
         for p in self._params():
             assert p.grad is not None
             p.grad = noisy_gradient(
-                p.grad, cfg.delta, self.streams, cfg.gradient_model, signs=cfg.gradient_signs
+                p.grad,
+                cfg.delta,
+                self.streams,
+                cfg.gradient_model,
+                signs=cfg.gradient_signs,
+                norm_ae=cfg.gradient_norm_ae,
             )
 
     def remove(self) -> None:

@@ -160,6 +160,8 @@ HOST_CONFIGS = {
     "per-shot-ae-median-3": QuantumConfig(
         eps=0.1, cap=3.0, ipe="amplitude_estimation", ae_median=3, noise_per_shot=True
     ),
+    # the theory preset: AE with the median of k = 11 (from Delta), per shot, AE normaliser
+    "theory-preset": QuantumConfig.theory(eps=0.1, cap=3.0),
 }
 
 

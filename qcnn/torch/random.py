@@ -78,11 +78,20 @@ def multinomial_counts(
     w = weights.detach()
     if w.device.type != "mps":  # float64 cumulative sums: the law exact to float64 rounding
         w = w.to(torch.float64)
-    live = torch.nonzero(w.sum(dim=1) > 0).flatten()
-    if live.numel() == 0:
+    live_rows = w.sum(dim=1) > 0
+    every = bool(live_rows.all())  # the usual case: no row to leave out
+    live = None if every else torch.nonzero(live_rows).flatten()
+    rows = w if live is None else w[live]
+    if rows.shape[0] == 0:
         return counts
-    draws = torch.multinomial(w[live], shots, replacement=True, generator=generator)  # (L, shots)
-    flat = draws + (torch.arange(live.numel(), device=w.device) * d)[:, None]
-    per_live = torch.bincount(flat.flatten(), minlength=live.numel() * d).view(live.numel(), d)
-    counts[live] = per_live
+    draws = torch.multinomial(rows, shots, replacement=True, generator=generator)  # (L, shots)
+    flat = draws + (torch.arange(rows.shape[0], device=w.device) * d)[:, None]
+    # scatter_add of ones: the counts per (row, column), much faster than bincount on the CPU
+    per_row = torch.zeros(rows.shape[0] * d, dtype=torch.int64, device=w.device)
+    per_row.scatter_add_(
+        0, flat.flatten(), torch.ones(flat.numel(), dtype=torch.int64, device=w.device)
+    )
+    if live is None:
+        return per_row.view(b, d)
+    counts[live] = per_row.view(-1, d)
     return counts

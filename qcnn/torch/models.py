@@ -94,8 +94,8 @@ def _layer(layer: Layer) -> nn.Module:
         return simple[type(layer)]()
     if type(layer) is Dropout:
         return nn.Dropout(layer.p)
-    if type(layer) in (MaxPool2D, AvgPool2D):
-        cls = nn.MaxPool2d if type(layer) is MaxPool2D else nn.AvgPool2d
+    if isinstance(layer, (MaxPool2D, AvgPool2D)):
+        cls = nn.MaxPool2d if isinstance(layer, MaxPool2D) else nn.AvgPool2d
         return cls(layer.kernel_size, layer.stride, _padding(layer.padding, "pool"))
     if type(layer) is Sequential:
         return from_engine(layer)

@@ -176,7 +176,7 @@ def test_host_error_models_equal_the_emulator_forward_and_backward(name, pool):
     twin = _numpy_twin(q, config)
     x = torch.randn(4, 3, 8, 8, dtype=torch.float64, requires_grad=True)
     out = q(x)
-    ref = twin.forward(x.detach().numpy(), training=True)
+    ref = twin.train().forward(x.detach().numpy())
     np.testing.assert_allclose(out.detach().numpy(), ref, rtol=1e-9, atol=1e-12)
     assert (ref > 0).mean() > 0.05  # something was written
     g = np.random.default_rng(1).normal(size=ref.shape)

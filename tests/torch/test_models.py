@@ -22,7 +22,7 @@ from qcnn.torch.models import paper_qcnn as torch_paper_qcnn  # noqa: E402
 
 def test_paper_cnn_is_the_engines_network_and_weights():
     x = np.random.default_rng(0).normal(size=(3, 1, 28, 28)).astype(np.float32)
-    ref = engine_paper_cnn(4).forward(x, training=False)
+    ref = engine_paper_cnn(4).eval().forward(x)
     with torch.no_grad():
         out = paper_cnn(4)(torch.from_numpy(x)).numpy()
     np.testing.assert_allclose(out, ref, rtol=1e-4, atol=1e-5)
@@ -31,7 +31,7 @@ def test_paper_cnn_is_the_engines_network_and_weights():
 def test_exact_paper_qcnn_equals_the_emulators():
     config = QuantumConfig.exact(cap=10.0)
     x = np.random.default_rng(1).normal(size=(2, 1, 28, 28)).astype(np.float32)
-    ref = paper_qcnn(config, 2).forward(x, training=False)
+    ref = paper_qcnn(config, 2).eval().forward(x)
     model = torch_paper_qcnn(config, 2)
     assert sum(isinstance(m, QuantumConv2d) for m in model.modules()) == 2
     with torch.no_grad():
@@ -71,7 +71,7 @@ def test_layers_convert_with_their_weights_and_unknown_layers_are_refused():
     model = from_engine(engine).eval()
     with torch.no_grad():
         out = model(torch.from_numpy(x)).numpy()
-    np.testing.assert_allclose(out, engine.forward(x, training=False), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(out, engine.eval().forward(x), rtol=1e-5, atol=1e-6)
     with pytest.raises(ValueError, match="LocalResponseNorm"):
         from_engine(Sequential(LocalResponseNorm(3)))
 

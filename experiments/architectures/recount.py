@@ -1,6 +1,6 @@
 """Recount the architectures' quantum layers with the construction's cost counts (issue 16).
 
-    python experiments/architectures/recount.py experiments/architectures/results-mnist
+    python experiments/architectures/recount.py experiments/architectures/results-mnist [--physical]
 
 The trained weights of this experiment are not kept, but what the cost counts need of them is
 recorded in ``summary.json``: each quantum layer's measured E[f] (paper preset), its output size
@@ -12,8 +12,12 @@ E[f] is the paper preset's measurement for both, labelled). The backward pass ne
 kappa of the batch's matrices, which were not recorded per batch: it is given as the model §4
 formula the first report evaluated (per image) times the ``2 x 36 ln d`` the sign-stepped
 l-infinity tomography needs and the formula left out, with d = V D' (the kernel gradient, the
-smaller of the two tensors: so a lower bound of the missing factor). Writes ``costs.md`` and
-``costs.json`` into the folder.
+smaller of the two tensors: so a lower bound of the missing factor). With ``--physical`` (the
+optional extra ``qcnn[estimate]``), the forward pass of every layer at both presets also gets
+Microsoft's resource estimator's physical qubits, code distance, T factories and runtime per
+image (paper reading; one shot estimated, times the shots, theory mode's normaliser added),
+against this machine's measured convolution throughput. Writes ``costs.md`` and ``costs.json``
+into the folder.
 """
 
 from __future__ import annotations
@@ -23,9 +27,11 @@ import math
 import sys
 from pathlib import Path
 
+from qcnn.experiments.cost_report import classical_throughput
 from qcnn.models import architecture_info, build_model, quantum_layers
 from qcnn.quantum import QuantumConfig
-from qcnn.quantum.costs import LayerShape, forward_costs
+from qcnn.quantum.costs import Counts, LayerShape, forward_costs
+from qcnn.quantum.physical import physical_estimates
 
 ARCHS = ["paper", "lenet5", "alexnet-small", "inception-small"]
 
@@ -46,8 +52,25 @@ def shapes(arch: str) -> dict[str, tuple[LayerShape, bool]]:
     return out
 
 
+def physical(f: dict, cpu_flops: float, macs: float) -> list[dict]:
+    """Forward per image of one layer, every qubit model: one shot x the shots (+ normaliser)."""
+    shot = physical_estimates(Counts(**f["shot"]), units=f["factors"]["shots_used"])
+    norm = None
+    if f["normaliser"]["rotations"]:
+        norm = physical_estimates(Counts(**f["normaliser"]))
+    rows = []
+    for i, p in enumerate(shot):
+        t = p["runtime_s"] + (norm[i]["runtime_s"] if norm else 0.0)
+        rows.append({k: p[k] for k in ("qubit_model", "qec_scheme", "physical_qubits",
+                                       "code_distance", "t_factories")}
+                    | {"forward_per_image_s": t, "over_cpu": t / (2.0 * macs / cpu_flops)})  # fmt: skip
+    return rows
+
+
 def main(argv: list[str]) -> int:
     folder = Path(argv[0])
+    with_physical = "--physical" in argv[1:]
+    cpu = classical_throughput() if with_physical else None
     summary = json.loads((folder / "summary.json").read_text())
     presets = {"paper": QuantumConfig.paper(), "theory": QuantumConfig.theory()}
     rows = []
@@ -68,13 +91,16 @@ def main(argv: list[str]) -> int:
                     if reading == "paper":
                         row[f"{name}_aa_rounds"] = f["factors"]["aa_rounds"]
                         row[f"{name}_k"] = f["factors"]["ae_median_k"]
+                        if cpu is not None:
+                            row[f"{name}_physical"] = physical(f, cpu["flop_per_s"], macs)
             old = rec["backward_quantum_over_classical"]
             d_f = shape.volume * shape.kernels
             row["backward_old"] = old
             row["backward_with_shots"] = old * 2 * 36 * math.log(d_f) if old is not None else None
             row["passes_gradient_back"] = passes_back
             rows.append(row)
-    (folder / "costs.json").write_text(json.dumps(rows, indent=2) + "\n")
+    record = {"rows": rows, "throughput": cpu}
+    (folder / "costs.json").write_text(json.dumps(record, indent=2) + "\n")
 
     def g(v):
         return "-" if v is None else f"{v:.3g}"
@@ -93,6 +119,27 @@ def main(argv: list[str]) -> int:
             f"{g(r['theory_paper_forward_eta'])} | {g(r['paper_circuit_forward'])} | "
             f"{g(r['backward_old'])} | {g(r['backward_with_shots'])} |"
         )
+    if cpu is not None:
+        first = rows[0]["paper_physical"]
+        lines += ["", f"Physical estimates of the forward pass per image (paper reading of QRAM; "
+                  f"Microsoft's resource estimator, error budget 0.01 per shot; this machine's "
+                  f"convolution: {cpu['flop_per_s']:.3g} FLOP/s, {cpu['cpu']}, shared). Columns: "
+                  f"physical qubits / code distance / T factories / seconds per image / x CPU "
+                  f"time, for {first[0]['qubit_model']} ({first[0]['qec_scheme']}) and "
+                  f"{first[-1]['qubit_model']} ({first[-1]['qec_scheme']}):", "",
+                  "| architecture | layer | paper preset, " + first[0]["qubit_model"] +
+                  " | paper preset, " + first[-1]["qubit_model"] + " | theory preset, " +
+                  first[0]["qubit_model"] + " | theory preset, " + first[-1]["qubit_model"] + " |",
+                  "|---|---|---|---|---|---|"]  # fmt: skip
+
+        def cell(p):
+            return (f"{p['physical_qubits']:,} / {p['code_distance']} / {p['t_factories']} / "
+                    f"{p['forward_per_image_s']:.3g} s / {p['over_cpu']:.2g}x")  # fmt: skip
+
+        for r in rows:
+            pp, tp = r["paper_physical"], r["theory_physical"]
+            lines.append(f"| {r['arch']} | {r['layer']} | {cell(pp[0])} | {cell(pp[-1])} | "
+                         f"{cell(tp[0])} | {cell(tp[-1])} |")  # fmt: skip
     (folder / "costs.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
     return 0

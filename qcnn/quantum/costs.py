@@ -550,25 +550,30 @@ def backward_costs(
     ``batch_params``: mu and kappa (``matrix_parameters``) of the batch's stacked ``A``, ``dY``
     and of ``dF = A^T dY`` (the kernel gradient is read once per batch); ``image_params``: the
     per-image medians of ``dY``, ``F`` and ``dX = dY F^T`` (the gradient passed back, read per
-    image when ``input_gradient``). Shots: ``36 ln d / delta^2``, doubled by the KP sign step.
+    image when ``input_gradient``). Shots: ``36 ln d / delta^2``, doubled by the KP sign step;
+    with ``gradient_norm='amplitude_estimation'`` each tensor's norm costs k AE runs of
+    ``2^(m+1) - 1`` more states.
     """
     a = assumptions or Assumptions()
     if config.delta <= 0:
         raise ValueError("the backward cost model needs delta > 0 (36 ln d / delta^2 shots)")
     signs = 2 if config.gradient_signs == "kp" else 1
+    # theory v2: each tensor's norm estimated by AE (k runs of 2^(m+1) - 1 state preparations)
+    norm_ae = config.gradient_norm_ae
+    norm_states = 0 if norm_ae is None else norm_ae[1] * (2 ** (norm_ae[0] + 1) - 1)
     v, q, pq = shape.volume, shape.kernels, shape.patches
     d_f = v * q
     shots_f = tomography_shots(d_f, config.delta) * signs
     pa, pdy, pdf = batch_params["A"], batch_params["dY"], batch_params["dF"]
     state_f = _qmm_state(pa["mu"], pdy["mu"], pdf["kappa"], batch * pq * v,
                          float(batch * pq * (v + q)), reading, a)  # fmt: skip
-    kernel = state_f.times(shots_f)
+    kernel = state_f.times(shots_f + norm_states)
     bias = Counts()
     shots_b = 0
     if shape.bias:  # dL/db = dY^T 1: a product with the all-ones vector (mu 1, kappa 1)
         shots_b = tomography_shots(q, config.delta) * signs
         state_b = _qmm_state(pdy["mu"], 1.0, 1.0, batch * pq * q, float(batch * pq * q), reading, a)
-        bias = state_b.times(shots_b)
+        bias = state_b.times(shots_b + norm_states)
     per_batch = kernel + bias
     shots_x = 0
     inputs = Counts()
@@ -577,7 +582,7 @@ def backward_costs(
         shots_x = tomography_shots(max(shape.input_size, 2), config.delta) * signs
         state_x = _qmm_state(pdy_i["mu"], pf["mu"], pdx["kappa"], pq * q + v * q,
                              float(pq * q + v * q), reading, a)  # fmt: skip
-        inputs = state_x.times(shots_x)
+        inputs = state_x.times(shots_x + norm_states)
         per_batch = per_batch + inputs.times(batch)
     model_formula = (
         (image_params.get("A", pa)["mu"] + image_params["dY"]["mu"]) * image_params["dF"]["kappa"]
@@ -588,6 +593,7 @@ def backward_costs(
         "factors": {
             "delta": config.delta,
             "sign_step_factor": signs,
+            "norm_ae_states_per_tensor": norm_states,
             "kernel_gradient_entries": d_f,
             "kernel_gradient_shots_per_batch": shots_f,
             "kernel_gradient_queries_per_shot": math.ceil((pa["mu"] + pdy["mu"]) * pdf["kappa"]),

@@ -243,3 +243,19 @@ def test_estimator_counts_are_integers_for_the_estimator():
     assert set(d) == {"numQubits", "rotationCount", "rotationDepth", "cczCount", "ccixCount",
                       "measurementCount", "tCount"}  # fmt: skip
     assert all(isinstance(v, int) and v >= 0 for v in d.values())
+
+
+def test_gradient_norm_amplitude_estimation_adds_k_runs_per_tensor():
+    """Theory v2 estimates each gradient's norm by AE: k (2^(m+1) - 1) more states a tensor."""
+    cfg = QuantumConfig.paper(delta=0.1)
+    with_ae = QuantumConfig.theory().replace(delta=0.1)
+    assert with_ae.gradient_norm_ae == (9, 11)
+    kw = dict(batch_params=BATCH, image_params=IMAGE, batch=1, reading="paper")
+    exact = backward_costs(TINY, with_ae.replace(gradient_norm="exact"), **kw)
+    est = backward_costs(TINY, with_ae, **kw)
+    states = 11 * (2**10 - 1)
+    assert est["factors"]["norm_ae_states_per_tensor"] == states
+    per_state = math.ceil((2.0 + 1.5) * 4.0)
+    extra = est["kernel_gradient"]["qram_queries"] - exact["kernel_gradient"]["qram_queries"]
+    assert extra == states * per_state
+    assert backward_costs(TINY, cfg, **kw)["factors"]["norm_ae_states_per_tensor"] == 0

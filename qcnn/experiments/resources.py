@@ -1,7 +1,15 @@
 """``python -m qcnn.experiments.resources``: predicted quantum vs classical running time per layer.
 
 Runs test images through the QCNN (fresh, or with trained weights from a run of the ``mnist``
-command) and evaluates the running-time model of :mod:`qcnn.quantum.resources` (model §4):
+command) and reports, first, the **logical counts of the construction**
+(:mod:`qcnn.quantum.costs`, tables by :mod:`qcnn.experiments.cost_report`): forward per image and
+per batch, backward per batch as training reads it (the kernel gradient once per batch, with the
+mu and kappa of the batch's stacked matrices), in the paper's and the circuit's reading of QRAM,
+and the crossover re-derived for kernel volumes up to 1e6; with ``--physical`` (the optional
+extra ``qcnn[estimate]``) their physical resources from Microsoft's resource estimator
+(:mod:`qcnn.quantum.physical`) against this machine's measured convolution throughput and a
+stated GPU peak. Then, for comparison, the first running-time model of
+:mod:`qcnn.quantum.resources` (model §4's big-O formula):
 
 - **forward**: measured ``M``, ``E[f]`` in each quantum layer; classical multiply-adds against
   ``sigma H'W'D' * M sqrt(C) / (eps sqrt(E[f]))``; the shots used (``sigma d``), the shots the

@@ -13,8 +13,11 @@ circuits (which this module does not import: the emulator never depends on Qiski
 
 - ``A``, the Hadamard-test preparation ``(|0>|A_p> + |1>|F_q>) / sqrt 2`` for every (p, q) at
   once: H on the control, then the RY tree of the data register, level ``l`` a rotation
-  uniformly controlled by the control, the index registers and the ``l`` data qubits above it,
-  then H on the control (the circuits package's ``HadamardTestTemplate`` is the one-pair case);
+  uniformly controlled by the control, the index registers and the ``l`` data qubits above it
+  (the coherent circuit's default splits each level into a patch multiplexer over
+  ``(prefix, p, ctrl)`` and a kernel multiplexer over ``(prefix, q, ctrl)``:
+  ``Assumptions.circuit_loader``), then H on the control (the circuits package's
+  ``HadamardTestTemplate`` is the one-pair case of the joint form);
 - the Grover iterate ``A S_0 A^dagger S_chi`` with only its two reflections controlled by the
   evaluation qubit: ``S_chi`` a CZ, ``S_0`` a multi-controlled X with ``1 + n`` controls
   (the circuits package's ``controlled_grover_operator``);
@@ -50,8 +53,9 @@ circuits (which this module does not import: the emulator never depends on Qiski
   on ``fixed_point_bits``-bit registers (:func:`flag_arithmetic`).
 - ``'circuit'``: QRAM realised as the coherent circuit's multiplexed RY-tree loaders (issue 15,
   the circuits package's ``coherent`` module): a uniformly controlled RY with c controls is
-  ``2^c`` RY and ``2^c`` CNOT (Mottonen et al. 2004), so loading costs about ``2 P Q V`` rotations per
-  application of ``A``: a gate count that grows with the data it loads. The flag rotation is one
+  ``2^c`` RY and ``2^c`` CNOT (Mottonen et al. 2004), so loading costs about ``2 (P + Q) V``
+  rotations per application of ``A`` with the split loader (``2 P Q V`` joint): a gate count
+  that grows with the data it loads. The flag rotation is one
   multiplexer over (p, q, j).
 
 **Gate costs** for the estimator (named, with sources): a k-controlled X is ``k - 1`` logical AND
@@ -124,6 +128,9 @@ class Assumptions:
         eta_reference: the eta whose ``36 ln d / eta^2`` shots are reported beside sigma d.
         t_per_toffoli: T gates per Toffoli (7: Amy et al. 2013); t_per_and: per AND (4: Gidney 2018).
         rotation_t_factor: T per rotation ``= ceil(factor log2(1 / accuracy))`` (Ross & Selinger).
+        circuit_loader: the coherent circuit's loader [circuit reading]: ``'split'`` (its
+            default: per tree level one multiplexer over (prefix, p, ctrl) for the patches and one
+            over (prefix, q, ctrl) for the kernels) or ``'joint'`` (one over (prefix, p, q, ctrl)).
     """
 
     qram_query_toffoli_power: float = 2.0
@@ -133,6 +140,7 @@ class Assumptions:
     t_per_toffoli: int = 7
     t_per_and: int = 4
     rotation_t_factor: float = 3.0
+    circuit_loader: Literal["split", "joint"] = "split"
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -287,7 +295,14 @@ def hadamard_test(shape: LayerShape, reading: Reading, assumptions: Assumptions)
     if reading == "circuit":
         total = h
         for level in range(n):
-            total = total + multiplexer(1 + n_idx + level)
+            if assumptions.circuit_loader == "joint":
+                total = total + multiplexer(1 + n_idx + level)
+            elif assumptions.circuit_loader == "split":
+                total = total + multiplexer(1 + index_qubits(shape.patches) + level)
+                total = total + multiplexer(1 + index_qubits(shape.kernels) + level)
+            else:
+                raise ValueError(f"circuit_loader must be 'split' or 'joint', got "
+                                 f"{assumptions.circuit_loader!r}")  # fmt: skip
         return total.with_qubits(qubits)
     if reading != "paper":
         raise ValueError(f"reading must be one of {READINGS}, got {reading!r}")

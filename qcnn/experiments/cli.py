@@ -286,7 +286,7 @@ def cli_errors(main: Callable[..., int]) -> Callable[..., int]:
     def wrapper(argv: list[str] | None = None) -> int:
         try:
             with warnings.catch_warnings():
-                # the subset fallback prints its notice on stderr itself (qcnn.data.mnist._loud):
+                # the subset fallback prints its notice on stderr itself (qcnn.data.idx_dataset.loud):
                 # a command shows it once, not a second time as a Python warning
                 warnings.simplefilter("ignore", MNISTSubsetWarning)
                 return main(argv)

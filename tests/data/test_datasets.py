@@ -16,7 +16,7 @@ import urllib.error
 import numpy as np
 import pytest
 
-from qcnn.data import fashion_mnist, idx, mnist, preprocess
+from qcnn.data import fashion_mnist, idx, idx_dataset, mnist, preprocess
 from qcnn.data.digits import load_digits_splits, split_by_class
 from qcnn.data.registry import (
     DATASETS,
@@ -178,6 +178,31 @@ def test_fashion_mnist_download_lands_in_the_cache_and_loads_offline_afterwards(
     np.testing.assert_array_equal(again.test_labels, arrays["test", "labels"])
     # the statistics come from the training split
     np.testing.assert_allclose(ds.x_train.mean(), 0, atol=1e-6)
+
+
+def test_fashion_mnist_survives_an_unwritable_cache_as_mnist_does(isolated, monkeypatch, capsys):
+    """One loader for both: a verified download is used from memory when the cache cannot be
+    written (Fashion-MNIST used to fail here while MNIST warned and went on)."""
+    arrays, blobs = fake_files()
+    monkeypatch.setattr(fashion_mnist, "_N_EXAMPLES", {"train": 12, "test": 6})
+    monkeypatch.setattr(
+        fashion_mnist,
+        "FASHION_MNIST_MD5",
+        {name: hashlib.md5(data).hexdigest() for name, data in blobs.items()},
+    )
+    base = fashion_mnist.FASHION_MNIST_MIRRORS[0]
+    isolated.files.update({base + name: data for name, data in blobs.items()})
+
+    def fail(path, data):
+        raise PermissionError(f"read-only: {path}")
+
+    monkeypatch.setattr(idx_dataset, "atomic_write_bytes", fail)
+    with pytest.warns(UserWarning, match="could not write Fashion-MNIST into the cache"):
+        ds = fashion_mnist.load_fashion_mnist()
+    assert ds.source == f"download:{base}"
+    np.testing.assert_array_equal(ds.train_images[:, 0], arrays["train", "images"])
+    np.testing.assert_array_equal(ds.test_labels, arrays["test", "labels"])
+    assert "using it from memory" in capsys.readouterr().err
 
 
 def test_fashion_mnist_offline_says_it_cannot_be_fetched(isolated, tmp_path):

@@ -25,6 +25,7 @@ from qcnn.data import (
     MNISTSubsetWarning,
     batches,
     idx,
+    idx_dataset,
     iterate_minibatches,
     load_mnist,
     load_mnist_dataset,
@@ -451,7 +452,7 @@ def test_unwritable_cache_still_returns_downloaded_data(small, monkeypatch, no_f
     def fail(path, data):
         raise PermissionError(f"read-only: {path}")
 
-    monkeypatch.setattr(mnist, "atomic_write_bytes", fail)
+    monkeypatch.setattr(idx_dataset, "atomic_write_bytes", fail)
     with pytest.warns(UserWarning, match="could not write"):
         ds = load_mnist_dataset()
     assert_same_data(ds, small)

@@ -98,9 +98,23 @@ def main() -> None:
     p.add_argument("--loader", nargs="+", choices=["joint", "split"], default=["joint"])
     args = p.parse_args()
     cols = [
-        "problem", "m", "loader", "precision", "threads", "qubits", "multiplexers", "branches", "depth",
-        "cx", "build_s", "simulate_s", "total_s", "cpu_s", "peak_rss_mb", "tv",
-    ]  # fmt: skip
+        "problem",
+        "m",
+        "loader",
+        "precision",
+        "threads",
+        "qubits",
+        "multiplexers",
+        "branches",
+        "depth",
+        "cx",
+        "build_s",
+        "simulate_s",
+        "total_s",
+        "cpu_s",
+        "peak_rss_mb",
+        "tv",
+    ]
     print("| " + " | ".join(cols) + " |")
     print("|" + "---|" * len(cols))
     for name in args.problem:

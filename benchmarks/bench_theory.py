@@ -147,22 +147,35 @@ def main(argv: list[str] | None = None) -> int:
         results = time_interleaved(x, y, steps, args.shards, args.blocks)
     for name, r in results.items():
         r["seconds_2_epochs"] = r["seconds"] / steps * STEPS_2_EPOCHS
-        print(f"{name:7s}: {r['seconds']:.1f} s for {steps} steps ({1e3 * r['seconds'] / steps:.0f} ms "
-              f"per step, {1e3 * r['hook_seconds'] / steps:.0f} ms in the gradient hooks; median "
-              f"{1e3 * r['median_step_seconds']:.0f} ms, {1e3 * r['median_hook_seconds']:.0f} ms); "
-              f"2 epochs: {r['seconds_2_epochs']:.0f} s", flush=True)  # fmt: skip
+        print(
+            f"{name:7s}: {r['seconds']:.1f} s for {steps} steps ({1e3 * r['seconds'] / steps:.0f} ms "
+            f"per step, {1e3 * r['hook_seconds'] / steps:.0f} ms in the gradient hooks; median "
+            f"{1e3 * r['median_step_seconds']:.0f} ms, {1e3 * r['median_hook_seconds']:.0f} ms); "
+            f"2 epochs: {r['seconds_2_epochs']:.0f} s",
+            flush=True,
+        )
     ratio = results["theory"]["seconds"] / results["paper"]["seconds"]
     median_ratio = (
         results["theory"]["median_step_seconds"] / results["paper"]["median_step_seconds"]
     )
-    print(f"theory / paper: {ratio:.2f}x on the total, {median_ratio:.2f}x on the median step "
-          f"(target <= 2.5x)")  # fmt: skip
-    meta = {"ratio": ratio, "median_ratio": median_ratio, "steps": steps, "blocks": args.blocks,
-            "shards": args.shards, "data": source,
-            "python": sys.version.split()[0], "numpy": np.__version__,
-            "platform": platform.platform(), "cpus": os.cpu_count(),
-            "load_average": os.getloadavg(),
-            "openblas_env": {k: os.environ.get(k) for k in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")}}  # fmt: skip
+    print(
+        f"theory / paper: {ratio:.2f}x on the total, {median_ratio:.2f}x on the median step "
+        f"(target <= 2.5x)"
+    )
+    meta = {
+        "ratio": ratio,
+        "median_ratio": median_ratio,
+        "steps": steps,
+        "blocks": args.blocks,
+        "shards": args.shards,
+        "data": source,
+        "python": sys.version.split()[0],
+        "numpy": np.__version__,
+        "platform": platform.platform(),
+        "cpus": os.cpu_count(),
+        "load_average": os.getloadavg(),
+        "openblas_env": {k: os.environ.get(k) for k in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")},
+    }
     if args.json:
         with open(args.json, "w") as fh:
             json.dump({"results": results, **meta}, fh, indent=2)

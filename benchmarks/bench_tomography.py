@@ -56,13 +56,18 @@ def main(argv: list[str] | None = None) -> int:
         ours = best_of(lambda v=v: tomography_estimate(v, 0.01, rng), args.repeats)
         ref = best_of(lambda p64=p64, n=n: rng.multinomial(n, p64), args.repeats)
         out[f"d{d}"] = {"N": n, "tomography_s": ours, "numpy_multinomial_s": ref}
-        print(f"d = {d:,}, N = {n:,}: tomography_estimate (magnitudes + KP signs) {1e3 * ours:.0f} ms; "
-              f"numpy multinomial (magnitudes only) {1e3 * ref:.0f} ms", flush=True)  # fmt: skip
+        print(
+            f"d = {d:,}, N = {n:,}: tomography_estimate (magnitudes + KP signs) {1e3 * ours:.0f} ms; "
+            f"numpy multinomial (magnitudes only) {1e3 * ref:.0f} ms",
+            flush=True,
+        )
     batch = np.stack([gradient_like(2420, rng) for _ in range(64)])
     t = best_of(lambda: tomography_estimate(batch, 0.01, rng, batch_dims=1), args.repeats)
     out["batch64x2420"] = {"tomography_s": t}
-    print(f"64 vectors of d = 2,420 (per image), N = {math.ceil(36 * math.log(2420) / 1e-4):,} "
-          f"each: {1e3 * t:.0f} ms")  # fmt: skip
+    print(
+        f"64 vectors of d = 2,420 (per image), N = {math.ceil(36 * math.log(2420) / 1e-4):,} "
+        f"each: {1e3 * t:.0f} ms"
+    )
     if args.json:
         with open(args.json, "w") as fh:
             json.dump({"results": out, "numpy": np.__version__}, fh, indent=2)

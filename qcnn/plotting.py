@@ -286,8 +286,9 @@ def plot_activation_maximisation(
                 continue
             img, cmap = _image_of(row["images"][c])
             vmax = float(np.abs(img).max()) or 1.0
-            ax.imshow(img, cmap=cmap, vmin=None if cmap is None else -vmax,
-                      vmax=vmax if cmap else None)  # fmt: skip
+            ax.imshow(
+                img, cmap=cmap, vmin=None if cmap is None else -vmax, vmax=vmax if cmap else None
+            )
             ax.set_title(row["captions"][c], fontsize=6)
     if title:
         fig.suptitle(title, fontsize=8)
@@ -314,8 +315,9 @@ def plot_feature_projection(
         ax.set_title(name, fontsize=9)
         ax.set_xticks([])
         ax.set_yticks([])
-    axes[-1].legend(title="class", fontsize=7, markerscale=3, loc="center left",
-                    bbox_to_anchor=(1.0, 0.5))  # fmt: skip
+    axes[-1].legend(
+        title="class", fontsize=7, markerscale=3, loc="center left", bbox_to_anchor=(1.0, 0.5)
+    )
     if title:
         fig.suptitle(title, fontsize=9)
     save_figure(fig, path)

@@ -25,7 +25,13 @@ def test_conv_targets_paths_and_prefixes_are_copies():
     assert [t.path for t in targets][:4] == ["0", "3.0.0", "3.1.0", "3.1.2"]
     t = targets[3]  # the 3x3 conv of the second branch: stem, relu, pool, 1x1, relu, 3x3
     assert [type(layer).__name__ for layer in t.prefix] == [
-        "Conv2D", "ReLU", "MaxPool2D", "Conv2D", "ReLU", "Conv2D"]  # fmt: skip
+        "Conv2D",
+        "ReLU",
+        "MaxPool2D",
+        "Conv2D",
+        "ReLU",
+        "Conv2D",
+    ]
     t.conv.weight.data[:] = 0  # a copy: the model keeps its weights
     assert np.abs(model[3].branches[1][2].weight.data).max() > 0
 
@@ -36,8 +42,9 @@ def test_activation_maximisation_increases_the_activation(config):
     res = maximise_activation(target, 3, (1, 28, 28), config=config, steps=12, radius=20.0, seed=3)
     assert res.final > res.start + 0.1 and res.final > 0.2
     assert np.linalg.norm(res.x) <= 20.0 * (1 + 1e-6)
-    again = maximise_activation(target, 3, (1, 28, 28), config=config, steps=12, radius=20.0,
-                                seed=3)  # fmt: skip
+    again = maximise_activation(
+        target, 3, (1, 28, 28), config=config, steps=12, radius=20.0, seed=3
+    )
     np.testing.assert_array_equal(again.x, res.x)  # deterministic for a seed
 
 
@@ -92,8 +99,22 @@ def test_visualize_command_on_a_tiny_model(tmp_path):
         for p, ref in zip(a.parameters() + b.parameters(), cnn.parameters() * 2, strict=True):
             np.testing.assert_array_equal(p.data, ref.data)
     out = tmp_path / "vis"
-    argv = ["--weights", str(path), "--filters", "2", "--steps", "3", "--layers", "0", "5.1.2",
-            "--images", "60", "--out", str(out), "--quiet"]  # fmt: skip
+    argv = [
+        "--weights",
+        str(path),
+        "--filters",
+        "2",
+        "--steps",
+        "3",
+        "--layers",
+        "0",
+        "5.1.2",
+        "--images",
+        "60",
+        "--out",
+        str(out),
+        "--quiet",
+    ]
     assert visualize.main(argv) == 0
     for png in ("kernels.png", "activation_maximisation.png", "features.png"):
         assert (out / png).read_bytes()[:8] == PNG, png

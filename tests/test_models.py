@@ -230,8 +230,12 @@ def test_simple_convnet_is_the_primers_network_by_its_numbers():
     assert model.output_shape((1, 28, 28)) == (10,)
     w = model[0].weight.data
     assert abs(w.std() - 0.01) < 0.002 and not model[0].bias.data.any()
-    he = simple_convnet(2, conv_param={"filter_num": 16, "filter_size": 3, "pad": 1},
-                        hidden_size=50, weight_init_std="he")  # fmt: skip
+    he = simple_convnet(
+        2,
+        conv_param={"filter_num": 16, "filter_size": 3, "pad": 1},
+        hidden_size=50,
+        weight_init_std="he",
+    )
     assert he[0].weight.shape == (16, 1, 3, 3) and he.output_shape((1, 28, 28)) == (10,)
     dense = [layer for layer in he.layers if isinstance(layer, Dense)]
     assert abs(dense[0].weight.data.std() - np.sqrt(2 / (16 * 14 * 14))) < 2e-3

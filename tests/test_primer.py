@@ -58,11 +58,13 @@ def test_input_gradient_is_the_full_convolution_with_the_kernel_rotated_180_degr
     # the same as scipy's true 'full' convolution of dout with the (unrotated) kernel
     ref = np.array(
         [
-            [sum(scipy.signal.convolve2d(dout[n, o], w[o, c], "full") for o in range(4))
-             for c in range(3)]
+            [
+                sum(scipy.signal.convolve2d(dout[n, o], w[o, c], "full") for o in range(4))
+                for c in range(3)
+            ]
             for n in range(2)
         ]
-    )  # fmt: skip
+    )
     np.testing.assert_allclose(full, ref, atol=1e-12)
 
 
@@ -78,11 +80,13 @@ def test_weight_gradient_is_the_correlation_of_the_input_with_the_output_gradien
     np.testing.assert_allclose(corr, dw, rtol=0, atol=1e-12)
     ref = np.array(
         [
-            [sum(scipy.signal.correlate2d(x[n, c], dout[n, o], "valid") for n in range(3))
-             for c in range(2)]
+            [
+                sum(scipy.signal.correlate2d(x[n, c], dout[n, o], "valid") for n in range(3))
+                for c in range(2)
+            ]
             for o in range(5)
         ]
-    )  # fmt: skip
+    )
     np.testing.assert_allclose(corr, ref, atol=1e-12)
 
 

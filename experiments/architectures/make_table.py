@@ -36,8 +36,10 @@ def main(argv: list[str]) -> int:
         for model in ("cnn", "qcnn"):
             res = _load(runs / f"{prefix}-{model}" / "results.json")
             if res is not None:
-                shutil.copy(runs / f"{prefix}-{model}" / "results.json",
-                            results / "runs" / f"{prefix}-{model}.json")  # fmt: skip
+                shutil.copy(
+                    runs / f"{prefix}-{model}" / "results.json",
+                    results / "runs" / f"{prefix}-{model}.json",
+                )
                 recs[model] = res["runs"][0]
                 summary.setdefault("dataset", res["dataset"])
                 summary.setdefault("environment", res.get("environment"))
@@ -45,8 +47,10 @@ def main(argv: list[str]) -> int:
             continue
         resources = _load(runs / f"{prefix}-resources" / "resources.json")
         if resources is not None:
-            shutil.copy(runs / f"{prefix}-resources" / "resources.json",
-                        results / "runs" / f"{prefix}-resources.json")  # fmt: skip
+            shutil.copy(
+                runs / f"{prefix}-resources" / "resources.json",
+                results / "runs" / f"{prefix}-resources.json",
+            )
         info = next(iter(recs.values()))["architecture"]
         volumes = [c["kernel_volume"] for c in info["conv_layers"]]
         qinfo = recs["qcnn"]["architecture"] if "qcnn" in recs else None
@@ -69,23 +73,33 @@ def main(argv: list[str]) -> int:
             r = layer["resources"]
             ratio = r["quantum_ops"] / r["classical_ops"]
             back = layer.get("backward") or {}
-            lr = {"arch": arch, "layer": path, "kernel_volume": r["kernel_volume"],
-                  "out_pixels": r["out_pixels"], "M": r["M"], "mean_f": r["mean_f"], "Q": r["Q"],
-                  "implied_eta": r.get("implied_eta"),
-                  "crossover_volume_fixed_q": r["crossover_kernel_volume"],
-                  # on the fit of Q measured on synthetic deeper inputs (last layer only)
-                  "crossover_volume_fit": layer.get("crossover_volume_fit"),
-                  "quantum_over_classical": ratio,
-                  "backward_quantum_over_classical": (
-                      back["quantum_ops"] / back["classical_ops"] if back else None
-                  )}  # fmt: skip
+            lr = {
+                "arch": arch,
+                "layer": path,
+                "kernel_volume": r["kernel_volume"],
+                "out_pixels": r["out_pixels"],
+                "M": r["M"],
+                "mean_f": r["mean_f"],
+                "Q": r["Q"],
+                "implied_eta": r.get("implied_eta"),
+                "crossover_volume_fixed_q": r["crossover_kernel_volume"],
+                # on the fit of Q measured on synthetic deeper inputs (last layer only)
+                "crossover_volume_fit": layer.get("crossover_volume_fit"),
+                "quantum_over_classical": ratio,
+                "backward_quantum_over_classical": (
+                    back["quantum_ops"] / back["classical_ops"] if back else None
+                ),
+            }
             layer_rows.append(lr)
             if best is None or ratio < best["quantum_over_classical"]:
                 best = lr
         row["closest_layer"] = best
         arch_rows.append(row)
-    closest = min((r["closest_layer"] for r in arch_rows if r["closest_layer"]),
-                  key=lambda r: r["quantum_over_classical"], default=None)  # fmt: skip
+    closest = min(
+        (r["closest_layer"] for r in arch_rows if r["closest_layer"]),
+        key=lambda r: r["quantum_over_classical"],
+        default=None,
+    )
     summary.update({"architectures": arch_rows, "quantum_layers": layer_rows, "closest": closest})
     (results / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
 
@@ -95,9 +109,11 @@ def main(argv: list[str]) -> int:
     def sec(v):
         return "-" if v is None else f"{v:.0f}"
 
-    lines = ["| architecture | SGD momentum | parameters | conv kernel volumes | quantum layers | "
-             "CNN test acc | CNN train s | QCNN test acc | QCNN train s |",
-             "|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
+    lines = [
+        "| architecture | SGD momentum | parameters | conv kernel volumes | quantum layers | "
+        "CNN test acc | CNN train s | QCNN test acc | QCNN train s |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
     for r in arch_rows:
         lines.append(
             f"| {r['arch']} | {r['momentum']:g} | {r['parameters']:,} | "
@@ -110,10 +126,13 @@ def main(argv: list[str]) -> int:
     def num(v):
         return "-" if v is None else f"{v:.3g}"
 
-    lines += ["", "| architecture | quantum layer | kernel volume kh kw D | H'W'D' | M | E[f] | Q | "
-              "implied eta | forward: quantum / classical cost | backward: quantum / classical "
-              "cost | crossover volume, Q fixed | crossover volume, fit of measured Q |",
-              "|---|---|---|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
+    lines += [
+        "",
+        "| architecture | quantum layer | kernel volume kh kw D | H'W'D' | M | E[f] | Q | "
+        "implied eta | forward: quantum / classical cost | backward: quantum / classical "
+        "cost | crossover volume, Q fixed | crossover volume, fit of measured Q |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
     for r in layer_rows:
         lines.append(
             f"| {r['arch']} | {r['layer']} | {r['kernel_volume']} | {r['out_pixels']:,} | "
@@ -130,8 +149,10 @@ def main(argv: list[str]) -> int:
     (results / "table.csv").write_text(buf.getvalue())
     print("\n".join(lines))
     if closest:
-        print(f"closest to the crossover: {closest['arch']} layer {closest['layer']} "
-              f"(quantum/classical {closest['quantum_over_classical']:.3g})")  # fmt: skip
+        print(
+            f"closest to the crossover: {closest['arch']} layer {closest['layer']} "
+            f"(quantum/classical {closest['quantum_over_classical']:.3g})"
+        )
     return 0
 
 

@@ -46,8 +46,9 @@ def shapes(arch: str) -> dict[str, tuple[LayerShape, bool]]:
     for row, layer in zip(rows, quantum_layers(model), strict=True):
         c_in, h, w = row["input_shape"]
         d_out, ho, wo = layer.conv_output_shape((c_in, h, w))
-        shape = LayerShape(ho * wo, d_out, layer.kernel_volume(), c_in * h * w,
-                           layer.bias is not None)  # fmt: skip
+        shape = LayerShape(
+            ho * wo, d_out, layer.kernel_volume(), c_in * h * w, layer.bias is not None
+        )
         out[row["path"]] = (shape, layer is not first)
     return out
 
@@ -61,9 +62,19 @@ def physical(f: dict, cpu_flops: float, macs: float) -> list[dict]:
     rows = []
     for i, p in enumerate(shot):
         t = p["runtime_s"] + (norm[i]["runtime_s"] if norm else 0.0)
-        rows.append({k: p[k] for k in ("qubit_model", "qec_scheme", "physical_qubits",
-                                       "code_distance", "t_factories")}
-                    | {"forward_per_image_s": t, "over_cpu": t / (2.0 * macs / cpu_flops)})  # fmt: skip
+        rows.append(
+            {
+                k: p[k]
+                for k in (
+                    "qubit_model",
+                    "qec_scheme",
+                    "physical_qubits",
+                    "code_distance",
+                    "t_factories",
+                )
+            }
+            | {"forward_per_image_s": t, "over_cpu": t / (2.0 * macs / cpu_flops)}
+        )
     return rows
 
 
@@ -79,8 +90,13 @@ def main(argv: list[str]) -> int:
         for rec in (r for r in summary["quantum_layers"] if r["arch"] == arch):
             shape, passes_back = layers[rec["layer"]]
             assert shape.out_pixels == rec["out_pixels"] and shape.volume == rec["kernel_volume"]
-            row = {"arch": arch, "layer": rec["layer"], "kernel_volume": shape.volume,
-                   "out_pixels": shape.out_pixels, "mean_f": rec["mean_f"]}  # fmt: skip
+            row = {
+                "arch": arch,
+                "layer": rec["layer"],
+                "kernel_volume": shape.volume,
+                "out_pixels": shape.out_pixels,
+                "mean_f": rec["mean_f"],
+            }
             for name, cfg in presets.items():
                 for reading in ("paper", "circuit"):
                     f = forward_costs(shape, cfg, rec["mean_f"], reading)
@@ -121,25 +137,39 @@ def main(argv: list[str]) -> int:
         )
     if cpu is not None:
         first = rows[0]["paper_physical"]
-        lines += ["", f"Physical estimates of the forward pass per image (paper reading of QRAM; "
-                  f"Microsoft's resource estimator, error budget 0.01 per shot; this machine's "
-                  f"convolution: {cpu['flop_per_s']:.3g} FLOP/s, {cpu['cpu']}, shared). Columns: "
-                  f"physical qubits / code distance / T factories / seconds per image / x CPU "
-                  f"time, for {first[0]['qubit_model']} ({first[0]['qec_scheme']}) and "
-                  f"{first[-1]['qubit_model']} ({first[-1]['qec_scheme']}):", "",
-                  "| architecture | layer | paper preset, " + first[0]["qubit_model"] +
-                  " | paper preset, " + first[-1]["qubit_model"] + " | theory preset, " +
-                  first[0]["qubit_model"] + " | theory preset, " + first[-1]["qubit_model"] + " |",
-                  "|---|---|---|---|---|---|"]  # fmt: skip
+        lines += [
+            "",
+            f"Physical estimates of the forward pass per image (paper reading of QRAM; "
+            f"Microsoft's resource estimator, error budget 0.01 per shot; this machine's "
+            f"convolution: {cpu['flop_per_s']:.3g} FLOP/s, {cpu['cpu']}, shared). Columns: "
+            f"physical qubits / code distance / T factories / seconds per image / x CPU "
+            f"time, for {first[0]['qubit_model']} ({first[0]['qec_scheme']}) and "
+            f"{first[-1]['qubit_model']} ({first[-1]['qec_scheme']}):",
+            "",
+            "| architecture | layer | paper preset, "
+            + first[0]["qubit_model"]
+            + " | paper preset, "
+            + first[-1]["qubit_model"]
+            + " | theory preset, "
+            + first[0]["qubit_model"]
+            + " | theory preset, "
+            + first[-1]["qubit_model"]
+            + " |",
+            "|---|---|---|---|---|---|",
+        ]
 
         def cell(p):
-            return (f"{p['physical_qubits']:,} / {p['code_distance']} / {p['t_factories']} / "
-                    f"{p['forward_per_image_s']:.3g} s / {p['over_cpu']:.2g}x")  # fmt: skip
+            return (
+                f"{p['physical_qubits']:,} / {p['code_distance']} / {p['t_factories']} / "
+                f"{p['forward_per_image_s']:.3g} s / {p['over_cpu']:.2g}x"
+            )
 
         for r in rows:
             pp, tp = r["paper_physical"], r["theory_physical"]
-            lines.append(f"| {r['arch']} | {r['layer']} | {cell(pp[0])} | {cell(pp[-1])} | "
-                         f"{cell(tp[0])} | {cell(tp[-1])} |")  # fmt: skip
+            lines.append(
+                f"| {r['arch']} | {r['layer']} | {cell(pp[0])} | {cell(pp[-1])} | "
+                f"{cell(tp[0])} | {cell(tp[-1])} |"
+            )
     (folder / "costs.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
     return 0

@@ -115,8 +115,10 @@ def tables(runs: list[dict], notebook_klp19: list[dict], forward: list[dict]) ->
     p("Test accuracy (%) after 2 epochs on full MNIST, sigma 0.5, C 10; final training loss of")
     p("the theory runs (mean of the last 12 loss logs).")
     p()
-    p("| eps | delta | notebook, experiments/klp19 (Xeon; seeds 1-3 where run) | notebook, here (seed 1) "
-      "| theory preset v1, here | theory v1, final loss |")  # fmt: skip
+    p(
+        "| eps | delta | notebook, experiments/klp19 (Xeon; seeds 1-3 where run) | notebook, here (seed 1) "
+        "| theory preset v1, here | theory v1, final loss |"
+    )
     p("|---|---|---|---|---|---|")
     for eps in EPS:
         for delta in DELTAS:
@@ -275,8 +277,10 @@ def second_tables(runs: list[dict]) -> str:
         if name == "notebook":
             p(f"| {title} | {fmt(acc(base[0.01]))} | {fmt(acc(base[0.1]))} |")
         else:
-            p(f"| {title} | {with_mean_change(by_eps[0.01], base[0.01])} "
-              f"| {with_mean_change(by_eps[0.1], base[0.1])} |")  # fmt: skip
+            p(
+                f"| {title} | {with_mean_change(by_eps[0.01], base[0.01])} "
+                f"| {with_mean_change(by_eps[0.1], base[0.1])} |"
+            )
     p()
     p("The gradient read-out, eps 0.01: test accuracy in %, the change from the row's base")
     p("(notebook mode for the read-out; the read-out for its estimated norm; the theory preset v2")
@@ -289,17 +293,23 @@ def second_tables(runs: list[dict]) -> str:
     th = {d: runs_of(runs, "theory", 0.01, d) for d in DELTAS}
     norm = runs_of(runs, "gradient-norm", 0.01, 0.01)
     p(f"| notebook mode | {fmt(acc(nb[0.01]))} | {fmt(acc(nb[0.1]))} |")
-    p(f"| + l-infinity tomography of every gradient | {with_mean_change(ro[0.01], nb[0.01])} "
-      f"| {with_mean_change(ro[0.1], nb[0.1])} |")  # fmt: skip
+    p(
+        f"| + l-infinity tomography of every gradient | {with_mean_change(ro[0.01], nb[0.01])} "
+        f"| {with_mean_change(ro[0.1], nb[0.1])} |"
+    )
     p(f"| + its norm estimated by AE | {with_mean_change(norm, ro[0.01])} | not in the grid |")
     p(
         f"| theory preset v2 (KP signs, every gradient) | {fmt(acc(th[0.01]))} | {fmt(acc(th[0.1]))} |"
     )
-    for key, title in (("exact-signs", "exact signs"), ("gradient-on-quantum",
-                                                        "gradient_on = quantum")):  # fmt: skip
+    for key, title in (
+        ("exact-signs", "exact signs"),
+        ("gradient-on-quantum", "gradient_on = quantum"),
+    ):
         v = {d: runs_of(runs, f"theory+{key}", 0.01, d) for d in DELTAS}
-        p(f"| theory preset v2, {title} | {with_mean_change(v[0.01], th[0.01])} "
-          f"| {with_mean_change(v[0.1], th[0.1])} |")  # fmt: skip
+        p(
+            f"| theory preset v2, {title} | {with_mean_change(v[0.01], th[0.01])} "
+            f"| {with_mean_change(v[0.1], th[0.1])} |"
+        )
     p()
     p("The theory preset v2 and notebook mode on the four cells; the preset with the theorem's")
     p("shot count for eta = 0.1 (36 ln d / eta^2 shots, about 22x sigma d) at eps = delta = 0.01:")
@@ -308,8 +318,10 @@ def second_tables(runs: list[dict]) -> str:
     p("|---|---|---|---|")
     for eps in EPS:
         for delta in DELTAS:
-            p(f"| {eps:g} | {delta:g} | {fmt(acc(runs_of(runs, 'notebook', eps, delta)))} "
-              f"| {fmt(acc(runs_of(runs, 'theory', eps, delta)))} |")  # fmt: skip
+            p(
+                f"| {eps:g} | {delta:g} | {fmt(acc(runs_of(runs, 'notebook', eps, delta)))} "
+                f"| {fmt(acc(runs_of(runs, 'theory', eps, delta)))} |"
+            )
     p(f"| 0.01 | 0.01 | eta = 0.1 shots: | {fmt(acc(runs_of(runs, 'eta-shots', 0.01, 0.01)))} |")
     p()
     return out.getvalue()
@@ -345,17 +357,47 @@ def run_id(r: dict) -> str:
 def summary_csv(runs: list[dict], second: list[dict] | None = None) -> str:
     out = io.StringIO()
     w = csv.writer(out, lineterminator="\n")
-    w.writerow(["run", "model", "variant", "eps", "delta", "seed", "test_accuracy",
-                "final_train_loss", "train_seconds"])  # fmt: skip
+    w.writerow(
+        [
+            "run",
+            "model",
+            "variant",
+            "eps",
+            "delta",
+            "seed",
+            "test_accuracy",
+            "final_train_loss",
+            "train_seconds",
+        ]
+    )
     for r in sorted(runs, key=run_id):
         q = r["model"] == "qcnn"
-        w.writerow([run_id(r), r["model"], variant(r) if q else "", *(cell(r) if q else ("", "")),
-                    r["seed"], r["test_accuracy"], r["final_train_loss"], r["train_seconds"]])  # fmt: skip
+        w.writerow(
+            [
+                run_id(r),
+                r["model"],
+                variant(r) if q else "",
+                *(cell(r) if q else ("", "")),
+                r["seed"],
+                r["test_accuracy"],
+                r["final_train_loss"],
+                r["train_seconds"],
+            ]
+        )
     for r in sorted(second or [], key=run_id):
         q = r["model"] == "qcnn"
-        w.writerow([f"second-edition/{run_id(r)}", r["model"], (cell_name(r) or variant(r)) if q else "",
-                    *(cell(r) if q else ("", "")), r["seed"], r["test_accuracy"],
-                    r["final_train_loss"], r["train_seconds"]])  # fmt: skip
+        w.writerow(
+            [
+                f"second-edition/{run_id(r)}",
+                r["model"],
+                (cell_name(r) or variant(r)) if q else "",
+                *(cell(r) if q else ("", "")),
+                r["seed"],
+                r["test_accuracy"],
+                r["final_train_loss"],
+                r["train_seconds"],
+            ]
+        )
     return out.getvalue()
 
 

@@ -257,8 +257,11 @@ def migrate_dataset_info(stored: dict[str, Any], current: dict[str, Any]) -> dic
         return stored
     if not isinstance(stored.get("source"), str):
         return stored
-    return {**stored, "source": public_source(stored["source"]),
-            "checksum": current.get("checksum")}  # fmt: skip
+    return {
+        **stored,
+        "source": public_source(stored["source"]),
+        "checksum": current.get("checksum"),
+    }
 
 
 def load_dataset(

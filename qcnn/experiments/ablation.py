@@ -69,7 +69,7 @@ OPTION_GROUPS: dict[str, OptionGroup] = {
         ),
         OptionGroup(
             "tomography-values", "tomography values (n/N) sum f, with their normaliser", _values
-        ),  # fmt: skip
+        ),
         OptionGroup(
             "gradient-tomography",
             "l-infinity tomography of every gradient (+ the one passed back)",
@@ -78,15 +78,15 @@ OPTION_GROUPS: dict[str, OptionGroup] = {
         OptionGroup("gradient-norm", "the tomography gradients' norm by AE", _gradient_norm),
         OptionGroup(
             "gradient-signs", "signs of the tomography gradients", lambda c: (c.gradient_signs,)
-        ),  # fmt: skip
+        ),
         OptionGroup(
             "gradient-on", "parameters read out by the gradient model", lambda c: (c.gradient_on,)
-        ),  # fmt: skip
+        ),
         OptionGroup(
             "shots",
             "shots of the forward tomography (sigma d or 36 ln d / eta^2)",
             lambda c: (c.sigma, c.eta),
-        ),  # fmt: skip
+        ),
     )
 }
 # the settings no ablation changes: every cell shares them with its base

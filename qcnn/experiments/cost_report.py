@@ -75,9 +75,13 @@ def classical_throughput(repeats: int = 5, seed: int = 0) -> dict[str, Any]:
         F.conv2d_forward(x, w)
         best = min(best, time.perf_counter() - t0)
     flop = 2.0 * 64 * 10 * 16 * 16 * 5 * 7 * 7
-    return {"flop_per_s": flop / best, "cpu": _cpu_name(), "cores_visible": _cores(),
-            "what": "qcnn.nn.functional.conv2d_forward, float32, (64, 5, 22, 22) * (10, 5, 7, 7)",
-            "seconds": best}  # fmt: skip
+    return {
+        "flop_per_s": flop / best,
+        "cpu": _cpu_name(),
+        "cores_visible": _cores(),
+        "what": "qcnn.nn.functional.conv2d_forward, float32, (64, 5, 22, 22) * (10, 5, 7, 7)",
+        "seconds": best,
+    }
 
 
 def _cores() -> int:
@@ -86,12 +90,12 @@ def _cores() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
-def layer_shape(out_shape: tuple[int, int, int], volume: int, input_size: int,
-                bias: bool) -> LayerShape:  # fmt: skip
+def layer_shape(
+    out_shape: tuple[int, int, int], volume: int, input_size: int, bias: bool
+) -> LayerShape:
     """``out_shape = (D', H', W')`` of the convolution (before pooling)."""
     d_out, h, w = out_shape
-    return LayerShape(patches=h * w, kernels=d_out, volume=volume, input_size=input_size,
-                      bias=bias)  # fmt: skip
+    return LayerShape(patches=h * w, kernels=d_out, volume=volume, input_size=input_size, bias=bias)
 
 
 def layer_costs(
@@ -107,15 +111,24 @@ def layer_costs(
     """Forward (both readings) and, with ``backward`` (``{"batch": ..., "image": ...}`` matrix
     parameters), backward counts of one layer."""
     out: dict[str, Any] = {"shape": vars(shape) | {"out_pixels": shape.out_pixels}, "batch": batch}
-    out["forward"] = {r: forward_costs(shape, config, mean_f, r, batch=batch,
-                                       assumptions=assumptions) for r in READINGS}  # fmt: skip
+    out["forward"] = {
+        r: forward_costs(shape, config, mean_f, r, batch=batch, assumptions=assumptions)
+        for r in READINGS
+    }
     if backward is not None and config.delta > 0:
         out["backward"] = {
-            r: backward_costs(shape, config, batch_params=backward["batch"],
-                              image_params=backward["image"], batch=batch, reading=r,
-                              input_gradient=input_gradient, assumptions=assumptions)
+            r: backward_costs(
+                shape,
+                config,
+                batch_params=backward["batch"],
+                image_params=backward["image"],
+                batch=batch,
+                reading=r,
+                input_gradient=input_gradient,
+                assumptions=assumptions,
+            )
             for r in READINGS
-        }  # fmt: skip
+        }
     return out
 
 
@@ -123,8 +136,13 @@ def _scaled(shape: LayerShape, volume: int) -> LayerShape:
     """The layer with kernel volume ``volume`` (deeper input, same output): the input grows as
     the kernel's depth does."""
     depth_scale = volume / shape.volume
-    return LayerShape(shape.patches, shape.kernels, volume,
-                      max(2, int(round(shape.input_size * depth_scale))), shape.bias)  # fmt: skip
+    return LayerShape(
+        shape.patches,
+        shape.kernels,
+        volume,
+        max(2, int(round(shape.input_size * depth_scale))),
+        shape.bias,
+    )
 
 
 def crossover_rows(
@@ -153,16 +171,24 @@ def crossover_rows(
         fc = forward_costs(s, config, mean_f, "circuit", batch=batch)
         macs = s.classical_forward
         row: dict[str, Any] = {
-            "kernel_volume": v, "mean_f": mean_f, "mean_f_source": source,
+            "kernel_volume": v,
+            "mean_f": mean_f,
+            "mean_f_source": source,
             "aa_rounds": fp["factors"]["aa_rounds"],
             "forward_paper_ops_ratio": fp["per_image"]["qram_queries"] / macs,
             "forward_paper_eta_ops_ratio": fp["per_image_eta"]["qram_queries"] / macs,
             "forward_circuit_ops_ratio": fc["per_image"]["rotations"] / macs,
-        }  # fmt: skip
+        }
         if backward is not None and config.delta > 0:
-            bp = backward_costs(s, config, batch_params=backward["batch"],
-                                image_params=backward["image"], batch=batch, reading="paper",
-                                input_gradient=True)  # fmt: skip
+            bp = backward_costs(
+                s,
+                config,
+                batch_params=backward["batch"],
+                image_params=backward["image"],
+                batch=batch,
+                reading="paper",
+                input_gradient=True,
+            )
             row["backward_paper_ops_ratio"] = (
                 bp["per_image"]["qram_queries"] / bp["classical_per_image"]
             )
@@ -175,8 +201,15 @@ def crossover_rows(
             row["physical"] = []
             for i, p in enumerate(phys):
                 t = p["runtime_s"] + (extra[i]["runtime_s"] if extra else 0.0)
-                row["physical"].append({"qubit_model": p["qubit_model"], "qec_scheme": p["qec_scheme"],
-                                        "runtime_s": t, "over_cpu": t / cpu_s, "over_gpu": t / gpu_s})  # fmt: skip
+                row["physical"].append(
+                    {
+                        "qubit_model": p["qubit_model"],
+                        "qec_scheme": p["qec_scheme"],
+                        "runtime_s": t,
+                        "over_cpu": t / cpu_s,
+                        "over_gpu": t / gpu_s,
+                    }
+                )
             row["classical_cpu_s"] = cpu_s
             row["classical_gpu_s"] = gpu_s
         rows.append(row)
@@ -199,12 +232,16 @@ def crossing(points: list[tuple[float, float]]) -> str:
 
 def crossovers(table: list[dict[str, Any]]) -> dict[str, str]:
     """:func:`crossing` of every ratio of a :func:`crossover_rows` table."""
-    keys = {"forward, paper": "forward_paper_ops_ratio",
-            "forward, paper, eta shots": "forward_paper_eta_ops_ratio",
-            "forward, circuit": "forward_circuit_ops_ratio",
-            "backward, paper": "backward_paper_ops_ratio"}  # fmt: skip
-    out = {name: crossing([(t["kernel_volume"], t[k]) for t in table if k in t])
-           for name, k in keys.items()}  # fmt: skip
+    keys = {
+        "forward, paper": "forward_paper_ops_ratio",
+        "forward, paper, eta shots": "forward_paper_eta_ops_ratio",
+        "forward, circuit": "forward_circuit_ops_ratio",
+        "backward, paper": "backward_paper_ops_ratio",
+    }
+    out = {
+        name: crossing([(t["kernel_volume"], t[k]) for t in table if k in t])
+        for name, k in keys.items()
+    }
     if table and "physical" in table[0]:
         for i, p in enumerate(table[0]["physical"]):
             for over in ("cpu", "gpu"):
@@ -215,9 +252,10 @@ def crossovers(table: list[dict[str, Any]]) -> dict[str, str]:
 
 
 def physical_rows(
-    costs: dict[str, Any], estimate: Callable[[Counts, float], list[dict[str, Any]]],
+    costs: dict[str, Any],
+    estimate: Callable[[Counts, float], list[dict[str, Any]]],
     flops: dict[str, float],
-) -> list[dict[str, Any]]:  # fmt: skip
+) -> list[dict[str, Any]]:
     """Physical estimates of one layer: forward per image (one shot estimated, times the
     shots; theory mode's normaliser AE added), backward per batch (one state of each quantum
     matrix multiplication, times its shots), for each reading and qubit model."""
@@ -244,18 +282,33 @@ def physical_rows(
                 back.append(estimate(per_shot_x, n_x * batch))
         for i, p in enumerate(est):
             fwd_s = p["runtime_s"] + (norm[i]["runtime_s"] if norm else 0.0)
-            row = {"reading": reading, **{k: p[k] for k in ("qubit_model", "qec_scheme", "physical_qubits",
-                   "code_distance", "t_factories", "logical_qubits", "runtime_unit_s")},
-                   "forward_per_image_s": fwd_s,
-                   "forward_over_cpu": fwd_s / (2.0 * macs / flops["cpu"]),
-                   "forward_over_gpu": fwd_s / (2.0 * macs / flops["gpu"])}  # fmt: skip
+            row = {
+                "reading": reading,
+                **{
+                    k: p[k]
+                    for k in (
+                        "qubit_model",
+                        "qec_scheme",
+                        "physical_qubits",
+                        "code_distance",
+                        "t_factories",
+                        "logical_qubits",
+                        "runtime_unit_s",
+                    )
+                },
+                "forward_per_image_s": fwd_s,
+                "forward_over_cpu": fwd_s / (2.0 * macs / flops["cpu"]),
+                "forward_over_gpu": fwd_s / (2.0 * macs / flops["gpu"]),
+            }
             if back is not None:
                 bwd_s = sum(b[i]["runtime_s"] for b in back)
                 classical = 2.0 * bw["classical_per_batch"]
-                row |= {"backward_per_batch_s": bwd_s,
-                        "backward_physical_qubits": max(b[i]["physical_qubits"] for b in back),
-                        "backward_over_cpu": bwd_s / (classical / flops["cpu"]),
-                        "backward_over_gpu": bwd_s / (classical / flops["gpu"])}  # fmt: skip
+                row |= {
+                    "backward_per_batch_s": bwd_s,
+                    "backward_physical_qubits": max(b[i]["physical_qubits"] for b in back),
+                    "backward_over_cpu": bwd_s / (classical / flops["cpu"]),
+                    "backward_over_gpu": bwd_s / (classical / flops["gpu"]),
+                }
             rows.append(row)
     return rows
 
@@ -305,12 +358,16 @@ def markdown(rows: list[dict[str, Any]], meta: dict[str, Any]) -> list[str]:
                 f"{_g(fw['t_count_per_image'])} | {pi['qubits']:.0f} | {_g(op / macs)} | {_g(op_eta / macs)} |"
             )
     if any("backward" in (r.get("costs") or {}) for r in rows):
-        lines += ["", "### Backward pass (the kernel gradient read once per batch, the gradient "
-                  "passed back once per image; 36 ln d / delta^2 shots, x2 for the KP sign step)", "",
-                  "| layer | reading | kernel-gradient shots / batch | queries / shot | input-gradient "
-                  "shots / image | queries / shot | QRAM queries / batch | rotations / batch | "
-                  "per image: quantum/classical | model §4 formula / classical (per image, old) |",
-                  "|---|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
+        lines += [
+            "",
+            "### Backward pass (the kernel gradient read once per batch, the gradient "
+            "passed back once per image; 36 ln d / delta^2 shots, x2 for the KP sign step)",
+            "",
+            "| layer | reading | kernel-gradient shots / batch | queries / shot | input-gradient "
+            "shots / image | queries / shot | QRAM queries / batch | rotations / batch | "
+            "per image: quantum/classical | model §4 formula / classical (per image, old) |",
+            "|---|---|---|---|---|---|---|---|---|---|",
+        ]
         for i, r in enumerate(rows):
             for reading, bw in (r.get("costs") or {}).get("backward", {}).items():
                 f, pb = bw["factors"], bw["per_batch"]
@@ -324,14 +381,19 @@ def markdown(rows: list[dict[str, Any]], meta: dict[str, Any]) -> list[str]:
                 )
     flops: dict[str, Any] = meta.get("throughput") or {}
     if any("physical" in r for r in rows):
-        lines += ["", "## Physical estimates (Microsoft resource estimator, qdk "
-                  f"{meta.get('qdk_version', '?')}; error budget {meta.get('error_budget')} per shot)", "",
-                  f"Classical reference: this machine's engine convolution, {_g(flops['flop_per_s'])} "
-                  f"FLOP/s ({flops['cpu']}, {flops['cores_visible']} cores, shared), and "
-                  f"{GPU_PEAK['name']}, {_g(GPU_PEAK['flop_per_s'])} FLOP/s.", "",
-                  "| layer | reading | qubit model | QEC | physical qubits | code distance | T factories | "
-                  "runtime / shot (s) | forward / image (s) | over CPU | over GPU | backward / batch (s) | over CPU |",
-                  "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
+        lines += [
+            "",
+            "## Physical estimates (Microsoft resource estimator, qdk "
+            f"{meta.get('qdk_version', '?')}; error budget {meta.get('error_budget')} per shot)",
+            "",
+            f"Classical reference: this machine's engine convolution, {_g(flops['flop_per_s'])} "
+            f"FLOP/s ({flops['cpu']}, {flops['cores_visible']} cores, shared), and "
+            f"{GPU_PEAK['name']}, {_g(GPU_PEAK['flop_per_s'])} FLOP/s.",
+            "",
+            "| layer | reading | qubit model | QEC | physical qubits | code distance | T factories | "
+            "runtime / shot (s) | forward / image (s) | over CPU | over GPU | backward / batch (s) | over CPU |",
+            "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+        ]
         for i, r in enumerate(rows):
             for p in r.get("physical", []):
                 lines.append(
@@ -344,11 +406,16 @@ def markdown(rows: list[dict[str, Any]], meta: dict[str, Any]) -> list[str]:
     last = next((r for r in reversed(rows) if "crossover_costs" in r), None)
     if last is not None:
         tab = last["crossover_costs"]
-        lines += ["", "## The crossover, re-derived (last quantum layer; its output held, the kernel "
-                  "volume V grown by the input depth)", "",
-                  "E[f] measured at the layer's own V, from the fit of E[f] measured on synthetic "
-                  "deeper inputs beyond (or held); mu and kappa held at the measured layer's. "
-                  "Logical ops: QRAM queries (paper) or RY rotations (circuit) against multiply-adds.", ""]  # fmt: skip
+        lines += [
+            "",
+            "## The crossover, re-derived (last quantum layer; its output held, the kernel "
+            "volume V grown by the input depth)",
+            "",
+            "E[f] measured at the layer's own V, from the fit of E[f] measured on synthetic "
+            "deeper inputs beyond (or held); mu and kappa held at the measured layer's. "
+            "Logical ops: QRAM queries (paper) or RY rotations (circuit) against multiply-adds.",
+            "",
+        ]
         head = (
             "| V | E[f] | r | forward, paper | forward, paper, eta shots | forward, circuit | "
             "backward, paper |"
@@ -369,10 +436,12 @@ def markdown(rows: list[dict[str, Any]], meta: dict[str, Any]) -> list[str]:
             sep += "---|---|---|"
         lines += [head, sep]
         for t in tab:
-            line = (f"| {t['kernel_volume']:,} | {_g(t['mean_f'])} ({t['mean_f_source']}) | "
-                    f"{t['aa_rounds']} | {_g(t['forward_paper_ops_ratio'])} | "
-                    f"{_g(t['forward_paper_eta_ops_ratio'])} | {_g(t['forward_circuit_ops_ratio'])} | "
-                    f"{_g(t.get('backward_paper_ops_ratio'))} |")  # fmt: skip
+            line = (
+                f"| {t['kernel_volume']:,} | {_g(t['mean_f'])} ({t['mean_f_source']}) | "
+                f"{t['aa_rounds']} | {_g(t['forward_paper_ops_ratio'])} | "
+                f"{_g(t['forward_paper_eta_ops_ratio'])} | {_g(t['forward_circuit_ops_ratio'])} | "
+                f"{_g(t.get('backward_paper_ops_ratio'))} |"
+            )
             if phys:
                 p0, p1 = t["physical"][0], t["physical"][-1]
                 line += f" {_g(p0['over_cpu'])} | {_g(p1['over_cpu'])} | {_g(p1['over_gpu'])} |"

@@ -131,8 +131,11 @@ def report(
     finally:
         for handle in handles:
             handle.remove()
-    backward = _backward_parameters(model, layers, x[:backward_images], y[:backward_images]) if (
-        backward_images > 0 and config.delta > 0) else [None] * len(layers)  # fmt: skip
+    backward = (
+        _backward_parameters(model, layers, x[:backward_images], y[:backward_images])
+        if (backward_images > 0 and config.delta > 0)
+        else [None] * len(layers)
+    )
     out: list[dict[str, Any]] = []
     last_inputs: tuple[LayerShape, float, dict | None] | None = None
     for layer in layers:
@@ -164,15 +167,27 @@ def report(
         if params is not None:
             row["backward_matrices"] = params
             row["backward"] = backward_resources(
-                (out_c, out_h, out_w), (in_shape[0], *layer.kernel_size), delta=config.delta,
-                mu_A=params["A"]["mu"], mu_dY=params["dY"]["mu"], mu_F=params["F"]["mu"],
-                kappa_dF=params["dF"]["kappa"], kappa_dX=params["dX"]["kappa"],
-            ).to_dict()  # fmt: skip
-        shape = layer_shape((out_c, out_h, out_w), res.kernel_volume, int(np.prod(in_shape)),
-                            layer.bias is not None)  # fmt: skip
+                (out_c, out_h, out_w),
+                (in_shape[0], *layer.kernel_size),
+                delta=config.delta,
+                mu_A=params["A"]["mu"],
+                mu_dY=params["dY"]["mu"],
+                mu_F=params["F"]["mu"],
+                kappa_dF=params["dF"]["kappa"],
+                kappa_dX=params["dX"]["kappa"],
+            ).to_dict()
+        shape = layer_shape(
+            (out_c, out_h, out_w), res.kernel_volume, int(np.prod(in_shape)), layer.bias is not None
+        )
         cost_params = {"batch": batch_params, "image": params} if params and batch_params else None
-        row["costs"] = layer_costs(shape, config, s["mean_f"], cost_params, batch=batch,
-                                   input_gradient=bool(layer.need_input_grad))  # fmt: skip
+        row["costs"] = layer_costs(
+            shape,
+            config,
+            s["mean_f"],
+            cost_params,
+            batch=batch,
+            input_gradient=bool(layer.need_input_grad),
+        )
         last_inputs = (shape, s["mean_f"], cost_params)
         if estimate is not None and flops is not None:
             row["physical"] = physical_rows(row["costs"], estimate, flops)
@@ -194,8 +209,15 @@ def report(
             beta, c = fit
             return float(min(config.cap, c * v**beta)), "fit"
 
-        table = crossover_rows(shape, config, mean_f_of, cost_params, batch=batch,
-                               flops=flops or {}, estimate=estimate if flops else None)  # fmt: skip
+        table = crossover_rows(
+            shape,
+            config,
+            mean_f_of,
+            cost_params,
+            batch=batch,
+            flops=flops or {},
+            estimate=estimate if flops else None,
+        )
         out[-1]["crossover_costs"] = table
         out[-1]["crossovers"] = crossovers(table)
     return out
@@ -282,15 +304,21 @@ def _parameters_of(layers, captured: dict[int, np.ndarray]) -> list[dict | None]
             per["dX"].append(matrix_parameters(dy[n] @ f.T))
         per["F"].append(matrix_parameters(f))
         row: dict[str, Any] = {
-            k: {p: float(np.nanmedian([v[p] for v in vals])) for p in vals[0]} | {"images": len(vals)}
-            for k, vals in per.items() if vals
-        }  # fmt: skip
+            k: {p: float(np.nanmedian([v[p] for v in vals])) for p in vals[0]}
+            | {"images": len(vals)}
+            for k, vals in per.items()
+            if vals
+        }
         live = [n for n in range(a.shape[0]) if dy[n].any()]
         if live:  # the batch's kernel gradient A^T dY with A, dY stacked over the images
             a_b = a[live].reshape(-1, a.shape[-1])
             dy_b = dy[live].reshape(-1, dy.shape[-1])
-            row["batch"] = {"A": matrix_parameters(a_b), "dY": matrix_parameters(dy_b),
-                            "dF": matrix_parameters(a_b.T @ dy_b), "images": len(live)}  # fmt: skip
+            row["batch"] = {
+                "A": matrix_parameters(a_b),
+                "dY": matrix_parameters(dy_b),
+                "dF": matrix_parameters(a_b.T @ dy_b),
+                "images": len(live),
+            }
         out.append(row)
     return out
 
@@ -352,15 +380,25 @@ def synthetic_q(
             mu = y if config.noise_order == "theory" else np.clip(y, 0.0, config.cap)
             mean_f = float(gaussian_mean_f(mu, 2.0 * eps * scale, config.cap).mean())
             big_q = m * np.sqrt(config.cap) / (eps * np.sqrt(mean_f))
-            rows.append({"kernel": k, "depth": depth, "kernel_volume": volume, "M": m,
-                         "mean_f": mean_f, "Q": float(big_q)})  # fmt: skip
+            rows.append(
+                {
+                    "kernel": k,
+                    "depth": depth,
+                    "kernel_volume": volume,
+                    "M": m,
+                    "mean_f": mean_f,
+                    "Q": float(big_q),
+                }
+            )
     return rows
 
 
 def _grid(table: list[dict], key: str = "speedup") -> list[str]:
     depths = sorted({t["depth"] for t in table})
-    lines = ["| kernel \\ depth D | " + " | ".join(str(d) for d in depths) + " |",
-             "|---|" + "---|" * len(depths)]  # fmt: skip
+    lines = [
+        "| kernel \\ depth D | " + " | ".join(str(d) for d in depths) + " |",
+        "|---|" + "---|" * len(depths),
+    ]
     for k in sorted({t["kernel"] for t in table}):
         by_depth = {t["depth"]: t[key] for t in table if t["kernel"] == k}
         cells = [f"{by_depth[d]:.2g}" if d in by_depth else "-" for d in depths]
@@ -387,34 +425,54 @@ def _markdown(rows: list[dict]) -> str:
             f"{s['shots']:.0f} | {s['shots_for_eta'] or float('nan'):.0f} | {s['implied_eta'] or float('nan'):.2f} |"
         )
     if any("backward" in r for r in rows):
-        lines += ["", "### Backward pass (per image; mu relative to the spectral norm, median over "
-                  "images; kappa over the non-zero singular values)", "",
-                  "| layer | matrix | mu_F = ||V||_F/||V||_2 | mu_KP | kappa | rank |",
-                  "|---|---|---|---|---|---|"]  # fmt: skip
+        lines += [
+            "",
+            "### Backward pass (per image; mu relative to the spectral norm, median over "
+            "images; kappa over the non-zero singular values)",
+            "",
+            "| layer | matrix | mu_F = ||V||_F/||V||_2 | mu_KP | kappa | rank |",
+            "|---|---|---|---|---|---|",
+        ]
         for i, r in enumerate(rows):
             for name, p in r.get("backward_matrices", {}).items():
-                lines.append(f"| {i} | {name} | {p['mu_F']:.3g} | {p['mu_KP']:.3g} | "
-                             f"{p['kappa']:.3g} | {p['rank']:.0f} |")  # fmt: skip
-        lines += ["", "| layer | delta | quantum backward ops | classical backward ops | speed-up |",
-                  "|---|---|---|---|---|"]  # fmt: skip
+                lines.append(
+                    f"| {i} | {name} | {p['mu_F']:.3g} | {p['mu_KP']:.3g} | "
+                    f"{p['kappa']:.3g} | {p['rank']:.0f} |"
+                )
+        lines += [
+            "",
+            "| layer | delta | quantum backward ops | classical backward ops | speed-up |",
+            "|---|---|---|---|---|",
+        ]
         for i, r in enumerate(rows):
             if "backward" in r:
                 b = r["backward"]
-                lines.append(f"| {i} | {b['delta']:g} | {b['quantum_ops']:.3g} | "
-                             f"{b['classical_ops']:.3g} | {b['speedup']:.3g} |")  # fmt: skip
+                lines.append(
+                    f"| {i} | {b['delta']:g} | {b['quantum_ops']:.3g} | "
+                    f"{b['classical_ops']:.3g} | {b['speedup']:.3g} |"
+                )
     last = rows[-1]
     if "crossover" in last:
-        lines += ["", "### Larger kernels and deeper inputs (last layer)", "",
-                  f"On synthetic inputs M grows as V^{last['growth_alpha']:.2f} and Q as "
-                  f"V^{last['growth_alpha_q']:.2f} (V = kernel volume). Crossover volume "
-                  f"(V = sigma Q(V)): {last['crossover_volume_fit']:.3g} on the fit of the "
-                  f"measured Q; {last['crossover_volume_growth']:.3g} for the measured layer's Q "
-                  f"grown as M grows; {last['crossover_volume_fixed_q']:.3g} if Q were fixed.", "",
-                  "Measured Q = M sqrt(C) / (eps sqrt(E[f])):", ""]  # fmt: skip
+        lines += [
+            "",
+            "### Larger kernels and deeper inputs (last layer)",
+            "",
+            f"On synthetic inputs M grows as V^{last['growth_alpha']:.2f} and Q as "
+            f"V^{last['growth_alpha_q']:.2f} (V = kernel volume). Crossover volume "
+            f"(V = sigma Q(V)): {last['crossover_volume_fit']:.3g} on the fit of the "
+            f"measured Q; {last['crossover_volume_growth']:.3g} for the measured layer's Q "
+            f"grown as M grows; {last['crossover_volume_fixed_q']:.3g} if Q were fixed.",
+            "",
+            "Measured Q = M sqrt(C) / (eps sqrt(E[f])):",
+            "",
+        ]
         if last.get("crossover_q_from_fit"):
             sizes = ", ".join(f"{k}x{k}" for k in last["crossover_q_from_fit"])
-            lines += [f"({sizes} kernels are larger than the layer's input: their Q is the fit "
-                      f"c V^{last['growth_alpha_q']:.2f}, not a measurement.)", ""]  # fmt: skip
+            lines += [
+                f"({sizes} kernels are larger than the layer's input: their Q is the fit "
+                f"c V^{last['growth_alpha_q']:.2f}, not a measurement.)",
+                "",
+            ]
         lines += _grid(last["crossover"], "Q")
         lines += ["", "Predicted forward speed-up (classical / quantum) with the measured Q:", ""]
         lines += _grid(last["crossover"])
@@ -538,12 +596,18 @@ def _main(argv: list[str] | None) -> int:
     meta: dict[str, Any] = {"batch": TRAIN_BATCH}
     if args.physical:
         if not estimator_available():
-            print("error: --physical needs the optional extra: pip install 'qcnn[estimate]' "
-                  "(Microsoft's resource estimator, package qdk)", file=sys.stderr)  # fmt: skip
+            print(
+                "error: --physical needs the optional extra: pip install 'qcnn[estimate]' "
+                "(Microsoft's resource estimator, package qdk)",
+                file=sys.stderr,
+            )
             return 2
         estimate = _estimate
-        meta |= {"throughput": classical_throughput(), "error_budget": ERROR_BUDGET,
-                 "qdk_version": importlib.metadata.version("qdk")}  # fmt: skip
+        meta |= {
+            "throughput": classical_throughput(),
+            "error_budget": ERROR_BUDGET,
+            "qdk_version": importlib.metadata.version("qdk"),
+        }
     try:
         data = load_data(args.data_dir, train_size=1, test_size=args.images, dataset=args.dataset)
         shape: dict[str, Any] = dict(input_shape=data.shape, classes=data.classes)
@@ -564,9 +628,18 @@ def _main(argv: list[str] | None) -> int:
     flops = None
     if "throughput" in meta:
         flops = {"cpu": meta["throughput"]["flop_per_s"], "gpu": GPU_PEAK["flop_per_s"]}
-    rows = report(model, config, data.x_test, data.y_test, backward_images=args.backward_images,
-                  synthetic=not args.no_synthetic, seed=args.seed, batch=TRAIN_BATCH,
-                  estimate=estimate, flops=flops)  # fmt: skip
+    rows = report(
+        model,
+        config,
+        data.x_test,
+        data.y_test,
+        backward_images=args.backward_images,
+        synthetic=not args.no_synthetic,
+        seed=args.seed,
+        batch=TRAIN_BATCH,
+        estimate=estimate,
+        flops=flops,
+    )
     result = {
         "config": config.to_dict(),
         "costs_meta": meta | {"assumptions": Assumptions().to_dict(), "gpu": GPU_PEAK},

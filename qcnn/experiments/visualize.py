@@ -64,22 +64,47 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     p.add_argument("--weights", required=True, help="model.npz of a run (CNN or QCNN)")
-    p.add_argument("--arch", choices=list(MODELS), default=None,
-                   help="architecture (default: from the run.json next to --weights, else paper)")  # fmt: skip
-    p.add_argument("--dataset", type=dataset_name, default=None,
-                   help="data set (default: from the run.json next to --weights, else mnist)")  # fmt: skip
+    p.add_argument(
+        "--arch",
+        choices=list(MODELS),
+        default=None,
+        help="architecture (default: from the run.json next to --weights, else paper)",
+    )
+    p.add_argument(
+        "--dataset",
+        type=dataset_name,
+        default=None,
+        help="data set (default: from the run.json next to --weights, else mnist)",
+    )
     p.add_argument("--filters", type=pos_int, default=4, help="filters per convolution")
-    p.add_argument("--layers", nargs="+", default=None, metavar="PATH",
-                   help="convolutions to visualise, by dotted path (default: all)")  # fmt: skip
+    p.add_argument(
+        "--layers",
+        nargs="+",
+        default=None,
+        metavar="PATH",
+        help="convolutions to visualise, by dotted path (default: all)",
+    )
     p.add_argument("--steps", type=pos_int, default=60, help="gradient-ascent steps")
-    p.add_argument("--step-size", type=pos_float, default=0.1,
-                   help="ascent step as a fraction of the L2 radius")  # fmt: skip
+    p.add_argument(
+        "--step-size",
+        type=pos_float,
+        default=0.1,
+        help="ascent step as a fraction of the L2 radius",
+    )
     p.add_argument("--images", type=pos_int, default=2000, help="test images for the features")
-    p.add_argument("--projection", choices=["pca", "tsne"], default="pca",
-                   help="2-D projection of the features (tsne: scikit-learn, slower)")  # fmt: skip
-    add_common_arguments(p, out_default=None, out_help="output folder (default runs/visualize)",
-                         seed_default=0, seed_help="seed of the ascents' starting noise and of "
-                         "the quantum layers' streams")  # fmt: skip
+    p.add_argument(
+        "--projection",
+        choices=["pca", "tsne"],
+        default="pca",
+        help="2-D projection of the features (tsne: scikit-learn, slower)",
+    )
+    add_common_arguments(
+        p,
+        out_default=None,
+        out_help="output folder (default runs/visualize)",
+        seed_default=0,
+        seed_help="seed of the ascents' starting noise and of the quantum layers' streams",
+    )
     add_quantum_arguments(p)
     return p
 
@@ -171,21 +196,30 @@ def main(argv: list[str] | None = None) -> int:
     if args.layers:
         unknown = sorted(set(args.layers) - {t.path for t in targets})
         if unknown:
-            print(f"error: --layers {unknown}: the convolutions are at {[t.path for t in targets]}",
-                  file=sys.stderr)  # fmt: skip
+            print(
+                f"error: --layers {unknown}: the convolutions are at {[t.path for t in targets]}",
+                file=sys.stderr,
+            )
             return 2
         targets = [t for t in targets if t.path in args.layers]
     t0 = time.perf_counter()
-    summary: dict[str, Any] = {"weights": portable_paths(str(weights), out), "arch": arch,
-                               "dataset": data.info, "config": config.to_dict(),
-                               "note": QUANTUM_NOTE,
-                               "settings": portable_paths(vars(args), out)}  # fmt: skip
+    summary: dict[str, Any] = {
+        "weights": portable_paths(str(weights), out),
+        "arch": arch,
+        "dataset": data.info,
+        "config": config.to_dict(),
+        "note": QUANTUM_NOTE,
+        "settings": portable_paths(vars(args), out),
+    }
 
     # (a) first-layer kernels -----------------------------------------------------------------
     first = conv_targets(cnn)[0].conv
-    plot_kernel_grid(first.kernel(), out / "kernels.png",
-                     title=f"{arch}: first convolution, {first.out_channels} kernels "
-                     f"{first.in_channels}x{first.kernel_size[0]}x{first.kernel_size[1]}")  # fmt: skip
+    plot_kernel_grid(
+        first.kernel(),
+        out / "kernels.png",
+        title=f"{arch}: first convolution, {first.out_channels} kernels "
+        f"{first.in_channels}x{first.kernel_size[0]}x{first.kernel_size[1]}",
+    )
     say(f"kernels.png: {first.out_channels} kernels of layer {conv_targets(cnn)[0].path}")
 
     # (b) activation maximisation -------------------------------------------------------------
@@ -199,23 +233,36 @@ def main(argv: list[str] | None = None) -> int:
                 images, captions = [], []
                 for q in filters:
                     res = maximise_activation(
-                        t, q, data.shape, config=cfg, steps=args.steps, lr=args.step_size,
-                        radius=radius, seed=args.seed,
-                    )  # fmt: skip
+                        t,
+                        q,
+                        data.shape,
+                        config=cfg,
+                        steps=args.steps,
+                        lr=args.step_size,
+                        radius=radius,
+                        seed=args.seed,
+                    )
                     images.append(res.x[0])
                     captions.append(f"f{q}: {res.start:.3g}->{res.final:.3g}")
-                    ascents.append({"layer": t.path, "network": name, "filter": q,
-                                    "start": res.start, "final": res.final})  # fmt: skip
+                    ascents.append(
+                        {
+                            "layer": t.path,
+                            "network": name,
+                            "filter": q,
+                            "start": res.start,
+                            "final": res.final,
+                        }
+                    )
                 rows.append({"label": f"{t.path} {name}", "images": images, "captions": captions})
             say(f"activation maximisation: layer {t.path} done ({time.perf_counter() - t0:.0f} s)")
     note = QUANTUM_NOTE if has_quantum else "the quantized network has no quantum layer"
     plot_activation_maximisation(
-        rows, out / "activation_maximisation.png",
+        rows,
+        out / "activation_maximisation.png",
         title=f"{arch}: inputs maximising each filter's mean activation (||x|| <= {radius:.3g}); "
         f"caption: activation before->after\n{note}",
-    )  # fmt: skip
-    summary["activation_maximisation"] = {"radius": radius, "steps": args.steps,
-                                          "ascents": ascents}  # fmt: skip
+    )
+    summary["activation_maximisation"] = {"radius": radius, "steps": args.steps, "ascents": ascents}
 
     # (c) penultimate-layer features ----------------------------------------------------------
     reseed_quantum_layers(qnet, args.seed)
@@ -226,12 +273,13 @@ def main(argv: list[str] | None = None) -> int:
         projections[name] = {"features": int(np.prod(feats.shape[1:]))}
         panels.append((f"{name}: {feats.shape[1:]} features, {args.projection.upper()}", xy))
     plot_feature_projection(
-        panels, data.y_test, out / "features.png",
+        panels,
+        data.y_test,
+        out / "features.png",
         title=f"{arch}: penultimate-layer features of {len(data.y_test)} test images "
         f"({data.info['name']})" + ("" if has_quantum else "; no quantum layer"),
-    )  # fmt: skip
-    summary["features"] = {"images": len(data.y_test), "projection": args.projection,
-                           **projections}  # fmt: skip
+    )
+    summary["features"] = {"images": len(data.y_test), "projection": args.projection, **projections}
     summary["seconds"] = time.perf_counter() - t0
     atomic_write_json(out / "visualize.json", summary)
     say(f"features.png: {args.projection} of {len(data.y_test)} test images")

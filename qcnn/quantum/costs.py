@@ -301,8 +301,9 @@ def hadamard_test(shape: LayerShape, reading: Reading, assumptions: Assumptions)
                 total = total + multiplexer(1 + index_qubits(shape.patches) + level)
                 total = total + multiplexer(1 + index_qubits(shape.kernels) + level)
             else:
-                raise ValueError(f"circuit_loader must be 'split' or 'joint', got "
-                                 f"{assumptions.circuit_loader!r}")  # fmt: skip
+                raise ValueError(
+                    f"circuit_loader must be 'split' or 'joint', got {assumptions.circuit_loader!r}"
+                )
         return total.with_qubits(qubits)
     if reading != "paper":
         raise ValueError(f"reading must be one of {READINGS}, got {reading!r}")
@@ -375,8 +376,11 @@ def coherent_run(
     prep = hadamard_test(shape, reading, assumptions)
     run = ae_run(prep, m, n)
     base = float(n_idx + 1 + n + k * m + 1)
-    anc = max(mcx(1 + n).qubits, median_network(k, m).qubits,
-              flag_rotation(shape, m, reading, assumptions).qubits)  # fmt: skip
+    anc = max(
+        mcx(1 + n).qubits,
+        median_network(k, m).qubits,
+        flag_rotation(shape, m, reading, assumptions).qubits,
+    )
     body = Counts(h=float(n_idx)) + run.times(k).with_qubits(0.0) + median_network(k, m)
     body = body + flag_rotation(shape, m, reading, assumptions)
     return body.with_qubits(base + anc)
@@ -537,8 +541,15 @@ def forward_costs(
     }
 
 
-def _qmm_state(mu_x: float, mu_y: float, kappa: float, entries: int, loads: float,
-               reading: Reading, a: Assumptions) -> Counts:  # fmt: skip
+def _qmm_state(
+    mu_x: float,
+    mu_y: float,
+    kappa: float,
+    entries: int,
+    loads: float,
+    reading: Reading,
+    a: Assumptions,
+) -> Counts:
     """One state ``|X Y>`` of the quantum matrix multiplication: ``(mu_X + mu_Y) kappa`` QRAM
     queries of rows of ``entries`` numbers (paper), or as many loads of ``loads`` amplitudes
     each as multiplexed RY trees, one RY + one CNOT per stored amplitude (circuit)."""
@@ -580,8 +591,9 @@ def backward_costs(
     d_f = v * q
     shots_f = tomography_shots(d_f, config.delta) * signs
     pa, pdy, pdf = batch_params["A"], batch_params["dY"], batch_params["dF"]
-    state_f = _qmm_state(pa["mu"], pdy["mu"], pdf["kappa"], batch * pq * v,
-                         float(batch * pq * (v + q)), reading, a)  # fmt: skip
+    state_f = _qmm_state(
+        pa["mu"], pdy["mu"], pdf["kappa"], batch * pq * v, float(batch * pq * (v + q)), reading, a
+    )
     kernel = state_f.times(shots_f + norm_states)
     bias = Counts()
     shots_b = 0
@@ -595,8 +607,9 @@ def backward_costs(
     if input_gradient:
         pdy_i, pf, pdx = image_params["dY"], image_params["F"], image_params["dX"]
         shots_x = tomography_shots(max(shape.input_size, 2), config.delta) * signs
-        state_x = _qmm_state(pdy_i["mu"], pf["mu"], pdx["kappa"], pq * q + v * q,
-                             float(pq * q + v * q), reading, a)  # fmt: skip
+        state_x = _qmm_state(
+            pdy_i["mu"], pf["mu"], pdx["kappa"], pq * q + v * q, float(pq * q + v * q), reading, a
+        )
         inputs = state_x.times(shots_x + norm_states)
         per_batch = per_batch + inputs.times(batch)
     model_formula = (
@@ -623,7 +636,7 @@ def backward_costs(
                 )
                 if input_gradient
                 else 0
-            ),  # fmt: skip
+            ),
             "model_formula_per_image": model_formula,
         },
         "kernel_gradient": kernel.to_dict(),

@@ -169,9 +169,16 @@ def backward_resources(
     quantum = ((mu_A + mu_dY) * kappa_dF + (mu_dY + mu_F) * kappa_dX) / delta**2
     classical = 2.0 * math.prod(out_shape) * math.prod(kernel_shape)
     return BackwardResources(
-        mu_A=mu_A, mu_dY=mu_dY, mu_F=mu_F, kappa_dF=kappa_dF, kappa_dX=kappa_dX, delta=delta,
-        quantum_ops=quantum, classical_ops=classical, speedup=classical / quantum,
-    )  # fmt: skip
+        mu_A=mu_A,
+        mu_dY=mu_dY,
+        mu_F=mu_F,
+        kappa_dF=kappa_dF,
+        kappa_dX=kappa_dX,
+        delta=delta,
+        quantum_ops=quantum,
+        classical_ops=classical,
+        speedup=classical / quantum,
+    )
 
 
 def fit_growth(volumes: list[float], values: list[float]) -> tuple[float, float]:
@@ -217,8 +224,15 @@ def crossover_table(
                 q = res.Q * (volume / res.kernel_volume) ** alpha
             else:
                 q = res.Q
-            rows.append({"kernel": k, "depth": depth, "kernel_volume": volume, "Q": q,
-                         "speedup": volume / (res.sigma * q)})  # fmt: skip
+            rows.append(
+                {
+                    "kernel": k,
+                    "depth": depth,
+                    "kernel_volume": volume,
+                    "Q": q,
+                    "speedup": volume / (res.sigma * q),
+                }
+            )
     return rows
 
 
@@ -272,5 +286,10 @@ def matrix_parameters(v: np.ndarray) -> dict[str, float]:
     s = _spectral(v)
     mf, mk = mu_frobenius(v, s), mu_kp(v, s=s)
     kappa, rank = condition_number(v, s=s)
-    return {"mu_F": mf, "mu_KP": mk, "mu": float(np.nanmin([mf, mk])), "kappa": kappa,
-            "rank": float(rank)}  # fmt: skip
+    return {
+        "mu_F": mf,
+        "mu_KP": mk,
+        "mu": float(np.nanmin([mf, mk])),
+        "kappa": kappa,
+        "rank": float(rank),
+    }

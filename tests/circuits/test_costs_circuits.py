@@ -96,10 +96,14 @@ def test_circuit_tomography_takes_the_counted_shots():
     assert res.shots == n and res.counts.sum() == n
     shape = LayerShape(patches=1, kernels=1, volume=4, input_size=4, bias=False)
     p = {"mu": 1.0, "kappa": 1.0}
-    out = backward_costs(shape, QuantumConfig.paper(delta=0.5),
-                         batch_params={"A": p, "dY": p, "dF": p},
-                         image_params={"A": p, "dY": p, "F": p, "dF": p, "dX": p},
-                         batch=1, reading="paper")  # fmt: skip
+    out = backward_costs(
+        shape,
+        QuantumConfig.paper(delta=0.5),
+        batch_params={"A": p, "dY": p, "dF": p},
+        image_params={"A": p, "dY": p, "F": p, "dF": p, "dX": p},
+        batch=1,
+        reading="paper",
+    )
     assert out["factors"]["kernel_gradient_shots_per_batch"] == 2 * n
     assert out["factors"]["input_gradient_shots_per_image"] == 2 * n
 
@@ -107,8 +111,11 @@ def test_circuit_tomography_takes_the_counted_shots():
 def _coherent_counts(qc):
     """Multiplexer branches (``2^c`` RY for c controls), controlled phases, reflections."""
     names = Counter(inst.operation.name for inst in qc.data)
-    branches = sum(2 ** (inst.operation.num_qubits - 1) for inst in qc.data
-                   if inst.operation.name == "multiplexer")  # fmt: skip
+    branches = sum(
+        2 ** (inst.operation.num_qubits - 1)
+        for inst in qc.data
+        if inst.operation.name == "multiplexer"
+    )
     reflections = [
         inst.operation.num_qubits for inst in qc.data if inst.operation.name == "diagonal"
     ]
@@ -161,8 +168,9 @@ def test_amplification_rounds_equal_the_coherent_circuits():
 
     rng = np.random.default_rng(7)
     x, w, b = rng.random((1, 6, 6)), rng.standard_normal((3, 1, 3, 3)), 0.5 * np.ones(3)
-    cfg = QuantumConfig(eps=0.1, cap=2.0, ipe="amplitude_estimation", ae_bits=3,
-                        noise_order="theory", sigma=0.5)  # fmt: skip
+    cfg = QuantumConfig(
+        eps=0.1, cap=2.0, ipe="amplitude_estimation", ae_bits=3, noise_order="theory", sigma=0.5
+    )
     law = coherent_law(build_coherent_circuit(x, w, b, cfg))
     y_nb, scale, _ = conv_products(x[0][None], w)
     shift = np.repeat(b[:, None], y_nb.shape[1], axis=1)

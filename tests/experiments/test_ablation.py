@@ -70,8 +70,9 @@ def test_ae_options_carry_the_presets_m_and_k(eps):
     exact = [c for c in values if c.tomography_normaliser == "exact"]
     assert view(exact[0]) == ("tomography", "exact", None, None)
     ipe = OPTION_GROUPS["eps-bound"].view
-    assert [ipe(c) for c in cells if c.ipe == "amplitude_estimation" and c.noise_order == "paper"
-            ] == [ipe(preset)]  # fmt: skip
+    assert [
+        ipe(c) for c in cells if c.ipe == "amplitude_estimation" and c.noise_order == "paper"
+    ] == [ipe(preset)]
     norm = OPTION_GROUPS["gradient-norm"].view
     with_norm = [c for c in cells if c.gradient_norm != "exact" and c.ipe == "gaussian"]
     assert [norm(c) for c in with_norm] == ([norm(preset)] if eps == 0.01 else [])

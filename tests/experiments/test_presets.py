@@ -65,8 +65,18 @@ def test_presets_and_explicit_flags_override_them():
     assert cfg.tomography_normaliser == "exact" and cfg.failure_prob == 0.01  # AE IPE left
     cfg = _config(["--preset", "theory", "--sampled-value", "exact", "--ipe", "gaussian"])
     assert cfg.failure_prob == 0.01  # the gradient norm's AE is left
-    cfg = _config(["--preset", "theory", "--sampled-value", "exact", "--ipe", "gaussian",
-                   "--gradient-norm", "exact"])  # fmt: skip
+    cfg = _config(
+        [
+            "--preset",
+            "theory",
+            "--sampled-value",
+            "exact",
+            "--ipe",
+            "gaussian",
+            "--gradient-norm",
+            "exact",
+        ]
+    )
     assert cfg.failure_prob is None
     assert not _config(["--preset", "theory", "--no-sampling"]).noise_per_shot
     # but an explicit contradiction is an error naming the field

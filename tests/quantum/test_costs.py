@@ -211,14 +211,15 @@ def test_kernel_gradient_is_read_once_per_batch():
             batch=b,
             reading="paper",
             input_gradient=False,
-        )  # fmt: skip
+        )
         for b in (1, 64)
     )
     assert many["kernel_gradient"]["qram_queries"] == one["kernel_gradient"]["qram_queries"]
     assert many["per_image"]["qram_queries"] == pytest.approx(one["per_image"]["qram_queries"] / 64)
     assert many["classical_per_batch"] == 64 * one["classical_per_batch"]
-    with_x = backward_costs(TINY, cfg, batch_params=BATCH, image_params=IMAGE, batch=64,
-                            reading="paper")  # fmt: skip
+    with_x = backward_costs(
+        TINY, cfg, batch_params=BATCH, image_params=IMAGE, batch=64, reading="paper"
+    )
     extra = with_x["per_batch"]["qram_queries"] - many["per_batch"]["qram_queries"]
     assert extra == 64 * with_x["input_gradient_per_image"]["qram_queries"]
 
@@ -226,8 +227,10 @@ def test_kernel_gradient_is_read_once_per_batch():
 def test_circuit_reading_grows_with_the_data_paper_reading_does_not():
     cfg = QuantumConfig.paper()
     small, big = LayerShape(256, 10, 64), LayerShape(256, 10, 64 * 1024)
-    rot = {r: [forward_costs(s, cfg, 1.0, r)["per_image"]["rotations"] for s in (small, big)]
-           for r in ("paper", "circuit")}  # fmt: skip
+    rot = {
+        r: [forward_costs(s, cfg, 1.0, r)["per_image"]["rotations"] for s in (small, big)]
+        for r in ("paper", "circuit")
+    }
     # the loaders' 2^c branches: (2^16 - 1) / (2^6 - 1) more rotations per preparation; the
     # flag multiplexer and the inverse QFT do not grow
     assert rot["circuit"][1] / rot["circuit"][0] == pytest.approx(1024, rel=0.1)
@@ -244,15 +247,28 @@ def test_refuses_what_it_cannot_count():
     with pytest.raises(ValueError, match="reading"):
         hadamard_test(TINY, "qpu", A0)  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="delta"):
-        backward_costs(TINY, QuantumConfig.paper(delta=0.0), batch_params=BATCH,
-                       image_params=IMAGE, batch=1, reading="paper")  # fmt: skip
+        backward_costs(
+            TINY,
+            QuantumConfig.paper(delta=0.0),
+            batch_params=BATCH,
+            image_params=IMAGE,
+            batch=1,
+            reading="paper",
+        )
 
 
 def test_estimator_counts_are_integers_for_the_estimator():
     c = forward_costs(TINY, QuantumConfig.theory(), 1.0, "circuit")["shot"]
     d = Counts(**c).estimator_counts()
-    assert set(d) == {"numQubits", "rotationCount", "rotationDepth", "cczCount", "ccixCount",
-                      "measurementCount", "tCount"}  # fmt: skip
+    assert set(d) == {
+        "numQubits",
+        "rotationCount",
+        "rotationDepth",
+        "cczCount",
+        "ccixCount",
+        "measurementCount",
+        "tCount",
+    }
     assert all(isinstance(v, int) and v >= 0 for v in d.values())
 
 

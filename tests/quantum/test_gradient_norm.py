@@ -63,8 +63,12 @@ def test_one_run_follows_the_exact_ae_outcome_law():
 
 @pytest.mark.parametrize("eps", [0.01, 0.1])
 def test_the_median_meets_the_bound_with_probability_1_minus_delta(eps):
-    cfg = QuantumConfig(gradient_model="linf_tomography", gradient_norm="amplitude_estimation",
-                        eps=eps, failure_prob=0.01)  # fmt: skip
+    cfg = QuantumConfig(
+        gradient_model="linf_tomography",
+        gradient_norm="amplitude_estimation",
+        eps=eps,
+        failure_prob=0.01,
+    )
     m, k = cfg.gradient_norm_ae
     assert k == median_count(0.01) == 11 and ae_bound(m) <= eps
     rng = np.random.default_rng(2)
@@ -107,13 +111,18 @@ def test_config_validation_and_preset_versions():
     with pytest.raises(ValueError, match="gradient_norm"):
         QuantumConfig(gradient_norm="amplitude_estimation")  # gaussian gradient model
     with pytest.raises(ValueError, match="gradient_norm"):
-        QuantumConfig(gradient_model="linf_tomography", gradient_norm="amplitude_estimation",
-                      eps=0.0)  # fmt: skip
+        QuantumConfig(
+            gradient_model="linf_tomography", gradient_norm="amplitude_estimation", eps=0.0
+        )
     with pytest.raises(ValueError, match="gradient_norm"):
         QuantumConfig(gradient_model="linf_tomography", gradient_norm="sampled")
     # failure_prob is accepted with the gradient norm as the only AE, and derives m and k
-    cfg = QuantumConfig(gradient_model="linf_tomography", gradient_norm="amplitude_estimation",
-                        failure_prob=0.01, eps=0.1)  # fmt: skip
+    cfg = QuantumConfig(
+        gradient_model="linf_tomography",
+        gradient_norm="amplitude_estimation",
+        failure_prob=0.01,
+        eps=0.1,
+    )
     assert cfg.uses_ae and cfg.gradient_norm_ae == (6, 11) and cfg.resolved_ae_bits is None
     assert QuantumConfig(gradient_model="linf_tomography").gradient_norm_ae is None
     assert THEORY_PRESET_VERSION == 2

@@ -26,8 +26,9 @@ HAS_QDK = importlib.util.find_spec("qdk") is not None
 needs_qdk = pytest.mark.skipif(
     not HAS_QDK, reason="the optional extra qcnn[estimate] (package qdk) is not installed"
 )
-SMALL = Counts(qubits=30, rotations=5000, rotation_depth=5000, toffoli=200, ands=10,
-               measurements=50)  # fmt: skip
+SMALL = Counts(
+    qubits=30, rotations=5000, rotation_depth=5000, toffoli=200, ands=10, measurements=50
+)
 
 
 @needs_qdk

@@ -118,14 +118,16 @@ def test_shots_used_and_needed_by_hand():
 
 
 def test_backward_resources_by_hand():
-    b = backward_resources((2, 3, 3), (1, 2, 2), delta=0.1, mu_A=2.0, mu_dY=3.0, mu_F=1.0,
-                           kappa_dF=4.0, kappa_dX=5.0)  # fmt: skip
+    b = backward_resources(
+        (2, 3, 3), (1, 2, 2), delta=0.1, mu_A=2.0, mu_dY=3.0, mu_F=1.0, kappa_dF=4.0, kappa_dX=5.0
+    )
     assert b.quantum_ops == pytest.approx(((2 + 3) * 4 + (3 + 1) * 5) / 0.01)  # 4000
     assert b.classical_ops == 2 * (2 * 3 * 3) * (1 * 2 * 2)  # dL/dF and dL/dX: 144
     assert b.speedup == pytest.approx(144 / 4000)
     with pytest.raises(ValueError, match="delta"):
-        backward_resources((1, 1, 1), (1, 1, 1), delta=0.0, mu_A=1, mu_dY=1, mu_F=1,
-                           kappa_dF=1, kappa_dX=1)  # fmt: skip
+        backward_resources(
+            (1, 1, 1), (1, 1, 1), delta=0.0, mu_A=1, mu_dY=1, mu_F=1, kappa_dF=1, kappa_dX=1
+        )
 
 
 def test_growth_and_crossover_volume_by_hand():
@@ -176,8 +178,10 @@ def test_report_backward_and_synthetic_on_a_small_network():
     for r in rows:
         b = r["backward"]
         m = r["backward_matrices"]
-        expect = ((m["A"]["mu"] + m["dY"]["mu"]) * m["dF"]["kappa"]
-                  + (m["dY"]["mu"] + m["F"]["mu"]) * m["dX"]["kappa"]) / 0.01**2  # fmt: skip
+        expect = (
+            (m["A"]["mu"] + m["dY"]["mu"]) * m["dF"]["kappa"]
+            + (m["dY"]["mu"] + m["F"]["mu"]) * m["dX"]["kappa"]
+        ) / 0.01**2
         assert b["quantum_ops"] == pytest.approx(expect)
         for p in m.values():
             assert p["mu"] == pytest.approx(min(p["mu_F"], p["mu_KP"]))
@@ -203,8 +207,9 @@ def test_crossover_table_fits_q_for_kernels_larger_than_the_input():
     cfg = QuantumConfig.paper()
     model = Sequential(QuantumConv2D(1, 4, 3, config=cfg, rng=0), Flatten(), Dense(4 * 7 * 7, 3))
     x = np.random.default_rng(0).normal(size=(4, 1, 9, 9)).astype(np.float32)
-    rows = resources_cmd.report(model, cfg, x, np.zeros(4, dtype=np.int64), synthetic=True,
-                                synthetic_images=2)  # fmt: skip
+    rows = resources_cmd.report(
+        model, cfg, x, np.zeros(4, dtype=np.int64), synthetic=True, synthetic_images=2
+    )
     last = rows[-1]
     assert last["crossover_q_from_fit"] == [11]
     measured = {(m["kernel"], m["depth"]) for m in last["synthetic"]}

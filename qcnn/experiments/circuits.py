@@ -62,6 +62,7 @@ from qcnn.experiments.cli import (
     check_data_dir,
     check_output_dir,
     cli_errors,
+    command_parser,
     dataset_name,
     default_out,
     float_in,
@@ -106,12 +107,11 @@ RESOURCE_COLUMNS = (
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
-        prog="python -m qcnn.experiments.circuits",
-        description="Run one MNIST digit (downsampled to 8x8) through a quantum convolution "
+    p = command_parser(
+        "circuits",
+        "Run one MNIST digit (downsampled to 8x8) through a quantum convolution "
         "layer executed as Qiskit/Aer circuits; write a figure, a resource table and a JSON "
         "summary.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     p.add_argument(
         "--backend",

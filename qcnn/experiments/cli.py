@@ -39,6 +39,7 @@ from qcnn.quantum.settings import GROUPS, settings_of
 __all__ = [
     "ARCH_HELP",
     "add_common_arguments",
+    "command_parser",
     "add_model_arguments",
     "check_activation",
     "dataset_name",
@@ -147,6 +148,16 @@ def float_in(
 
     parse.__name__ = f"float_in({lo:g}, {hi:g})"
     return parse
+
+
+def command_parser(command: str, description: str) -> argparse.ArgumentParser:
+    """The parser of ``python -m qcnn.experiments.<command>``: its name in messages (``prog``),
+    its ``description``, and every flag's default shown in ``--help``."""
+    return argparse.ArgumentParser(
+        prog=f"python -m qcnn.experiments.{command}",
+        description=description,
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
 
 
 def default_out(command: str) -> Path:

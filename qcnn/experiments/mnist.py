@@ -37,6 +37,7 @@ from qcnn.experiments.cli import (
     check_output_dir,
     check_sampling_memory,
     cli_errors,
+    command_parser,
     config_from_args,
     default_out,
     int_in,
@@ -61,11 +62,10 @@ __all__ = ["main", "build_parser"]
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
-        prog="python -m qcnn.experiments.mnist",
-        description="Train the classical CNN and the quantum CNN (KLP19) side by side on MNIST and write "
+    p = command_parser(
+        "mnist",
+        "Train the classical CNN and the quantum CNN (KLP19) side by side on MNIST and write "
         "results.json, history.csv, curves.png and feature_maps.png.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     p.add_argument(
         "--model",

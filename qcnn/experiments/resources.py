@@ -47,6 +47,7 @@ from qcnn.experiments.cli import (
     check_output_dir,
     check_sampling_memory,
     cli_errors,
+    command_parser,
     config_from_args,
     default_out,
     int_in,
@@ -482,10 +483,9 @@ def _markdown(rows: list[dict]) -> str:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
-        prog="python -m qcnn.experiments.resources",
-        description="Predicted quantum vs classical running time of each quantum layer, with measured M, E[f], mu.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    p = command_parser(
+        "resources",
+        "Predicted quantum vs classical running time of each quantum layer, with measured M, E[f], mu.",
     )
     p.add_argument(
         "--weights",

@@ -34,6 +34,7 @@ from qcnn.experiments.cli import (
     check_data_dir,
     check_output_dir,
     cli_errors,
+    command_parser,
     default_out,
     int_in,
     nonneg_int,
@@ -63,11 +64,10 @@ __all__ = ["build_parser", "main"]
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
-        prog="python -m qcnn.experiments.sweep",
-        description="Run the paper's grid of QCNN trainings (and the CNN), resumably, locally or "
+    p = command_parser(
+        "sweep",
+        "Run the paper's grid of QCNN trainings (and the CNN), resumably, locally or "
         "on a Dask cluster, and summarise it.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     p.add_argument(
         "--grid",

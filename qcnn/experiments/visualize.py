@@ -36,6 +36,7 @@ from qcnn.experiments.cli import (
     add_common_arguments,
     add_quantum_arguments,
     check_output_dir,
+    command_parser,
     config_from_args,
     dataset_name,
     pos_float,
@@ -56,12 +57,11 @@ QUANTUM_NOTE = (
 def build_parser() -> argparse.ArgumentParser:
     from qcnn.models import MODELS
 
-    p = argparse.ArgumentParser(
-        prog="python -m qcnn.experiments.visualize",
-        description="Pictures of what a trained network learned (first-layer kernels, "
+    p = command_parser(
+        "visualize",
+        "Pictures of what a trained network learned (first-layer kernels, "
         "activation maximisation, penultimate-layer features in 2-D), for the classical network "
         "and its quantized twin.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     p.add_argument("--weights", required=True, help="model.npz of a run (CNN or QCNN)")
     p.add_argument(

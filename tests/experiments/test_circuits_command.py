@@ -246,3 +246,20 @@ def test_coherent_on_gpu_equals_cpu():
     cpu = coherent_law(cc, statevector_backend("CPU")).output_distribution()
     gpu = coherent_law(cc, statevector_backend("GPU")).output_distribution()
     assert np.abs(cpu - gpu).max() < 1e-9
+
+
+def test_coherent_benchmark_runs_one_row():
+    """``benchmarks/bench_coherent.py``: one row of the small problem (m = 3), its law equal to
+    the emulator's."""
+    import importlib.util
+
+    pytest.importorskip("sklearn")
+    spec = importlib.util.spec_from_file_location(
+        "bench_coherent", ROOT / "benchmarks" / "bench_coherent.py"
+    )
+    assert spec is not None and spec.loader is not None
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    row = bench.bench("small", 3, "double", 1, "split")
+    assert row["qubits"] == 17 and row["tv"] < 1e-9
+    assert row["cpu_s"] > 0 and row["peak_rss_mb"] > 0

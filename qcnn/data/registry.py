@@ -120,15 +120,7 @@ class Dataset:
 def _load_mnist(data_dir: str | os.PathLike | None, download: bool) -> RawSplits:
     from qcnn.data.mnist import load_mnist_dataset
 
-    ds = load_mnist_dataset(data_dir, download)
-    return RawSplits(
-        ds.train_images[:, None],
-        ds.train_labels,
-        ds.test_images[:, None],
-        ds.test_labels,
-        source=ds.source,
-        name=ds.name,
-    )
+    return load_mnist_dataset(data_dir, download)
 
 
 def _load_fashion(data_dir: str | os.PathLike | None, download: bool) -> RawSplits:

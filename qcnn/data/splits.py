@@ -1,4 +1,9 @@
-"""``RawSplits``: a data set's train and test images as stored (before normalisation)."""
+"""``RawSplits``: a data set's train and test images as stored (before normalisation).
+
+The one raw container: every loader (MNIST with its offline subset, Fashion-MNIST, the digits, a
+user's ``.npz``) returns it, and :func:`qcnn.data.load_dataset` normalises it into a
+:class:`~qcnn.data.registry.Dataset`.
+"""
 
 from __future__ import annotations
 
@@ -45,6 +50,14 @@ class RawSplits:
                 f"{self.name}: train images {self.train_images.shape[1:]} and test images "
                 f"{self.test_images.shape[1:]} differ in shape"
             )
+
+    def split(self, split: str) -> tuple[np.ndarray, np.ndarray]:
+        """``(images (N, C, H, W), labels (N,))`` of ``'train'`` or ``'test'``."""
+        if split not in ("train", "test"):
+            raise ValueError(f"split must be 'train' or 'test', got {split!r}")
+        if split == "train":
+            return self.train_images, self.train_labels
+        return self.test_images, self.test_labels
 
     @property
     def shape(self) -> tuple[int, int, int]:

@@ -640,7 +640,7 @@ def load_test_images(args: argparse.Namespace) -> tuple[np.ndarray, np.ndarray, 
     if args.dataset == "mnist":
         data = load_mnist_dataset(args.data_dir, download=args.download)
         images, labels = data.split("test")
-        return images, labels, data.source
+        return images[:, 0], labels, data.source
     ds = load_dataset(args.dataset, args.data_dir, download=args.download, dtype=np.float64)
     if ds.shape != (1, 8, 8):
         raise ValueError(

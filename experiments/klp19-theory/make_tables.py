@@ -339,8 +339,10 @@ def second_tables(runs: list[dict]) -> str:
     sub = {n: acc(runs_of(runs, n, 0.01, 0.01, SUBSET)) for n in ("theory", "eta-shots")}
     if any(sub.values()):  # the eta run trained on a subset (22x the shots), with its twin
         p(f"On the first {SUBSET:,} training images (2 epochs, eps = delta = 0.01): the theory")
-        p(f"preset v2 with sigma d shots {fmt(sub['theory'])} %, with eta = 0.1 shots "
-          f"{fmt(sub['eta-shots'])} %.")  # fmt: skip
+        p(
+            f"preset v2 with sigma d shots {fmt(sub['theory'])} %, with eta = 0.1 shots "
+            f"{fmt(sub['eta-shots'])} %."
+        )
         p()
     return out.getvalue()
 

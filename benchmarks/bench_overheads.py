@@ -1,8 +1,8 @@
 """Benchmark: the small fixed costs the code's design relies on (figures in docs/benchmarks.md).
 
 - entering and leaving the one-BLAS-thread limit of a data-parallel step (threadpoolctl);
-- the statistics a quantum layer records on every forward pass (BLAS dot products), for the
-  paper network's first layer at batch 64;
+- the statistics an observer records per forward pass of a quantum layer (BLAS dot products,
+  a spectral norm), for the paper network's first layer at batch 64;
 - building Qiskit's level-0 pass manager (why ``CircuitRunner`` builds it once);
 - Aer's experiment-level parallelism (``AER_DEFAULT_OPTIONS``) against Aer's defaults, on 100
   output-state circuits of 7,500 shots each (the sampling step's shape).
@@ -21,7 +21,8 @@ from collections.abc import Callable
 import numpy as np
 
 from qcnn.nn.parallel import one_blas_thread
-from qcnn.quantum import QuantumConfig, QuantumConv2D
+from qcnn.quantum import LayerStatistics, QuantumConfig, QuantumConv2D
+from qcnn.quantum.stages import ForwardRecord
 
 
 def median_seconds(fn: Callable[[], object], repeats: int, inner: int = 1) -> float:
@@ -42,14 +43,23 @@ def blas_limit() -> None:
 
 
 def layer_stats_call(repeats: int) -> float:
-    """Seconds per ``_record_stats`` call of the paper's first quantum layer on 64 images."""
+    """Seconds per forward pass that a :class:`LayerStatistics` observer adds (its ``measure``)
+    on the paper's first quantum layer with 64 images; nothing without an observer."""
     layer = QuantumConv2D(1, 5, 7, config=QuantumConfig.paper(), rng=0)
-    captured: list[tuple] = []
-    record = layer._record_stats
-    layer._record_stats = lambda *args: captured.append(args)
+    captured: list[ForwardRecord] = []
+
+    class Capture:
+        def __call__(self, layer: QuantumConv2D, record: ForwardRecord) -> None:
+            captured.append(record)
+
+        def reset(self) -> None:
+            pass
+
+    layer.observe(Capture())
     layer.forward(np.random.default_rng(0).normal(size=(64, 1, 28, 28)).astype(np.float32))
-    (args,) = captured
-    return median_seconds(lambda: record(*args), repeats, inner=20)
+    (record,) = captured
+    stats = LayerStatistics()
+    return median_seconds(lambda: stats.measure(layer, record), repeats, inner=20)
 
 
 def pass_manager_build(repeats: int) -> float:

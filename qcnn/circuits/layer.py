@@ -1,7 +1,7 @@
 """``CircuitExecutor``: the quantum steps of a convolution layer performed by circuits.
 
 Implements the :class:`qcnn.quantum.executor.Executor` protocol, so
-``QuantumConv2D(..., executor="circuits", executor_options={"backend": ...})`` runs a layer's
+``QuantumConv2D(..., executor=make_executor("circuits", backend=...))`` runs a layer's
 forward pass with Qiskit circuits instead of the emulator's error models:
 
 - :meth:`CircuitExecutor.inner_products`: every ``Y[n, q, p] = <A_p(n), F_q>`` by its own IPE
@@ -12,6 +12,9 @@ forward pass with Qiskit circuits instead of the emulator's error models:
   is one ``backend.run`` call per ``max_batch`` circuits.
 - :meth:`CircuitExecutor.sample`: the output-state measurement of
   :func:`qcnn.circuits.sampling.sample_pixels_circuit`.
+- :meth:`CircuitExecutor.sample_per_shot` and :meth:`CircuitExecutor.normaliser` (noise per shot,
+  the amplitude-estimated tomography normaliser) have no circuit yet and raise
+  :class:`NotImplementedError`.
 
 The cap, the noise order, pooling and the bookkeeping stay in the layer. With a config whose
 ``ipe`` is ``'exact'`` the layer never asks for inner products (only the sampling then runs as
@@ -43,6 +46,7 @@ from qcnn.circuits.inner_product import (
 from qcnn.circuits.sampling import output_state_circuit, sample_pixels_circuit
 from qcnn.quantum.config import QuantumConfig
 from qcnn.quantum.executor import ConvProblem, register_executor
+from qcnn.quantum.per_shot import PerShot, ShotProblem
 
 __all__ = ["CircuitExecutor"]
 
@@ -222,6 +226,28 @@ class CircuitExecutor:
         }
         self.last_counts = counts
         return counts
+
+    def sample_per_shot(
+        self, problem: ShotProblem, shots: int, config: QuantumConfig, rng: np.random.Generator
+    ) -> PerShot:
+        """Not available as circuits: the per-shot model keeps the estimate register in
+        superposition while the output state is measured, and no circuit here builds that
+        joint state yet."""
+        raise NotImplementedError(
+            "CircuitExecutor has no circuit for noise per shot (QuantumConfig.noise_per_shot): "
+            "use the emulator executor"
+        )
+
+    def normaliser(
+        self, mean_f: np.ndarray, d: int, config: QuantumConfig, rng: np.random.Generator
+    ) -> np.ndarray:
+        """Not available as circuits: estimating ``sum f`` needs the output state's ancilla
+        amplitude, which no circuit here prepares yet."""
+        raise NotImplementedError(
+            "CircuitExecutor has no circuit for the tomography normaliser "
+            "(QuantumConfig.tomography_normaliser='amplitude_estimation'): use the emulator "
+            "executor or tomography_normaliser='exact'"
+        )
 
 
 # ``QuantumConv2D(executor="circuits")``; pyproject.toml declares the same name as an entry point

@@ -74,7 +74,9 @@ from qcnn.nn.parallel import one_blas_thread
 from qcnn.quantum import QuantumConfig, QuantumConv2D
 from qcnn.quantum.costs import Assumptions, Counts, LayerShape
 from qcnn.quantum.physical import ERROR_BUDGET, estimator_available, physical_estimates
+from qcnn.quantum.layer_stats import watch_statistics
 from qcnn.quantum.resources import (
+    LayerMeasurements,
     backward_resources,
     crossover_table,
     crossover_volume,
@@ -118,8 +120,8 @@ def report(
     layers = quantum_layers(model)
     inputs: dict[int, np.ndarray] = {}
     handles = []
+    observed = watch_statistics(model, detailed=True)
     for i, layer in enumerate(layers):
-        layer.detailed_stats = True
         layer.reset_stats()
         if synthetic and i == len(layers) - 1:  # keep the inputs the last layer sees
 
@@ -140,7 +142,7 @@ def report(
     out: list[dict[str, Any]] = []
     last_inputs: tuple[LayerShape, float, dict | None] | None = None
     for layer in layers:
-        s = layer.stats_mean()
+        s = observed[layer].mean()
         in_shape = layer.last_input_shape
         assert in_shape is not None  # evaluate ran every layer
         out_c, out_h, out_w = layer.conv_output_shape(in_shape)
@@ -150,11 +152,7 @@ def report(
             sigma=config.sigma,
             eps=config.effective_eps,
             cap=config.cap,
-            M=s["M"],
-            mean_f=s["mean_f"],
-            implied_eta=s.get("implied_eta"),
-            mu_A=s.get("mu_A"),
-            mu_F=s.get("mu_F"),
+            measured=LayerMeasurements.from_stats(s),
         )
         row: dict[str, Any] = {
             "layer": repr(layer),

@@ -44,6 +44,7 @@ from qcnn.nn import Sequential, walk
 from qcnn.nn.model import load_npz_strict
 from qcnn.quantum import QuantumConfig, QuantumConv2D
 from qcnn.train import TrainConfig, evaluate, fit
+from qcnn.quantum.layer_stats import watch_statistics
 
 __all__ = [
     "config_tags",
@@ -183,15 +184,20 @@ def _layer_stats(model: Sequential) -> list[dict[str, Any]]:
     """Statistics of each quantum layer; ``layer`` is its position in :func:`qcnn.nn.walk` order
     after the model itself (for a flat model: its index in ``model.layers``)."""
     return [
-        {"layer": i, "name": type(layer).__name__, "stats": layer.stats_mean()}
+        {"layer": i, "name": type(layer).__name__, "stats": _observed(layer)}
         for i, layer in enumerate(list(walk(model))[1:])
         if isinstance(layer, QuantumConv2D)
     ]
 
 
+def _observed(layer: QuantumConv2D) -> dict[str, float]:
+    return {} if layer.statistics is None else layer.statistics.mean()
+
+
 def _evaluate_with_stats(
     model: Sequential, data: Data
 ) -> tuple[float, float, list[dict[str, Any]]]:
+    watch_statistics(model, training=False)
     for layer in quantum_layers(model):
         layer.reset_stats()
     loss, acc = evaluate(model, data.x_test, data.y_test)
@@ -267,6 +273,8 @@ def train_run(
         activation=spec.activation,
     )
     optimizer = make_optimizer(model, spec.lr, spec.momentum, spec.config, seed=spec.seed)
+    # the records hold the statistics of the test evaluations (fit resets them before each)
+    watch_statistics(model, training=False)
     if resume and run_dir is not None and (Path(run_dir) / CHECKPOINT_NAME).exists() and log:
         log(_describe_resume(spec, Path(run_dir) / CHECKPOINT_NAME))
     config = TrainConfig(

@@ -29,7 +29,8 @@ from qcnn.quantum.ipe import (
     estimate_inner_products,
     gaussian_ipe,
 )
-from qcnn.quantum.layer import QUANTUM_TAG, QuantumConv2D, layer_shots
+from qcnn.quantum.layer import QUANTUM_TAG, PoolOnWrite, QuantumConv2D, layer_shots
+from qcnn.quantum.layer_stats import LayerStatistics, watch_statistics
 from qcnn.quantum.nonlinearity import noisy_cap_relu
 from qcnn.quantum.output_law import AEOutputLaw, ae_output_law
 from qcnn.quantum.quantize import QuantizeNote, quantization_plan, quantize
@@ -57,6 +58,9 @@ __all__ = [
     "EmulatorExecutor",
     "make_executor",
     "layer_shots",
+    "PoolOnWrite",
+    "LayerStatistics",
+    "watch_statistics",
     "QUANTUM_TAG",
     "gaussian_ipe",
     "ae_outcome_probabilities",

@@ -1,13 +1,24 @@
-"""Executors: who performs the two quantum steps of a layer's forward pass.
+"""Executors: who performs the quantum steps of a layer's forward pass.
 
-A quantum convolution layer's forward pass has two steps that a quantum computer performs:
-inner-product estimation (model §2.2) and the measurement of the output state (§2.4-2.5). The
-rest (cap, pooling, bookkeeping) is the same whoever performs them. An *executor* implements
-those two steps (the :class:`Executor` protocol):
+A quantum convolution layer's forward pass has steps that a quantum computer performs; the rest
+(cap, values, pooling, bookkeeping) is the same whoever performs them. An *executor* implements
+each quantum step as one method (the :class:`Executor` protocol), and the layer
+(:class:`~qcnn.quantum.layer.QuantumConv2D`) calls them without knowing who answers:
+
+- :meth:`~Executor.inner_products`: inner-product estimation (model §2.2);
+- :meth:`~Executor.sample`: the measurement of the output state with one estimate per pixel
+  (§2.4-2.5, the notebook's model);
+- :meth:`~Executor.sample_per_shot`: the same measurement with a fresh estimate in every shot
+  (``QuantumConfig.noise_per_shot``, docs/theory.md);
+- :meth:`~Executor.normaliser`: amplitude estimation of ``sum f``, the scale of tomography values
+  (``QuantumConfig.tomography_normaliser``).
+
+An executor that has no implementation of a step raises :class:`NotImplementedError` saying so.
 
 - :class:`EmulatorExecutor` (``"emulator"``, the default): the error models of
-  :mod:`qcnn.quantum.ipe` and :func:`qcnn.quantum.sampling.sample_pixels`, vectorised over the
-  batch;
+  :mod:`qcnn.quantum.ipe`, :func:`qcnn.quantum.sampling.sample_pixels`,
+  :func:`qcnn.quantum.per_shot.sample_per_shot` and :mod:`qcnn.quantum.ae_law`, vectorised over
+  the batch;
 - other executors (e.g. real circuits, for small inputs) live in packages built on this one and
   are found by name in a registry: a package registers its executor when imported
   (:func:`register_executor`) and declares it in the ``qcnn.executors`` entry-point group of its
@@ -26,12 +37,15 @@ from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
+from qcnn.quantum.ae_law import median_ae_estimate
 from qcnn.quantum.config import QuantumConfig
 from qcnn.quantum.ipe import estimate_inner_products
+from qcnn.quantum.per_shot import PerShot, ShotProblem, sample_per_shot
 from qcnn.quantum.sampling import sample_pixels
 
 __all__ = [
     "ConvProblem",
+    "ShotProblem",
     "Executor",
     "EmulatorExecutor",
     "make_executor",
@@ -80,6 +94,21 @@ class Executor(Protocol):
         """Counts ``(B, d)`` of ``shots`` measurements of the states ``sum_i sqrt(values_i) |i>``."""
         ...
 
+    def sample_per_shot(
+        self, problem: ShotProblem, shots: int, config: QuantumConfig, rng: np.random.Generator
+    ) -> PerShot:
+        """``shots`` measurements per image of the output state with the estimate in
+        superposition: every shot a (pixel, value) pair from a fresh estimate
+        (:mod:`qcnn.quantum.per_shot`)."""
+        ...
+
+    def normaliser(
+        self, mean_f: np.ndarray, d: int, config: QuantumConfig, rng: np.random.Generator
+    ) -> np.ndarray:
+        """``sum f`` per image ``(B,)`` estimated by amplitude estimation of ``E[f] / C`` (the
+        ancilla's amplitude), from the exact ``mean_f`` ``(B,)`` over ``d`` pixels."""
+        ...
+
 
 class EmulatorExecutor:
     """The error models, vectorised over the batch (numpy only)."""
@@ -95,6 +124,21 @@ class EmulatorExecutor:
         self, values: np.ndarray, shots: int, config: QuantumConfig, rng: np.random.Generator
     ) -> np.ndarray:
         return sample_pixels(values, shots, rng, power=config.sampling_power)
+
+    def sample_per_shot(
+        self, problem: ShotProblem, shots: int, config: QuantumConfig, rng: np.random.Generator
+    ) -> PerShot:
+        return sample_per_shot(problem, config, shots, rng)
+
+    def normaliser(
+        self, mean_f: np.ndarray, d: int, config: QuantumConfig, rng: np.random.Generator
+    ) -> np.ndarray:
+        # the AE of the normaliser runs with the configured bits and median count
+        a = np.clip(mean_f / config.cap, 0.0, 1.0)
+        bits = config.ae_bits_any
+        assert bits is not None  # validated: the normaliser's AE has eps > 0 or ae_bits
+        a_hat = median_ae_estimate(a, bits, config.resolved_ae_median, rng).amplitude
+        return d * config.cap * a_hat
 
     def __repr__(self) -> str:
         return "EmulatorExecutor()"
@@ -157,5 +201,8 @@ def make_executor(executor: str | Executor = "emulator", **options: Any) -> Exec
     if options:
         raise TypeError(f"options {sorted(options)} given with an executor instance")
     if not isinstance(executor, Executor):
-        raise TypeError(f"{executor!r} does not implement inner_products() and sample()")
+        raise TypeError(
+            f"{executor!r} does not implement inner_products(), sample(), sample_per_shot() "
+            "and normaliser()"
+        )
     return executor

@@ -1,54 +1,60 @@
 """``QuantumConv2D``: the KLP19 quantum convolution layer, emulated over a whole batch at once.
 
-Forward pass, in the order of model §2 (one batch, no Python loop over images or pixels):
+The forward pass is a short pipeline of named stages (:mod:`qcnn.quantum.stages`), in the order
+of model §2 (one batch, no Python loop over images or pixels); every quantum step is a call on
+the layer's executor (:class:`~qcnn.quantum.executor.Executor`), whoever performs it:
 
-1. the exact products ``Y = A F`` (im2col + one GEMM) and, when the error model needs them, the
-   norms ``||A_p||`` (all channels of the patch, per image) and ``||F_q||``;
-2. inner-product estimation ``Ybar`` by the executor (Gaussian / AE error model, or circuits);
-3. the capped ReLU in the configured order (:func:`~qcnn.quantum.nonlinearity.noisy_cap_relu`);
-4. l-infinity tomography: per image, ``N`` shots over all channels and positions jointly with
-   probability proportional to ``f`` (with replacement); undrawn pixels become 0;
+1. inner products (:meth:`QuantumConv2D.inner_products`): ``Y = A F`` (im2col + one GEMM), the
+   norms ``||A_p||`` (all channels of the patch, per image) and ``||F_q||``, and the estimates
+   ``Ybar`` (``executor.inner_products``);
+2. non-linearity: the capped ReLU in the configured order
+   (:func:`~qcnn.quantum.nonlinearity.noisy_cap_relu`);
+3. sampling: l-infinity tomography, per image ``N`` shots over all channels and positions
+   jointly with probability proportional to ``f`` (``executor.sample``); with noise per shot,
+   stages 2 and 3 are one step, every shot a fresh estimate (``executor.sample_per_shot``);
+4. values: undrawn pixels become 0; tomography values are scaled by ``sum f`` or by its
+   amplitude-estimation estimate (``executor.normaliser``);
 5. pooling (optional) while writing to the next layer's storage.
 
 Backward (model §3): zero gradient where a pixel was not drawn, the cap's derivative, pooling
 routing; the estimation noise is a constant. The bias is added classically after the estimate.
+Statistics are not computed here: observers attached to the layer (:meth:`QuantumConv2D.observe`,
+:mod:`qcnn.quantum.layer_stats`) receive every stage of each pass.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from dataclasses import dataclass
+from typing import Literal, TypedDict, TypeVar
 
 import numpy as np
 from numpy.typing import DTypeLike
+from typing_extensions import Unpack
 
 from qcnn.nn import functional as F
 from qcnn.nn.layers import Conv2D
-from qcnn.quantum.ae_law import median_ae_estimate
 from qcnn.quantum.config import QuantumConfig
-from qcnn.quantum.executor import ConvProblem, EmulatorExecutor, Executor, make_executor
+from qcnn.quantum.executor import ConvProblem, Executor, make_executor
 from qcnn.quantum.gradient_models import noisy_gradient
-from qcnn.quantum.ipe import estimate_inner_products
+from qcnn.quantum.layer_stats import ForwardObserver, LayerStatistics, gaussian_shot_mean_f
 from qcnn.quantum.nonlinearity import noisy_cap_relu
-from qcnn.quantum.per_shot import gaussian_mean_f, sample_per_shot
-from qcnn.quantum.sampling import implied_eta, sampled_values, shots_from_sigma, tomography_shots
+from qcnn.quantum.per_shot import ShotProblem
+from qcnn.quantum.sampling import sampled_values, shots_from_sigma, tomography_shots
+from qcnn.quantum.stages import (
+    Activation,
+    ForwardRecord,
+    InnerProducts,
+    Normaliser,
+    Pooled,
+    Sampling,
+    Values,
+)
 
-__all__ = ["QuantumConv2D", "layer_shots", "QUANTUM_TAG"]
+__all__ = ["QuantumConv2D", "PoolOnWrite", "ConvOptions", "layer_shots", "QUANTUM_TAG"]
+
+Observer = TypeVar("Observer", bound=ForwardObserver)
 
 QUANTUM_TAG = "quantum"  # Parameter tag of the kernels a quantum computer holds (gradient noise)
-
-
-ETA_REFERENCE = 0.1  # the precision the statistics quote the theorem's shot count for
-
-
-def ps_mu(config: QuantumConfig, y: np.ndarray) -> np.ndarray:
-    """Centre of the noisy value before the cap: Y (theory order) or clip(Y, 0, C) (paper)."""
-    return y if config.noise_order == "theory" else np.clip(y, 0.0, config.cap)
-
-
-def _normaliser_stats(total: np.ndarray, true_total: np.ndarray) -> dict[str, float]:
-    live = true_total > 0
-    rel = total[live] / true_total[live] - 1.0
-    return {"normaliser_rel_error_rms": float(np.sqrt(np.mean(rel**2))) if rel.size else 0.0}
 
 
 def layer_shots(config: QuantumConfig, d: int) -> int | None:
@@ -60,29 +66,63 @@ def layer_shots(config: QuantumConfig, d: int) -> int | None:
     return None
 
 
+@dataclass(frozen=True)
+class PoolOnWrite:
+    """Pooling while the layer writes its output to the next layer's storage.
+
+    Attributes:
+        kind: ``'max'`` or ``'avg'``.
+        size: pooling window (int or pair), default 2.
+        stride: pooling stride, default ``size`` (non-overlapping windows).
+        padding: int, pair, ``'same'`` or ``'valid'``, default 0; padded positions count as
+            unwritten pixels (0; never the max of non-negative values).
+    """
+
+    kind: Literal["max", "avg"]
+    size: int | tuple[int, int] = 2
+    stride: int | tuple[int, int] | None = None
+    padding: F.Padding = 0
+
+    def __post_init__(self) -> None:
+        if self.kind not in ("max", "avg"):
+            raise ValueError(f"pool must be None, 'max' or 'avg', got {self.kind!r}")
+        F.check_window_args(
+            self.size,
+            self.size if self.stride is None else self.stride,
+            self.padding,
+            what=f"{self.kind} pool",
+        )
+
+
+class ConvOptions(TypedDict, total=False):
+    """The keyword options of :class:`~qcnn.nn.Conv2D` that the quantum layer passes on as
+    they are: ``rng`` (generator or seed of the weights; the layer's runtime randomness comes
+    from the child stream Conv2D reserves), ``dtype`` (default float32) and ``connections``
+    (a partial connection table)."""
+
+    rng: np.random.Generator | int | None
+    dtype: DTypeLike
+    connections: np.ndarray | None
+
+
 class QuantumConv2D(Conv2D):
     """Quantum convolution + capped ReLU + sampling (+ pooling): ``(N, C, H, W) -> (N, O, H'', W'')``.
 
     Same constructor as :class:`~qcnn.nn.Conv2D` (so a network swaps one for the other, and the
-    weights load either way) plus:
+    weights load either way; its keyword options are :class:`ConvOptions`) plus:
 
     Args:
         config: the :class:`QuantumConfig` (error models, cap, sigma/eta, ...).
-        pool: ``None``, ``'max'`` or ``'avg'``: pooling during the write to the next layer.
-        pool_size: pooling window, default 2.
-        pool_stride: pooling stride, default ``pool_size`` (non-overlapping windows).
-        pool_padding: pooling padding (int, pair, ``'same'``, ``'valid'``), default 0; padded
-            positions count as unwritten pixels (0; never the max of non-negative values).
+        pool: ``None``, ``'max'`` or ``'avg'`` (a window of 2), or a :class:`PoolOnWrite`:
+            pooling during the write to the next layer.
         executor: ``'emulator'`` (default), the name of another registered executor (e.g.
             ``'circuits'``: Qiskit circuits, small inputs only; see
-            :mod:`qcnn.quantum.executor`) or an :class:`~qcnn.quantum.executor.Executor`.
-        executor_options: keyword arguments for a named executor's factory (e.g. ``backend``).
-        rng: generator for the layer's randomness (estimation noise and sampling).
-        detailed_stats: also compute ``mu(A)`` (an SVD of the first image's patch matrix).
+            :mod:`qcnn.quantum.executor`), or an :class:`~qcnn.quantum.executor.Executor`
+            (``make_executor(name, **options)`` makes one with options).
 
-    After each forward pass ``stats`` holds the measurements the resource report needs
-    (``M``, ``E[f]``, kept fraction, shots, ``mu``); ``stats_mean()`` averages them over the
-    passes since ``reset_stats()``.
+    Observers (:meth:`observe`) receive every stage of each forward pass; the statistics of the
+    resource report are one (:class:`~qcnn.quantum.layer_stats.LayerStatistics`, attached by
+    :func:`~qcnn.quantum.layer_stats.watch_statistics`).
     """
 
     def __init__(
@@ -95,28 +135,20 @@ class QuantumConv2D(Conv2D):
         bias: bool = True,
         *,
         config: QuantumConfig,
-        pool: str | None = None,
-        pool_size: int | tuple[int, int] = 2,
-        pool_stride: int | tuple[int, int] | None = None,
-        pool_padding: F.Padding = 0,
+        pool: PoolOnWrite | str | None = None,
         executor: str | Executor = "emulator",
-        executor_options: dict[str, Any] | None = None,
-        rng: np.random.Generator | int | None = None,
-        dtype: DTypeLike = np.float32,
-        detailed_stats: bool = False,
-        connections: np.ndarray | None = None,
+        **conv: Unpack[ConvOptions],
     ) -> None:
         if not isinstance(config, QuantumConfig):
             raise TypeError(f"config must be a QuantumConfig, got {type(config).__name__}")
-        if pool not in (None, "max", "avg"):
-            raise ValueError(f"pool must be None, 'max' or 'avg', got {pool!r}")
-        if pool is not None:
-            F.check_window_args(
-                pool_size,
-                pool_size if pool_stride is None else pool_stride,
-                pool_padding,
-                what=f"{pool} pool",
-            )
+        if isinstance(pool, str):
+            pool = PoolOnWrite(pool)  # type: ignore[arg-type]  # checked by PoolOnWrite
+        elif pool is not None and not isinstance(pool, PoolOnWrite):
+            raise ValueError(f"pool must be None, 'max', 'avg' or a PoolOnWrite, got {pool!r}")
+        unknown = sorted(set(conv) - set(ConvOptions.__annotations__))
+        if unknown:  # ConvOptions types them for a checker; at run time they are checked here
+            raise TypeError(f"QuantumConv2D got unexpected keyword arguments {unknown}")
+        rng = conv.get("rng")
         gen = rng if isinstance(rng, np.random.Generator) else np.random.default_rng(rng)
         # The weights come from ``gen`` exactly as in Conv2D (same seed, same initial weights as
         # the classical twin); the runtime noise from the child stream of its seed that Conv2D
@@ -129,8 +161,8 @@ class QuantumConv2D(Conv2D):
             padding,
             bias,
             rng=gen,
-            dtype=dtype,
-            connections=connections,
+            dtype=conv.get("dtype", np.float32),
+            connections=conv.get("connections"),
         )
         if self.groups != 1:
             # One dense quantum layer would estimate every inner product against the whole
@@ -142,32 +174,32 @@ class QuantumConv2D(Conv2D):
             )
         self.weight.tags |= {QUANTUM_TAG}
         self.config = config
-        self.pool, self.pool_size = pool, F.pair(pool_size, "pool_size")
-        self.pool_stride, self.pool_padding = pool_stride, pool_padding
-        self.executor = make_executor(executor, **(executor_options or {}))
+        self.pool: PoolOnWrite | None = pool
+        self.executor = make_executor(executor)
         # an executor says whether two shards may call it at once; unknown ones are assumed not
         self.thread_safe = bool(getattr(self.executor, "thread_safe", False))
         self.rng: np.random.Generator = np.random.default_rng(self.derived_seed)
-        self.detailed_stats = detailed_stats
-        self.stats: dict[str, float] = {}
-        self._stats_sum: dict[str, float] = {}
-        self._stats_rng: np.random.Generator | None = None
-        self._stats_count = 0
+        self.observers: list[ForwardObserver] = []
         self._qcache: tuple | None = None
         self.last_input_shape: tuple[int, ...] | None = None  # (C, H, W) of the last forward
 
-    # ------------------------------------------------------------------------------------------
-    def _norm_products(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """``(patch norms (N or 1, H', W'), kernel norms (O,))``."""
-        cfg = self.config
-        if cfg.norms == "first_image":
-            # The notebook's shortcut: image 0, channel 0 stands for every image and channel.
-            sq = F.patch_sq_norms(x[:1, :1], self.kernel_size, self.stride, self.padding)
-        else:
-            sq = F.patch_sq_norms(x, self.kernel_size, self.stride, self.padding)
-        w2d = self.kernel().reshape(self.out_channels, -1)
-        return np.sqrt(sq), np.sqrt(np.einsum("ok,ok->o", w2d, w2d))
+    # -- observers -----------------------------------------------------------------------------
+    def observe(self, observer: Observer) -> Observer:
+        """Call ``observer(layer, record)`` after every forward pass of a non-empty batch;
+        returns it (``layer.observers.remove(observer)`` detaches it)."""
+        self.observers.append(observer)
+        return observer
 
+    @property
+    def statistics(self) -> LayerStatistics | None:
+        """The :class:`LayerStatistics` observing this layer, if one is attached."""
+        return next((o for o in self.observers if isinstance(o, LayerStatistics)), None)
+
+    def reset_stats(self) -> None:
+        for observer in self.observers:
+            observer.reset()
+
+    # -- forward: the stages -------------------------------------------------------------------
     def forward(self, x: np.ndarray) -> np.ndarray:
         return self._forward(x, self.training, None)
 
@@ -180,168 +212,159 @@ class QuantumConv2D(Conv2D):
         return stages
 
     def _forward(self, x: np.ndarray, training: bool, stages: dict | None) -> np.ndarray:
-        cfg = self.config
-        y_nb, cache = self._conv_forward(x, None, training)  # the bias is added after the estimate
+        per_shot = self.config.noise_per_shot and self.config.samples
+        products = self.inner_products(x, training, estimate=not per_shot)
         self.last_input_shape = x.shape[1:]
         if x.shape[0] == 0:
-            # An empty batch: nothing to estimate or sample, no statistics; an empty output.
+            # An empty batch: nothing to estimate or sample, no observation; an empty output.
+            y_nb = products.exact_nb
             out = np.zeros((0, *self.output_shape(x.shape[1:])), dtype=y_nb.dtype)
             if stages is not None:
                 stages.update(exact=y_nb, estimated=y_nb, activated=y_nb, sampled=y_nb)
-            self._qcache = (cache, None, None) if training else None
+            self._qcache = (products.conv, None, None) if training else None
             return out
+        d = int(np.prod(products.exact.shape[1:]))
+        shots = layer_shots(self.config, d)
+        if per_shot:
+            assert shots is not None  # validated: noise per shot needs sampling
+            activation, sampling = self.sample_per_shot(products, shots)
+        else:
+            activation = self.nonlinearity(products)
+            sampling = self.sample(activation, shots)
+        values = self.values(activation, sampling)
+        pooled = self.write(values.written)
+        if stages is not None:
+            stages.update(
+                exact=products.exact,
+                estimated=activation.estimated,
+                activated=activation.values,
+                sampled=values.written,
+            )
+        if self.observers:
+            record = ForwardRecord(x, products, activation, sampling, values, training)
+            for observer in self.observers:
+                observer(self, record)
+        self._qcache = (products.conv, values.mask, pooled.cache) if training else None
+        return pooled.out
+
+    def inner_products(self, x: np.ndarray, training: bool, estimate: bool) -> InnerProducts:
+        """Stage 1: ``Y``, the norms and (``estimate``) ``Ybar`` by the executor."""
+        cfg = self.config
+        y_nb, cache = self._conv_forward(x, None, training)  # the bias is added after the estimate
+        if x.shape[0] == 0:
+            return InnerProducts(cache, y_nb, y_nb, y_nb, y_nb, y_nb, y_nb)
         y_nb = np.ascontiguousarray(y_nb)  # (N, O, H', W'); rows per image for the sampling
-        n = x.shape[0]
         a_norm, f_norm = self._norm_products(x)
         scale = a_norm[:, None, :, :] * f_norm[None, :, None, None]
-
-        d = int(np.prod(y_nb.shape[1:]))
-        shots = layer_shots(cfg, d)
-        extra: dict[str, float] = {}
-        if cfg.noise_per_shot and shots is not None:
-            y, y_bar, f, out, df, kept, extra = self._per_shot(y_nb, scale, n, shots)
-            values = f.reshape(n, -1)
-        else:
-            y, y_bar, f, out, df, kept, shots, extra = self._per_pixel(y_nb, scale, cache, n, shots)
-            values = f.reshape(n, -1)
-        if stages is not None:
-            stages.update(exact=y, estimated=y_bar, activated=f, sampled=out)
-
-        pool_cache: F.MaxPoolCache | F.AvgPoolCache | None = None
-        if self.pool == "max":
-            out, pool_cache = F.max_pool2d_forward(
-                out, self.pool_size, self.pool_stride, self.pool_padding
-            )
-        elif self.pool == "avg":
-            out, pool_cache = F.avg_pool2d_forward(
-                out, self.pool_size, self.pool_stride, self.pool_padding
-            )
-
-        self._record_stats(x, values, kept, shots, d, a_norm, f_norm, y, y_bar, extra)
-        self._qcache = (cache, df, pool_cache) if training else None
-        return out
-
-    def _bias_map(self, like: np.ndarray) -> np.ndarray | None:
-        return None if self.bias is None else self.bias.data.reshape(1, -1, 1, 1)
-
-    def _per_pixel(self, y_nb, scale, cache, n, shots):
-        """One estimate per pixel, frozen across the shots (the notebook's model)."""
-        cfg = self.config
-        if cfg.ipe == "exact":
-            y_bar_nb = y_nb
-        else:
-            problem = ConvProblem(
-                cache.cols, self.kernel().reshape(self.out_channels, -1), y_nb, scale
-            )
-            y_bar_nb = self.executor.inner_products(problem, cfg, self.rng)
-        b = self._bias_map(y_nb)
-        y, y_bar = (y_nb, y_bar_nb) if b is None else (y_nb + b, y_bar_nb + b)
-        f, df = noisy_cap_relu(y, y_bar, cfg.cap, cfg.noise_order)
-        values = f.reshape(n, -1)
-        extra: dict[str, float] = {}
-        if shots is None:
-            return y, y_bar, f, f, df, None, None, extra
-        counts = self.executor.sample(values, shots, cfg, self.rng)
-        kept = counts > 0
-        # an executor may override N (e.g. CircuitExecutor(sample_shots=...)): report what ran
-        shots = int(counts.sum(axis=1).max(initial=0)) or shots
-        total = None
-        if cfg.sampled_value == "tomography" and cfg.tomography_normaliser != "exact":
-            true_total = values.astype(np.float64).sum(axis=1)
-            total = self._estimated_normaliser(true_total / values.shape[1], values.shape[1])
-            extra.update(_normaliser_stats(total, true_total))
-        out = sampled_values(values, counts, cfg.sampled_value, cfg.sampling_power, total=total)
-        df &= kept.reshape(df.shape)
-        return y, y_bar, f, out.reshape(f.shape), df, kept, shots, extra
-
-    def _per_shot(self, y_nb, scale, n, shots):
-        """A fresh estimate per tomography shot (QuantumConfig.noise_per_shot, docs/theory.md)."""
-        cfg = self.config
-        if not isinstance(self.executor, EmulatorExecutor):
-            raise ValueError(
-                f"QuantumConfig.noise_per_shot needs the emulator executor, got {self.executor!r}"
-            )
-        b = self._bias_map(y_nb)
+        b = self._bias_map()
         y = y_nb if b is None else y_nb + b
+        y_bar = None
+        if estimate:
+            if cfg.ipe == "exact":
+                y_bar_nb = y_nb
+            else:
+                kernels = self.kernel().reshape(self.out_channels, -1)
+                problem = ConvProblem(cache.cols, kernels, y_nb, scale)
+                y_bar_nb = self.executor.inner_products(problem, cfg, self.rng)
+            y_bar = y_bar_nb if b is None else y_bar_nb + b
+        return InnerProducts(cache, y_nb, y, y_bar, scale, a_norm, f_norm)
+
+    def nonlinearity(self, products: InnerProducts) -> Activation:
+        """Stage 2 (one estimate per pixel): the capped ReLU of ``Ybar``."""
+        assert products.estimated is not None  # estimated per pixel
+        cfg = self.config
+        f, df = noisy_cap_relu(products.exact, products.estimated, cfg.cap, cfg.noise_order)
+        return Activation(f, df, products.estimated)
+
+    def sample(self, activation: Activation, shots: int | None) -> Sampling:
+        """Stage 3 (one estimate per pixel): ``shots`` measurements of each image's output
+        state by the executor (None: no sampling)."""
+        if shots is None:
+            return Sampling(None, None)
+        f = activation.values
+        counts = self.executor.sample(f.reshape(f.shape[0], -1), shots, self.config, self.rng)
+        # an executor may override N (e.g. CircuitExecutor(sample_shots=...)): report what ran
+        return Sampling(counts, int(counts.sum(axis=1).max(initial=0)) or shots)
+
+    def sample_per_shot(self, products: InnerProducts, shots: int) -> tuple[Activation, Sampling]:
+        """Stages 2-3 with noise per shot (QuantumConfig.noise_per_shot, docs/theory.md): the
+        executor draws ``shots`` (pixel, value) pairs per image, each from a fresh estimate;
+        a pixel's value and mask are the means over its shots."""
+        cfg = self.config
+        y_nb, y = products.exact_nb, products.exact
         shape, dtype = y_nb.shape, y_nb.dtype
-        flat = (n, -1)
+        flat = (shape[0], -1)
+        b = self._bias_map()
         bias = np.zeros(shape) if b is None else np.broadcast_to(b, shape)
-        ps = sample_per_shot(
-            cfg.ipe,
+        problem = ShotProblem(
             y_nb.reshape(flat),
-            y.reshape(flat),
-            np.broadcast_to(scale, shape).reshape(flat),
             bias.reshape(flat),
-            cfg,
-            shots,
-            self.rng,
+            np.broadcast_to(products.scale, shape).reshape(flat),
         )
-        counts = ps.counts
-        kept = counts > 0
-        safe = np.maximum(counts, 1)
-        mean_value = np.where(kept, ps.value_sum / safe, 0.0)
-        extra: dict[str, float] = {"per_shot_fallbacks": float(ps.fallbacks)}
-        extra["ipe_error_rms_pixel"] = self._pixel_error_rms(y_nb[:1], scale, shape)
-        d = counts.shape[1]
-        if ps.mean_f is not None and ps.mean_f_err is not None:
-            mean_f = ps.mean_f
-            extra["mean_f_bound"] = float(np.max(ps.mean_f_err, initial=0.0))
-        else:
-            mean_f = (
-                gaussian_mean_f(
-                    ps_mu(cfg, y), 2.0 * cfg.eps * np.broadcast_to(scale, shape), cfg.cap
-                )
-                .reshape(flat)
-                .mean(axis=1)
-            )
-        extra["mean_f"] = float(mean_f.mean())  # E[f] over the estimator's law, not the draws
-        if cfg.sampled_value == "tomography":
-            true_total = mean_f * d
-            total = true_total
-            if cfg.tomography_normaliser != "exact":
-                total = self._estimated_normaliser(mean_f, d)
-                extra.update(_normaliser_stats(total, true_total))
-            out = counts / shots * total[:, None]
-        else:
-            out = mean_value
+        ps = self.executor.sample_per_shot(problem, shots, cfg, self.rng)
+        kept = ps.counts > 0
+        safe = np.maximum(ps.counts, 1)
+        f = np.where(kept, ps.value_sum / safe, 0.0).astype(dtype).reshape(shape)
         df = np.where(kept, ps.linear_sum / safe, 0.0).astype(dtype).reshape(shape)
         y_bar = np.where(kept, y.reshape(flat) + ps.error_sum / safe, y.reshape(flat))
-        f = mean_value.astype(dtype).reshape(shape)
-        return (
-            y,
-            y_bar.astype(dtype).reshape(shape),
-            f,
-            out.astype(dtype).reshape(shape),
-            df,
-            kept,
-            extra,
-        )
+        mean_f = ps.mean_f
+        if mean_f is None and cfg.sampled_value == "tomography":  # the values need it
+            mean_f = gaussian_shot_mean_f(cfg, products)
+        activation = Activation(f, df, y_bar.astype(dtype).reshape(shape))
+        return activation, Sampling(ps.counts, shots, ps, mean_f)
 
-    def _pixel_error_rms(self, y_first: np.ndarray, scale: np.ndarray, shape: tuple) -> float:
-        """The RMS error of one estimate per pixel over every pixel of the batch's first image,
-        drawn afresh from a statistics-only generator (never the training stream): in per-shot
-        mode the recorded ``Ybar`` is 0-error at unsampled pixels and a mean of n draws at the
-        others, so this is the figure comparable with notebook mode's ``ipe_error_rms``."""
-        if self._stats_rng is None:
-            seq = getattr(self.rng.bit_generator, "seed_seq", None)
-            entropy = seq.entropy if isinstance(seq, np.random.SeedSequence) else 0
-            key = seq.spawn_key if isinstance(seq, np.random.SeedSequence) else ()
-            stats_seq = np.random.SeedSequence(entropy, spawn_key=(*key, 0x5747))
-            self._stats_rng = np.random.default_rng(stats_seq)
-        s = np.broadcast_to(scale, shape)[:1]
-        err = estimate_inner_products(y_first, s, self.config, self._stats_rng) - y_first
-        err = err.astype(np.float64).ravel()
-        return float(np.sqrt(np.dot(err, err) / max(err.size, 1)))
-
-    def _estimated_normaliser(self, mean_f: np.ndarray, d: int) -> np.ndarray:
-        """``sum f`` per image from emulated amplitude estimation of ``E[f] / C`` (the ancilla's
-        amplitude before amplification) with the configured bits and median count."""
+    def values(self, activation: Activation, sampling: Sampling) -> Values:
+        """Stage 4: the values written back: 0 where a pixel was not drawn; the value itself
+        or the tomography estimate ``(n / N) sum f``, with ``sum f`` estimated by the executor
+        (``tomography_normaliser``)."""
+        counts = sampling.counts
+        if counts is None:
+            return Values(activation.values, activation.mask)
         cfg = self.config
-        a = np.clip(mean_f / cfg.cap, 0.0, 1.0)
-        bits = cfg.ae_bits_any
-        assert bits is not None  # validated: the normaliser's AE has eps > 0 or ae_bits
-        a_hat = median_ae_estimate(a, bits, cfg.resolved_ae_median, self.rng).amplitude
-        return d * cfg.cap * a_hat
+        f = activation.values
+        values = f.reshape(f.shape[0], -1)
+        d = values.shape[1]
+        total = None
+        normaliser = None
+        if cfg.sampled_value == "tomography":
+            if sampling.mean_f is not None:  # per shot: E[f] under the estimator's law
+                mean_f, true_total = sampling.mean_f, sampling.mean_f * d
+                total = true_total
+            elif cfg.tomography_normaliser != "exact":
+                true_total = values.astype(np.float64).sum(axis=1)
+                mean_f = true_total / d
+            if cfg.tomography_normaliser != "exact":
+                total = self.executor.normaliser(mean_f, d, cfg, self.rng)
+                normaliser = Normaliser(total, true_total)
+        out = sampled_values(values, counts, cfg.sampled_value, cfg.sampling_power, total=total)
+        mask = activation.mask  # per shot: already the mean over the pixel's shots (0 if none)
+        if sampling.per_shot is None:
+            mask = mask & (counts > 0).reshape(f.shape)
+        return Values(out.reshape(f.shape), mask, normaliser)
+
+    def write(self, written: np.ndarray) -> Pooled:
+        """Stage 5: the write to the next layer's storage, pooling on the way (the engine's
+        pooling functions)."""
+        p = self.pool
+        if p is None:
+            return Pooled(written, None)
+        if p.kind == "max":
+            return Pooled(*F.max_pool2d_forward(written, p.size, p.stride, p.padding))
+        return Pooled(*F.avg_pool2d_forward(written, p.size, p.stride, p.padding))
+
+    def _norm_products(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """``(patch norms (N or 1, H', W'), kernel norms (O,))``."""
+        cfg = self.config
+        if cfg.norms == "first_image":
+            # The notebook's shortcut: image 0, channel 0 stands for every image and channel.
+            sq = F.patch_sq_norms(x[:1, :1], self.kernel_size, self.stride, self.padding)
+        else:
+            sq = F.patch_sq_norms(x, self.kernel_size, self.stride, self.padding)
+        w2d = self.kernel().reshape(self.out_channels, -1)
+        return np.sqrt(sq), np.sqrt(np.einsum("ok,ok->o", w2d, w2d))
+
+    def _bias_map(self) -> np.ndarray | None:
+        return None if self.bias is None else self.bias.data.reshape(1, -1, 1, 1)
 
     def backward(self, dout: np.ndarray) -> np.ndarray | None:
         if self._qcache is None:
@@ -402,68 +425,20 @@ class QuantumConv2D(Conv2D):
 
     def output_shape(self, input_shape: tuple[int, ...]) -> tuple[int, ...]:
         shape = self.conv_output_shape(input_shape)
-        if self.pool is None:
+        p = self.pool
+        if p is None:
             return shape
-        stride = self.pool_size if self.pool_stride is None else self.pool_stride
-        geom = F.conv_geometry(
-            shape[1:], self.pool_size, stride, self.pool_padding, what=f"{self.pool} pool"
-        )
+        stride = p.size if p.stride is None else p.stride
+        geom = F.conv_geometry(shape[1:], p.size, stride, p.padding, what=f"{p.kind} pool")
         return (shape[0], *geom.out)
-
-    # ------------------------------------------------------------------------------------------
-    def _record_stats(self, x, values, kept, shots, d, a_norm, f_norm, y, y_bar, extra) -> None:
-        # Reductions through BLAS dot products: cheap enough (docs/benchmarks.md) for the
-        # statistics to stay on during training.
-        err = (y_bar - y).ravel()
-        flat = values.ravel()
-        m_per_image = a_norm.reshape(a_norm.shape[0], -1).max(axis=1) * f_norm.max()
-        w2d = self.kernel().reshape(self.out_channels, -1).astype(np.float64)
-        spectral_f = np.linalg.norm(w2d, 2)
-        stats = {
-            "M": float(m_per_image.mean()),
-            "M_max": float(m_per_image.max()),
-            "mean_f": float(np.dot(flat, np.ones_like(flat))) / flat.size,
-            "pixels": float(d),
-            "shots": float(shots) if shots is not None else float("nan"),
-            "implied_eta": implied_eta(d, shots) if shots is not None else float("nan"),
-            # the theorem's shot count for the reference precision, next to the shots used
-            "eta_reference": ETA_REFERENCE,
-            "shots_for_eta_reference": float(tomography_shots(d, ETA_REFERENCE)),
-            "kept_fraction": float(np.count_nonzero(kept)) / kept.size if kept is not None else 1.0,
-            "zero_images": float((values.max(axis=1) <= 0).sum()),
-            "ipe_error_rms": float(np.sqrt(np.dot(err, err) / max(err.size, 1))),
-            # per pixel, one estimate each: the same as ipe_error_rms unless per shot (extra)
-            "ipe_error_rms_pixel": float(np.sqrt(np.dot(err, err) / max(err.size, 1))),
-            "mu_F": float(np.linalg.norm(w2d) / spectral_f) if spectral_f > 0 else float("nan"),
-        }
-        if self.detailed_stats:
-            geom = F.conv_geometry(x.shape[2:], self.kernel_size, self.stride, self.padding)
-            a0 = F.im2col(x[:1].astype(np.float64), geom).T  # (H'W', C kh kw) of the first image
-            spectral_a = np.linalg.norm(a0, 2)
-            stats["mu_A"] = (
-                float(np.linalg.norm(a0) / spectral_a) if spectral_a > 0 else float("nan")
-            )
-        stats.update(extra)
-        self.stats = stats
-        for k, v in stats.items():
-            self._stats_sum[k] = self._stats_sum.get(k, 0.0) + v
-        self._stats_count += 1
-
-    def reset_stats(self) -> None:
-        self._stats_sum, self._stats_count = {}, 0
-
-    def stats_mean(self) -> dict[str, float]:
-        """Mean of each statistic over the forward passes since :meth:`reset_stats`."""
-        if not self._stats_count:
-            return {}
-        return {k: v / self._stats_count for k, v in self._stats_sum.items()}
 
     def extra_repr(self) -> str:
         pool = ""
-        if self.pool:
-            pool = f", pool={self.pool!r}, pool_size={self.pool_size}"
-            if self.pool_stride is not None:
-                pool += f", pool_stride={self.pool_stride}"
-            if self.pool_padding != 0:
-                pool += f", pool_padding={self.pool_padding!r}"
+        p = self.pool
+        if p is not None:
+            pool = f", pool={p.kind!r}, pool_size={F.pair(p.size, 'pool_size')}"
+            if p.stride is not None:
+                pool += f", pool_stride={p.stride}"
+            if p.padding != 0:
+                pool += f", pool_padding={p.padding!r}"
         return f"{super().extra_repr()}{pool}, config={self.config}"

@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, NamedTuple
 
 import numpy as np
 
@@ -53,10 +54,34 @@ from qcnn.quantum.noise import standard_normal
 from qcnn.quantum.output_law import ae_phase_of_products, estimate_cosines
 from qcnn.quantum.sampling import weighted_row_draws
 
-__all__ = ["PerShot", "sample_per_shot", "gaussian_mean_f", "normal_cdf", "GAUSS_WINDOW"]
+if TYPE_CHECKING:
+    from qcnn.quantum.config import QuantumConfig
+
+__all__ = [
+    "ShotProblem",
+    "PerShot",
+    "sample_per_shot",
+    "gaussian_mean_f",
+    "normal_cdf",
+    "GAUSS_WINDOW",
+]
 
 GAUSS_WINDOW = 4.0  # T: the Gaussian proposal covers mu +- T s exactly, the rest by its tail
 _ROUNDS = 64  # safety cap on rejection rounds (each round has acceptance ~ 1/2 or better)
+
+
+class ShotProblem(NamedTuple):
+    """One layer's outputs to measure shot by shot (arrays ``(B, d)``, one row per image).
+
+    Attributes:
+        y_nb: exact inner products ``Y = <A_p, F_q>`` without the bias (what is estimated).
+        bias: the bias of each pixel (added classically after the estimate; zeros without bias).
+        scale: norm products ``||A_p|| ||F_q||``.
+    """
+
+    y_nb: np.ndarray
+    bias: np.ndarray
+    scale: np.ndarray
 
 
 @dataclass
@@ -423,47 +448,43 @@ def _outside_window(
 
 
 def sample_per_shot(
-    model: str,
-    y_nb: np.ndarray,
-    y: np.ndarray,
-    scale: np.ndarray,
-    bias: np.ndarray,
-    config,
+    problem: ShotProblem,
+    config: QuantumConfig,
     shots: int,
     rng: np.random.Generator,
 ) -> PerShot:
     """Shots of one layer with a fresh estimate each (see the module docstring).
 
     Args:
-        model: ``'gaussian'`` or ``'amplitude_estimation'`` (``'exact'`` is the Gaussian model
-            with no noise).
-        y_nb: ``(B, d)`` exact products without bias; ``y`` the same with bias.
-        scale: ``(B, d)`` norm products ``||A_p|| ||F_q||``.
-        bias: ``(B, d)`` the bias of each pixel (zeros without bias).
-        config: the :class:`~qcnn.quantum.QuantumConfig` (eps, cap, noise order, AE bits, k).
+        problem: the exact products, biases and norm products ``(B, d)``.
+        config: the :class:`~qcnn.quantum.QuantumConfig`: the estimation model (``ipe``:
+            Gaussian, amplitude estimation, or exact = the Gaussian model with no noise), eps,
+            cap, noise order, AE bits and median count.
         shots: N per image.
         rng: generator of every draw.
     """
     cap = float(config.cap)
-    y = y.astype(np.float64)
+    y = (problem.y_nb + problem.bias).astype(np.float64)
     if config.noise_order == "paper":  # clamp(f(Y) + e, 0, C): the estimate shifted by clip(Y)-Y
         shift = _cap(y, cap) - y
         base_linear = (y > 0) & (y < cap)
     else:
         shift = np.zeros_like(y)
         base_linear = np.ones(y.shape, dtype=bool)
-    if model == "amplitude_estimation":
+    if config.ipe == "amplitude_estimation":
+        bits = config.resolved_ae_bits
+        assert bits is not None  # set whenever ipe is "amplitude_estimation"
         return _ae(
-            y_nb.astype(np.float64),
-            scale.astype(np.float64),
-            shift + bias,
+            problem.y_nb.astype(np.float64),
+            problem.scale.astype(np.float64),
+            shift + problem.bias,
             base_linear,
             cap,
-            config.resolved_ae_bits,
+            bits,
             config.resolved_ae_median,
             shots,
             rng,
         )
-    eps = config.eps if model == "gaussian" else 0.0
-    sd = 2.0 * eps * scale.astype(np.float64)
+    eps = config.eps if config.ipe == "gaussian" else 0.0
+    sd = 2.0 * eps * problem.scale.astype(np.float64)
     return _gaussian(y + shift, sd, base_linear, cap, shots, rng)

@@ -42,14 +42,14 @@ from __future__ import annotations
 
 import copy
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
 from qcnn.nn import AvgPool2D, Concat, Conv2D, MaxPool2D, ReLU, Sequential
 from qcnn.nn.layers import Layer
 from qcnn.quantum.config import QuantumConfig
-from qcnn.quantum.layer import QuantumConv2D
+from qcnn.quantum.layer import PoolOnWrite, QuantumConv2D
 from qcnn.seeding import seed_stream
 
 __all__ = ["QuantizeNote", "quantize", "quantization_plan"]
@@ -187,15 +187,10 @@ class _Builder:
         return self.noise_parent.spawn(1)[0]  # the k-th call gives the k-th child
 
     def quantum(self, conv: Conv2D, pool: MaxPool2D | AvgPool2D | None) -> QuantumConv2D:
-        kind = None if pool is None else ("avg" if isinstance(pool, AvgPool2D) else "max")
-        pool_args = {}
+        on_write = None
         if pool is not None:
-            pool_args = dict(
-                pool=kind,
-                pool_size=pool.kernel_size,
-                pool_stride=pool.stride,
-                pool_padding=pool.padding,
-            )
+            kind: Literal["max", "avg"] = "avg" if isinstance(pool, AvgPool2D) else "max"
+            on_write = PoolOnWrite(kind, pool.kernel_size, pool.stride, pool.padding)
         q = QuantumConv2D(
             conv.in_channels,
             conv.out_channels,
@@ -207,7 +202,7 @@ class _Builder:
             rng=0,
             dtype=conv.weight.data.dtype,
             connections=conv.connections,
-            **pool_args,
+            pool=on_write,
             **self.options,
         )
         q.weight.data = conv.weight.data.copy()
@@ -244,7 +239,7 @@ def quantize(
     """A quantum copy of ``model`` (see the module docstring for the rules and the seeding).
 
     ``model`` is left untouched. ``layer_options`` go to every :class:`QuantumConv2D`
-    (e.g. ``executor="circuits"``, ``detailed_stats=True``). Parameters keep their order, so
+    (e.g. ``executor="circuits"``). Parameters keep their order, so
     :func:`qcnn.models.transfer_weights` moves weights between the two networks.
     """
     if not isinstance(config, QuantumConfig):

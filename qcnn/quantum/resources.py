@@ -11,7 +11,7 @@ Per layer and per image, up to polylogarithmic factors:
 
 The kernel volume ``kh kw D`` disappears from the quantum forward pass (it only enters through
 QRAM polylogs); the price is ``Q``, which depends on the data and is measured during a forward
-pass (``M``, ``E[f]`` are in ``QuantumConv2D.stats``). The predicted forward speed-up is
+pass (``M``, ``E[f]``: :class:`~qcnn.quantum.layer_stats.LayerStatistics`). The predicted forward speed-up is
 ``kh kw D / (sigma Q)``. ``M = max ||A_p|| ||F_q||`` **grows with the kernel volume** (a patch
 of volume V of bounded activations has a norm ~ sqrt(V)), so :func:`crossover_table` scales M
 with a measured growth ``M ~ V^alpha`` instead of holding Q fixed; the crossover volume then
@@ -94,6 +94,29 @@ class BackwardResources:
         return asdict(self)
 
 
+@dataclass(frozen=True)
+class LayerMeasurements:
+    """What a forward pass measured on a layer (the means of
+    :class:`~qcnn.quantum.layer_stats.LayerStatistics`)."""
+
+    M: float  # max_pq ||A_p|| ||F_q||, per image
+    mean_f: float  # E[f]
+    implied_eta: float | None = None  # the tomography precision the shots used give
+    mu_A: float | None = None
+    mu_F: float | None = None
+
+    @classmethod
+    def from_stats(cls, stats: dict[str, float]) -> LayerMeasurements:
+        """From a statistics dict (``M`` and ``mean_f`` required, the rest when measured)."""
+        return cls(
+            M=stats["M"],
+            mean_f=stats["mean_f"],
+            implied_eta=stats.get("implied_eta"),
+            mu_A=stats.get("mu_A"),
+            mu_F=stats.get("mu_F"),
+        )
+
+
 def layer_resources(
     out_shape: tuple[int, int, int],
     kernel_shape: tuple[int, int, int],
@@ -101,14 +124,12 @@ def layer_resources(
     sigma: float,
     eps: float,
     cap: float,
-    M: float,
-    mean_f: float,
-    implied_eta: float | None = None,
-    mu_A: float | None = None,
-    mu_F: float | None = None,
+    measured: LayerMeasurements,
     eta_reference: float | None = 0.1,
 ) -> LayerResources:
-    """``out_shape = (D', H', W')``, ``kernel_shape = (D, kh, kw)``; statistics as measured."""
+    """``out_shape = (D', H', W')``, ``kernel_shape = (D, kh, kw)``; ``measured``: the layer's
+    statistics as measured."""
+    M, mean_f = measured.M, measured.mean_f
     if eps <= 0:
         raise ValueError("the quantum running time needs eps > 0 (it scales as 1/eps)")
     if not 0 < sigma <= 1:
@@ -141,9 +162,9 @@ def layer_resources(
         quantum_ops=quantum,
         speedup=classical / quantum,
         crossover_kernel_volume=sigma * q,
-        implied_eta=implied_eta,
-        mu_A=mu_A,
-        mu_F=mu_F,
+        implied_eta=measured.implied_eta,
+        mu_A=measured.mu_A,
+        mu_F=measured.mu_F,
         shots=float(shots),
         shots_for_eta=None if needed is None else float(needed),
         eta_reference=eta_reference,

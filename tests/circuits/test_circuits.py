@@ -422,8 +422,7 @@ def _layer(cfg: QuantumConfig, out_channels: int = 4, **opts) -> QuantumConv2D:
         out_channels,
         3,
         config=cfg,
-        executor="circuits",
-        executor_options=opts,
+        executor=make_executor("circuits", **opts),
         rng=0,
         dtype=np.float64,
     )

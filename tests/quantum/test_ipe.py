@@ -31,6 +31,7 @@ from qcnn.quantum import (
     sample_ae_outcomes,
 )
 from qcnn.quantum.ipe import hadamard_test_probability
+from qcnn.quantum.layer_stats import LayerStatistics
 
 P_MIN = 1e-3
 
@@ -125,6 +126,7 @@ def test_gaussian_error_through_the_layer(stride, pad):
     eps = 0.1
     cfg = QuantumConfig(eps=eps, cap=1e30, sigma=None, noise_order="theory", delta=0.0)
     layer = QuantumConv2D(3, 4, 3, stride, pad, config=cfg, rng=5, dtype=np.float64)
+    observed = layer.observe(LayerStatistics())
     x = np.random.default_rng(6).standard_normal((40, 3, 15, 15))
     stages = layer.forward_stages(x)
     a_norm = _patch_norms(x, 3, stride, pad)
@@ -140,7 +142,7 @@ def test_gaussian_error_through_the_layer(stride, pad):
         assert abs(z[:, q].std() - 1.0) < 5 / math.sqrt(2 * z[:, q].size)
     # no cap in reach, no sampling: the output is the noisy ReLU
     np.testing.assert_allclose(stages["output"], np.maximum(stages["estimated"], 0.0))
-    assert layer.stats["ipe_error_rms"] == pytest.approx(
+    assert observed.last["ipe_error_rms"] == pytest.approx(
         float(np.sqrt(np.mean((stages["estimated"] - stages["exact"]) ** 2)))
     )
 

@@ -39,6 +39,8 @@ from qcnn.quantum import (
     layer_shots,
     tomography_shots,
 )
+from qcnn.quantum.executor import make_executor
+from qcnn.quantum.layer_stats import LayerStatistics, watch_statistics
 from qcnn.train import evaluate
 
 STAT_KEYS = {
@@ -77,6 +79,12 @@ class FixedExecutor:
             return np.full(values.shape, 1, dtype=np.int64)
         assert self.counts.shape == values.shape
         return self.counts
+
+    def sample_per_shot(self, problem, shots, config, rng):
+        raise NotImplementedError("FixedExecutor has no per-shot sampler")
+
+    def normaliser(self, mean_f, d, config, rng):
+        raise NotImplementedError("FixedExecutor has no normaliser")
 
 
 def _patches(x: np.ndarray, k: int, stride: int = 1, pad: int = 0) -> np.ndarray:
@@ -312,6 +320,7 @@ def test_norm_products_given_to_the_executor(norms):
     cfg = QuantumConfig(eps=0.1, sigma=None, norms=norms)
     ex = FixedExecutor()
     layer = QuantumConv2D(3, 4, 3, 2, 1, config=cfg, executor=ex, rng=0, dtype=np.float64)
+    stats = layer.observe(LayerStatistics())
     x = np.random.default_rng(1).standard_normal((5, 3, 9, 9))
     x[2] *= 10.0  # images with very different norms
     layer.forward(x)
@@ -334,16 +343,17 @@ def test_norm_products_given_to_the_executor(norms):
     np.testing.assert_allclose(problem.y, y_direct, rtol=1e-10, atol=1e-12)
     # M: max ||A_p|| * max ||F_q||, per image; stats report the mean and the max over images
     m_img = a_norm.reshape(5, -1).max(axis=1) * f_norm.max()
-    assert layer.stats["M"] == pytest.approx(m_img.mean())
-    assert layer.stats["M_max"] == pytest.approx(m_img.max())
+    assert stats.last["M"] == pytest.approx(m_img.mean())
+    assert stats.last["M_max"] == pytest.approx(m_img.max())
 
 
 def test_stats_keys_and_values():
     cfg = QuantumConfig.paper(eps=0.05, cap=3.0, sigma=0.3)
-    layer = QuantumConv2D(2, 5, 3, config=cfg, rng=11, dtype=np.float64, detailed_stats=True)
+    layer = QuantumConv2D(2, 5, 3, config=cfg, rng=11, dtype=np.float64)
+    stats = layer.observe(LayerStatistics(detailed=True))
     x = np.random.default_rng(12).standard_normal((4, 2, 10, 10))
     st = layer.forward_stages(x)
-    s = layer.stats
+    s = stats.last
     assert set(s) == STAT_KEYS | {"mu_A"}
     d = 5 * 8 * 8
     assert s["pixels"] == d
@@ -372,30 +382,55 @@ def test_stats_keys_and_values():
     m_img = a_max * np.linalg.norm(w2d, axis=1).max()
     assert s["M"] == pytest.approx(m_img.mean())
     assert s["M_max"] == pytest.approx(m_img.max())
-    # stats_mean averages passes; reset_stats clears them
+    # mean() averages passes; the layer's reset_stats clears them
     first = dict(s)
     layer.forward(x[::-1].copy())
-    second = dict(layer.stats)
-    mean = layer.stats_mean()
+    second = dict(stats.last)
+    mean = stats.mean()
     for k in first:
         assert mean[k] == pytest.approx((first[k] + second[k]) / 2)
     layer.reset_stats()
-    assert layer.stats_mean() == {}
+    assert stats.mean() == {}
+    # an observer of inference passes only ignores training passes; a detached one sees nothing
+    stats.training = False
+    layer.forward(x, training=True)
+    assert stats.mean() == {}
+    layer.forward(x, training=False)
+    assert set(stats.mean()) == set(first) and stats.mean()["M"] == pytest.approx(first["M"])
+    layer.observers.remove(stats)
+    stats.reset()
+    layer.forward(x, training=False)
+    assert stats.mean() == {} and layer.statistics is None
+
+
+def test_no_observer_no_statistics(monkeypatch):
+    """Without an observer a forward pass computes no statistics (no spectral norm)."""
+    calls = []
+    norm = np.linalg.norm
+    monkeypatch.setattr(np.linalg, "norm", lambda *a, **k: calls.append(a) or norm(*a, **k))
+    layer = QuantumConv2D(2, 5, 3, config=QuantumConfig.paper(), rng=11)
+    layer.forward(np.ones((2, 2, 8, 8), np.float32))
+    assert calls == [] and layer.statistics is None
+    watch_statistics(layer)
+    layer.forward(np.ones((2, 2, 8, 8), np.float32))
+    assert calls and layer.statistics is not None and layer.statistics.last["shots"] > 0
 
 
 def test_stats_without_sampling_and_with_eta():
     x = np.random.default_rng(0).standard_normal((2, 1, 8, 8))
     layer = QuantumConv2D(1, 2, 3, config=QuantumConfig.exact(), rng=0)
+    s = watch_statistics(layer)[layer]
     layer.forward(x)
-    assert set(layer.stats) == STAT_KEYS
-    assert math.isnan(layer.stats["shots"]) and math.isnan(layer.stats["implied_eta"])
-    assert layer.stats["kept_fraction"] == 1.0 and layer.stats["ipe_error_rms"] == 0.0
+    assert set(s.last) == STAT_KEYS
+    assert math.isnan(s.last["shots"]) and math.isnan(s.last["implied_eta"])
+    assert s.last["kept_fraction"] == 1.0 and s.last["ipe_error_rms"] == 0.0
     eta_cfg = QuantumConfig(sigma=None, eta=0.5)
     layer = QuantumConv2D(1, 2, 3, config=eta_cfg, rng=0)
+    s = watch_statistics(layer)[layer]
     layer.forward(x)
     d = 2 * 36
-    assert layer.stats["shots"] == tomography_shots(d, 0.5) == math.ceil(36 * math.log(d) / 0.25)
-    assert layer.stats["implied_eta"] == pytest.approx(implied_eta(d, tomography_shots(d, 0.5)))
+    assert s.last["shots"] == tomography_shots(d, 0.5) == math.ceil(36 * math.log(d) / 0.25)
+    assert s.last["implied_eta"] == pytest.approx(implied_eta(d, tomography_shots(d, 0.5)))
 
 
 ZERO_CONFIGS = {
@@ -415,7 +450,8 @@ ZERO_CONFIGS = {
 @pytest.mark.parametrize("name", sorted(ZERO_CONFIGS))
 def test_all_zero_image_gives_zero_output_without_warnings(name, pool):
     cfg = ZERO_CONFIGS[name]
-    layer = QuantumConv2D(2, 3, 3, bias=False, config=cfg, pool=pool, rng=1, detailed_stats=True)
+    layer = QuantumConv2D(2, 3, 3, bias=False, config=cfg, pool=pool, rng=1)
+    stats = watch_statistics(layer, detailed=True)[layer]
     x = np.zeros((3, 2, 8, 8), np.float32)
     x[1] = np.random.default_rng(0).standard_normal((2, 8, 8))  # one live image in the batch
     # (with norms='first_image' the zero first image gives zero norms: no noise anywhere)
@@ -428,9 +464,9 @@ def test_all_zero_image_gives_zero_output_without_warnings(name, pool):
     assert np.all(out[dead] == 0) and np.all(dx[dead] == 0)
     assert np.isfinite(out).all() and np.isfinite(dx).all()
     assert out[live].any()
-    assert layer.stats["zero_images"] == 2
+    assert stats.last["zero_images"] == 2
     undefined = {"shots", "implied_eta", "mu_A"}  # no sampling / first image may be all zero
-    assert all(math.isfinite(v) for k, v in layer.stats.items() if k not in undefined)
+    assert all(math.isfinite(v) for k, v in stats.last.items() if k not in undefined)
     # a batch of zeros only
     with warnings.catch_warnings():
         warnings.simplefilter("error")
@@ -438,7 +474,7 @@ def test_all_zero_image_gives_zero_output_without_warnings(name, pool):
             out = layer.train().forward(np.zeros((2, 2, 8, 8), np.float32))
             dx = layer.backward(np.ones_like(out))
     assert not out.any() and not dx.any() and not layer.weight.grad.any()
-    assert math.isnan(layer.stats["mu_A"])  # zero patch matrix: undefined, reported as nan
+    assert math.isnan(stats.last["mu_A"])  # zero patch matrix: undefined, reported as nan
 
 
 def test_zero_image_with_negative_bias_gives_zero_output():
@@ -546,6 +582,7 @@ def test_nested_quantum_layers_are_found_reseeded_and_reported():
     x = np.random.default_rng(1).standard_normal((8, 1, 10, 10)).astype(np.float32)
     y = np.zeros(8, dtype=np.int64)
     states = [q.rng.bit_generator.state for q in (q0, q1)]
+    watch_statistics(nested)
     r_nested = evaluate(nested, x, y)
     assert [q.rng.bit_generator.state for q in (q0, q1)] == states  # both reseeded and restored
     assert r_nested == evaluate(_small_qnet(0), x, y)  # the same evaluation noise as flat
@@ -599,8 +636,10 @@ def test_validation_errors():
         QuantumConv2D(1, 2, 3, config=cfg, executor="gpu")
     with pytest.raises(TypeError):
         QuantumConv2D(1, 2, 3, config=cfg, executor=object())
+    with pytest.raises(TypeError, match="executor_options"):
+        QuantumConv2D(1, 2, 3, config=cfg, executor_options={"shots": 10})  # make_executor
     with pytest.raises(TypeError, match="options"):
-        QuantumConv2D(1, 2, 3, config=cfg, executor_options={"shots": 10})
+        make_executor(EmulatorExecutor(), shots=10)
     layer = QuantumConv2D(1, 2, 3, config=cfg, rng=0)
     with pytest.raises(RuntimeError, match="backward"):
         layer.backward(np.zeros((1, 2, 4, 4), np.float32))

@@ -18,7 +18,7 @@ import pytest
 from qcnn.models import make_optimizer, paper_qcnn
 from qcnn.nn import Conv2D, Dense, Dropout, MaxPool2D
 from qcnn.nn import functional as F
-from qcnn.quantum import QuantumConfig, QuantumConv2D
+from qcnn.quantum import PoolOnWrite, QuantumConfig, QuantumConv2D
 from qcnn.train import fit
 
 CFG = QuantumConfig.paper()
@@ -115,10 +115,9 @@ def test_numpy_scalars_are_accepted_as_layer_and_training_arguments():
         padding=np.int64(1),
         config=CFG,
         rng=np.int64(0),
-        pool="max",
-        pool_size=np.int64(2),
+        pool=PoolOnWrite("max", np.int64(2)),
     )
-    b = QuantumConv2D(2, 3, 3, stride=1, padding=1, config=CFG, rng=0, pool="max", pool_size=2)
+    b = QuantumConv2D(2, 3, 3, stride=1, padding=1, config=CFG, rng=0, pool=PoolOnWrite("max", 2))
     assert repr(a) == repr(b)
     np.testing.assert_array_equal(a.eval().forward(_x()), b.eval().forward(_x()))
     d = Dense(np.int64(4), np.uint16(2), rng=0)

@@ -65,6 +65,12 @@ class FixedExecutor:
     def sample(self, values, shots, config, rng):
         return np.ones(values.shape, dtype=np.int64)
 
+    def sample_per_shot(self, problem, shots, config, rng):
+        raise NotImplementedError("FixedExecutor has no per-shot sampler")
+
+    def normaliser(self, mean_f, d, config, rng):
+        raise NotImplementedError("FixedExecutor has no normaliser")
+
 
 def test_registered_executor_is_found_by_name_with_its_options(monkeypatch):
     monkeypatch.setattr(executor, "_REGISTRY", dict(executor._REGISTRY))
@@ -75,8 +81,7 @@ def test_registered_executor_is_found_by_name_with_its_options(monkeypatch):
         2,
         3,
         config=QuantumConfig(),
-        executor="fixed",
-        executor_options={"value": 0.5},
+        executor=executor.make_executor("fixed", value=0.5),
         bias=False,
     )
     assert isinstance(layer.executor, FixedExecutor) and layer.executor.value == 0.5
@@ -109,6 +114,12 @@ def test_entry_point_executor_is_found_before_its_package_is_imported(tmp_path):
 
             def sample(self, values, shots, config, rng):
                 return np.ones(values.shape, dtype=np.int64)
+
+            def sample_per_shot(self, problem, shots, config, rng):
+                raise NotImplementedError("Zero: no per-shot sampler")
+
+            def normaliser(self, mean_f, d, config, rng):
+                raise NotImplementedError("Zero: no normaliser")
         """)
     )
     dist = tmp_path / "fake_plugin-1.0.dist-info"

@@ -34,7 +34,8 @@ from qcnn.quantum.ae_law import (
     sample_median_j,
     window,
 )
-from qcnn.quantum.per_shot import gaussian_mean_f, normal_cdf, sample_per_shot
+from qcnn.quantum.layer_stats import watch_statistics
+from qcnn.quantum.per_shot import ShotProblem, gaussian_mean_f, normal_cdf, sample_per_shot
 
 P_MIN = 1e-3
 
@@ -206,7 +207,7 @@ def test_per_shot_law_matches_brute_force_monte_carlo(model, order):
     reps = lambda a: np.repeat(a, n, axis=0)  # noqa: E731
     y = y_nb + bias
     ps = sample_per_shot(
-        model, reps(y_nb), reps(y), reps(scale), reps(bias), cfg, 1, np.random.default_rng(3)
+        ShotProblem(reps(y_nb), reps(bias), reps(scale)), cfg, 1, np.random.default_rng(3)
     )
     assert (ps.counts.sum(axis=1) == 1).all()
     pix = ps.counts.argmax(axis=1)
@@ -231,16 +232,10 @@ def test_pixel_drawn_n_times_is_the_mean_of_n_independent_values():
     cfg = QuantumConfig(eps=0.1, cap=10.0, sigma=1.0, noise_per_shot=True, noise_order="theory")
     rows = 4000
     for shots in (2, 32):
-        ps = sample_per_shot(
-            "gaussian",
-            np.repeat(y_nb, rows, 0),
-            np.repeat(y_nb, rows, 0),
-            np.repeat(scale, rows, 0),
-            np.zeros((rows, 2)),
-            cfg,
-            shots,
-            np.random.default_rng(shots),
+        problem = ShotProblem(
+            np.repeat(y_nb, rows, 0), np.zeros((rows, 2)), np.repeat(scale, rows, 0)
         )
+        ps = sample_per_shot(problem, cfg, shots, np.random.default_rng(shots))
         mean = ps.value_sum / np.maximum(ps.counts, 1)
         spread = mean[ps.counts == shots // 2].std() if (ps.counts == shots // 2).any() else None
         if spread is not None:
@@ -270,9 +265,10 @@ def test_layer_with_theory_options_runs_and_reports(cfg):
     rng = np.random.default_rng(0)
     x = rng.standard_normal((6, 2, 12, 12)).astype(np.float32)
     layer = QuantumConv2D(2, 4, 5, config=cfg, rng=1)
+    stats = watch_statistics(layer)[layer]
     out = layer.forward(x)
     assert out.shape == (6, 4, 8, 8) and out.dtype == np.float32 and np.isfinite(out).all()
-    s = layer.stats
+    s = stats.last
     d = 4 * 8 * 8
     assert s["shots"] == int(0.5 * d) and s["implied_eta"] == pytest.approx(
         math.sqrt(36 * math.log(d) / int(0.5 * d))
@@ -287,8 +283,11 @@ def test_layer_with_theory_options_runs_and_reports(cfg):
     np.testing.assert_array_equal(out, again)
 
 
-def test_per_shot_needs_the_emulator():
-    class Fixed:
+def test_an_executor_without_a_step_says_so():
+    """The layer asks the executor for every quantum step and checks no executor's type: one
+    with no per-shot sampler (or no normaliser) raises its own NotImplementedError."""
+
+    class PerPixelOnly:
         thread_safe = True
 
         def inner_products(self, problem, config, rng):
@@ -297,8 +296,21 @@ def test_per_shot_needs_the_emulator():
         def sample(self, values, shots, config, rng):
             return np.ones(values.shape, dtype=np.int64)
 
-    layer = QuantumConv2D(
-        1, 2, 3, config=QuantumConfig(noise_per_shot=True), rng=0, executor=Fixed()
-    )
-    with pytest.raises(ValueError, match="noise_per_shot"):
-        layer.forward(np.ones((1, 1, 5, 5), np.float32))
+        def sample_per_shot(self, problem, shots, config, rng):
+            raise NotImplementedError("PerPixelOnly: no per-shot sampler")
+
+        def normaliser(self, mean_f, d, config, rng):
+            raise NotImplementedError("PerPixelOnly: no normaliser")
+
+    x = np.ones((1, 1, 5, 5), np.float32)
+    per_shot = QuantumConfig(noise_per_shot=True)
+    layer = QuantumConv2D(1, 2, 3, config=per_shot, rng=0, executor=PerPixelOnly())
+    with pytest.raises(NotImplementedError, match="per-shot"):
+        layer.forward(x)
+    aenorm = QuantumConfig(sampled_value="tomography", tomography_normaliser="amplitude_estimation")
+    layer = QuantumConv2D(1, 2, 3, config=aenorm, rng=0, executor=PerPixelOnly())
+    with pytest.raises(NotImplementedError, match="normaliser"):
+        layer.forward(x)
+    # the steps it has run: the notebook's model
+    layer = QuantumConv2D(1, 2, 3, config=QuantumConfig(), rng=0, executor=PerPixelOnly())
+    assert layer.forward(x).shape == (1, 2, 3, 3)

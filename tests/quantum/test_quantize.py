@@ -10,7 +10,7 @@ import pytest
 
 from qcnn.models import MODELS, build_model, lenet5_1998, paper_cnn, quantum_layers
 from qcnn.nn import AvgPool2D, Conv2D, MaxPool2D, ReLU, Sequential, softmax_cross_entropy, walk
-from qcnn.quantum import QuantumConfig, QuantumConv2D, quantization_plan, quantize
+from qcnn.quantum import EmulatorExecutor, QuantumConfig, QuantumConv2D, quantization_plan, quantize
 from qcnn.seeding import seed_stream
 
 EXACT = QuantumConfig.exact()
@@ -107,8 +107,8 @@ def test_pooling_merged_into_the_write_equals_the_classical_pool(pool):
     qcnn = quantize(cnn, EXACT)
     qcnn.need_input_grad = True
     (q,) = qcnn.layers
-    assert isinstance(q, QuantumConv2D) and q.pool in ("max", "avg")
-    assert q.pool_stride == pool.stride and q.pool_padding == pool.padding
+    assert isinstance(q, QuantumConv2D) and q.pool is not None and q.pool.kind in ("max", "avg")
+    assert q.pool.stride == pool.stride and q.pool.padding == pool.padding
     x = rng.standard_normal((2, 2, 11, 11))
     out_c, out_q = cnn.forward(x), qcnn.forward(x)
     assert out_q.shape == out_c.shape and q.output_shape((2, 11, 11)) == out_c.shape[1:]
@@ -148,8 +148,8 @@ def test_quantize_validation_and_options():
         quantize(paper_cnn(), {"eps": 0.01})
     with pytest.raises(TypeError, match="Layer"):
         quantize("paper", EXACT)
-    q = quantize(paper_cnn(), EXACT, detailed_stats=True)
-    assert all(layer.detailed_stats for layer in quantum_layers(q))
+    q = quantize(paper_cnn(), EXACT, executor=EmulatorExecutor())
+    assert all(isinstance(layer.executor, EmulatorExecutor) for layer in quantum_layers(q))
     single = quantize(Conv2D(1, 2, 3), EXACT)  # a lone conv has no ReLU: stays classical
     assert isinstance(single, Sequential) and not quantum_layers(single)
 

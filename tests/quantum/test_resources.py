@@ -11,6 +11,7 @@ from qcnn.models import paper_qcnn
 from qcnn.nn import Sequential
 from qcnn.quantum import QuantumConfig
 from qcnn.quantum.resources import (
+    LayerMeasurements,
     LayerResources,
     backward_resources,
     condition_number,
@@ -25,7 +26,14 @@ from qcnn.quantum.resources import (
 
 def test_layer_resources_formulas_by_hand():
     # D'=10, H'=W'=16 -> 2560 outputs; kernel 5x7x7 = 245; M=4, C=9, E[f]=0.25, eps=0.01
-    r = layer_resources((10, 16, 16), (5, 7, 7), sigma=0.5, eps=0.01, cap=9.0, M=4.0, mean_f=0.25)
+    r = layer_resources(
+        (10, 16, 16),
+        (5, 7, 7),
+        sigma=0.5,
+        eps=0.01,
+        cap=9.0,
+        measured=LayerMeasurements(M=4.0, mean_f=0.25),
+    )
     q = 4.0 * 3.0 / (0.01 * 0.5)  # M sqrt(C) / (eps sqrt(E[f])) = 2400
     assert r.Q == pytest.approx(q)
     assert r.classical_ops == 2560 * 245
@@ -46,13 +54,21 @@ def test_layer_resources_formulas_by_hand():
     ],
 )
 def test_layer_resources_rejects_undefined_inputs(kwargs, match):
-    args = {"sigma": 0.5, "eps": 0.01, "cap": 10.0, "M": 1.0, "mean_f": 1.0, **kwargs}
+    mean_f = kwargs.pop("mean_f", 1.0)
+    args = {"sigma": 0.5, "eps": 0.01, "cap": 10.0, **kwargs}
     with pytest.raises(ValueError, match=match):
-        layer_resources((1, 2, 2), (1, 3, 3), **args)
+        layer_resources((1, 2, 2), (1, 3, 3), measured=LayerMeasurements(1.0, mean_f), **args)
 
 
 def test_crossover_table_scales_with_kernel_volume():
-    r = layer_resources((10, 16, 16), (5, 7, 7), sigma=0.5, eps=0.01, cap=10.0, M=4.0, mean_f=0.5)
+    r = layer_resources(
+        (10, 16, 16),
+        (5, 7, 7),
+        sigma=0.5,
+        eps=0.01,
+        cap=10.0,
+        measured=LayerMeasurements(M=4.0, mean_f=0.5),
+    )
     rows = crossover_table(r, kernel_sizes=(3, 7), depths=(1, 64))
     assert [(t["kernel"], t["depth"]) for t in rows] == [(3, 1), (3, 64), (7, 1), (7, 64)]
     for t in rows:
@@ -69,7 +85,7 @@ def test_report_uses_the_measured_layer_statistics():
     assert len(rows) == 2
     first = rows[0]["resources"]
     assert first["out_pixels"] == 5 * 22 * 22 and first["kernel_volume"] == 49
-    stats = model[0].stats_mean()
+    stats = model[0].statistics.mean()  # the report attached the observer
     assert first["M"] == pytest.approx(stats["M"]) and first["mean_f"] == pytest.approx(
         stats["mean_f"]
     )
@@ -111,7 +127,14 @@ def test_resources_command_rejects_no_sampling(tmp_path):
 
 
 def test_shots_used_and_needed_by_hand():
-    r = layer_resources((10, 16, 16), (5, 7, 7), sigma=0.5, eps=0.01, cap=10.0, M=4.0, mean_f=1.0)
+    r = layer_resources(
+        (10, 16, 16),
+        (5, 7, 7),
+        sigma=0.5,
+        eps=0.01,
+        cap=10.0,
+        measured=LayerMeasurements(M=4.0, mean_f=1.0),
+    )
     assert r.shots == 1280  # sigma d, d = 2560
     assert r.shots_for_eta == math.ceil(36 * math.log(2560) / 0.01)  # 28,252 for eta = 0.1
     assert r.eta_reference == 0.1
@@ -131,7 +154,14 @@ def test_backward_resources_by_hand():
 
 
 def test_growth_and_crossover_volume_by_hand():
-    r = layer_resources((10, 16, 16), (4, 5, 5), sigma=0.5, eps=0.01, cap=4.0, M=1.0, mean_f=1.0)
+    r = layer_resources(
+        (10, 16, 16),
+        (4, 5, 5),
+        sigma=0.5,
+        eps=0.01,
+        cap=4.0,
+        measured=LayerMeasurements(M=1.0, mean_f=1.0),
+    )
     assert r.kernel_volume == 100 and r.Q == pytest.approx(200.0)  # 1 * 2 / 0.01
     # Q ~ V^0.5: V* = (sigma Q0 / V0^0.5)^2 = (100 / 10)^2 = 100 ... and there V = sigma Q(V)
     v_star = crossover_volume(r, 0.5)

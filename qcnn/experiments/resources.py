@@ -73,8 +73,8 @@ from qcnn.nn.model import load_npz_strict
 from qcnn.nn.parallel import one_blas_thread
 from qcnn.quantum import QuantumConfig, QuantumConv2D
 from qcnn.quantum.costs import Assumptions, Counts, LayerShape
-from qcnn.quantum.physical import ERROR_BUDGET, estimator_available, physical_estimates
 from qcnn.quantum.layer_stats import watch_statistics
+from qcnn.quantum.physical import ERROR_BUDGET, estimator_available, physical_estimates
 from qcnn.quantum.resources import (
     LayerMeasurements,
     backward_resources,

@@ -43,8 +43,8 @@ from qcnn.models import (
 from qcnn.nn import Sequential, walk
 from qcnn.nn.model import load_npz_strict
 from qcnn.quantum import QuantumConfig, QuantumConv2D
-from qcnn.train import TrainConfig, evaluate, fit
 from qcnn.quantum.layer_stats import watch_statistics
+from qcnn.train import TrainConfig, evaluate, fit
 
 __all__ = [
     "config_tags",

@@ -172,7 +172,6 @@ class LayerStatistics:
             stats.update(_normaliser_stats(norm.estimated, norm.exact))
         return stats
 
-
     def _pixel_error_rms(self, layer: QuantumConv2D, record: ForwardRecord) -> float:
         """The RMS error of one estimate per pixel over every pixel of the batch's first image,
         drawn afresh from a statistics-only generator (never the training stream): in per-shot

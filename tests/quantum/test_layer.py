@@ -393,14 +393,41 @@ def test_stats_keys_and_values():
     assert stats.mean() == {}
     # an observer of inference passes only ignores training passes; a detached one sees nothing
     stats.training = False
-    layer.forward(x, training=True)
+    layer.train().forward(x)
     assert stats.mean() == {}
-    layer.forward(x, training=False)
+    layer.eval().forward(x)
     assert set(stats.mean()) == set(first) and stats.mean()["M"] == pytest.approx(first["M"])
     layer.observers.remove(stats)
     stats.reset()
-    layer.forward(x, training=False)
+    layer.forward(x)
     assert stats.mean() == {} and layer.statistics is None
+
+
+@pytest.mark.parametrize("name", ["paper", "per_shot_ae"])
+def test_inference_only_statistics_equal_all_pass_statistics(name):
+    """An observer that skips training passes (the run records') reports, for the inference
+    passes, exactly what one that saw every pass reports, the per-shot layers' per-pixel error
+    (drawn from a stream of its own that training passes advance) included."""
+    cfg = {
+        "paper": QuantumConfig.paper(),
+        "per_shot_ae": QuantumConfig(
+            noise_per_shot=True, ipe="amplitude_estimation", ae_bits=5, ae_median=3
+        ),
+    }[name]
+    layer = QuantumConv2D(2, 3, 3, config=cfg, rng=4)
+    every = layer.observe(LayerStatistics())
+    inference = layer.observe(LayerStatistics(training=False))
+    x = np.random.default_rng(5).standard_normal((3, 2, 8, 8)).astype(np.float32)
+    for _ in range(3):
+        layer.train().forward(x)
+    assert inference.mean() == {} and every.mean()
+    layer.reset_stats()
+    for _ in range(2):
+        layer.eval().forward(x)
+    assert inference.mean() == every.mean()
+    assert ("ipe_error_rms_pixel" in every.mean()) and ("per_shot_fallbacks" in every.mean()) == (
+        name == "per_shot_ae"
+    )
 
 
 def test_no_observer_no_statistics(monkeypatch):

@@ -795,22 +795,23 @@ def test_per_shot_mode_records_the_per_pixel_error_like_notebook_mode():
     x = rng.random((3, 2, 12, 12)).astype(np.float64)
     cfg = QuantumConfig(eps=0.05, noise_per_shot=True, sigma=0.5)
     layer = QuantumConv2D(2, 4, 3, config=cfg, rng=np.random.default_rng(1), dtype=np.float64)
+    stats = layer.observe(LayerStatistics())
     a_norm, f_norm = layer._norm_products(x)
     s2 = (2 * cfg.eps * a_norm[:1, None] * f_norm[None, :, None, None]) ** 2  # first image
     values = []
     for _ in range(30):
         layer.forward(x)
-        values.append(layer.stats["ipe_error_rms_pixel"] ** 2)
+        values.append(stats.last["ipe_error_rms_pixel"] ** 2)
     # each value: the mean of s2 Z^2 over the image's pixels; 30 of them
     var_one = 2 * np.sum(s2**2) / s2.size**2
     assert np.mean(values) == pytest.approx(s2.mean(), abs=5 * np.sqrt(var_one / 30))
-    assert layer.stats["ipe_error_rms"] < layer.stats["ipe_error_rms_pixel"]
+    assert stats.last["ipe_error_rms"] < stats.last["ipe_error_rms_pixel"]
     twin = QuantumConv2D(2, 4, 3, config=cfg, rng=np.random.default_rng(1), dtype=np.float64)
     twin.weight.data[...] = layer.weight.data
     twin.bias.data[...] = layer.bias.data
+    twin.observe(LayerStatistics())
     layer2 = QuantumConv2D(2, 4, 3, config=cfg, rng=np.random.default_rng(1), dtype=np.float64)
     layer2.weight.data[...] = layer.weight.data
-    layer2.bias.data[...] = layer.bias.data
-    layer2._pixel_error_rms = lambda *a: 0.0  # the statistic off
+    layer2.bias.data[...] = layer.bias.data  # no observer: the statistic off
     for _ in range(2):  # the second pass would differ if the statistic drew from the stream
         np.testing.assert_array_equal(twin.forward(x), layer2.forward(x))

@@ -33,19 +33,19 @@ from torch import nn
 
 from qcnn.quantum import (
     QUANTUM_TAG,
+    EmulatorExecutor,
     QuantumConfig,
     estimate_inner_products,
     layer_shots,
-    median_ae_estimate,
 )
-from qcnn.quantum.layer import ps_mu
-from qcnn.quantum.per_shot import gaussian_mean_f, sample_per_shot
+from qcnn.quantum.per_shot import ShotProblem, gaussian_mean_f, sample_per_shot
 from qcnn.torch.backprop import GradientReadout
 from qcnn.torch.random import Streams, multinomial_counts
 
 __all__ = ["QuantumConv2d", "QuantumWrite", "cap_relu", "reseed", "QUANTUM_TAG"]
 
 Pool = nn.MaxPool2d | nn.AvgPool2d
+_EMULATOR = EmulatorExecutor()  # the emulator's normaliser (AE of E[f] / C), drawn on the host
 
 
 class QuantumWrite(torch.autograd.Function):
@@ -280,16 +280,10 @@ class QuantumConv2d(nn.Conv2d):
         bias = np.zeros(shape)
         if self.bias is not None:
             bias = np.broadcast_to(_to_numpy(self.bias).reshape(1, -1, 1, 1), shape)
-        ps = sample_per_shot(
-            cfg.ipe,
-            _to_numpy(y_nb).reshape(flat),
-            y_np.reshape(flat),
-            scale_np.reshape(flat),
-            bias.reshape(flat),
-            cfg,
-            shots,
-            self.streams.host,
-        )
+        problem = ShotProblem(
+            _to_numpy(y_nb).reshape(flat), bias.reshape(flat), scale_np.reshape(flat)
+        )  # y = y_nb + bias, as y_np
+        ps = sample_per_shot(problem, cfg, shots, self.streams.host)
         kept = ps.counts > 0
         safe = np.maximum(ps.counts, 1)
         mean_value = np.where(kept, ps.value_sum / safe, 0.0)
@@ -298,7 +292,8 @@ class QuantumConv2d(nn.Conv2d):
                 mean_f = ps.mean_f
             else:
                 sd = 2.0 * cfg.eps * scale_np
-                mean_f = gaussian_mean_f(ps_mu(cfg, y_np), sd, cfg.cap).reshape(flat).mean(axis=1)
+                mu = y_np if cfg.noise_order == "theory" else np.clip(y_np, 0.0, cfg.cap)
+                mean_f = gaussian_mean_f(mu, sd, cfg.cap).reshape(flat).mean(axis=1)
             d = ps.counts.shape[1]
             if cfg.tomography_normaliser == "exact":
                 total = mean_f * d
@@ -320,12 +315,8 @@ class QuantumConv2d(nn.Conv2d):
     ) -> torch.Tensor:
         """``sum f`` per image ``(N,)`` from emulated amplitude estimation of ``E[f] / C`` (the
         ancilla's amplitude before amplification) with the configured bits and median count."""
-        cfg = self.config
-        bits = cfg.ae_bits_any
-        assert bits is not None  # validated: the normaliser's AE has eps > 0 or ae_bits
-        a = np.clip(mean_f / cfg.cap, 0.0, 1.0)
-        a_hat = median_ae_estimate(a, bits, cfg.resolved_ae_median, self.streams.host).amplitude
-        return torch.from_numpy(d * cfg.cap * a_hat).to(device)
+        total = _EMULATOR.normaliser(mean_f, d, self.config, self.streams.host)
+        return torch.from_numpy(total).to(device)
 
     def extra_repr(self) -> str:
         return f"{super().extra_repr()}, config={self.config}"

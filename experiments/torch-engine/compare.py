@@ -15,7 +15,6 @@ Prints one line per run and the summary; ``--json`` writes them.
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import sys
 import time

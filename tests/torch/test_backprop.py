@@ -54,6 +54,27 @@ def test_tomography_is_the_emulators(signs, batch_dims):
     assert (rows.abs().max(dim=1).values <= 0.2 * norms).all()
 
 
+def test_tomography_with_the_estimated_norm_is_the_emulators():
+    """The theory preset's gradient model (l-infinity tomography, the norm estimated by AE with
+    the preset's m and k) equals the emulator's for the same generator state."""
+    from qcnn.quantum import noisy_gradient as emulator_noisy_gradient
+
+    config = QuantumConfig.theory()
+    assert config.gradient_norm_ae is not None
+    streams = Streams(4)
+    g = torch.randn(6, 40, dtype=torch.float64)
+    rng = copy.deepcopy(streams.host)
+    out = noisy_gradient(
+        g, config.delta, streams, "linf_tomography", norm_ae=config.gradient_norm_ae
+    )
+    ref = emulator_noisy_gradient(
+        g.numpy(), config.delta, rng, "linf_tomography", norm_ae=config.gradient_norm_ae
+    )
+    np.testing.assert_array_equal(out.numpy(), ref)
+    with pytest.raises(ValueError, match="norm_ae"):
+        noisy_gradient(g, 0.1, streams, "gaussian", norm_ae=(3, 1))
+
+
 def _model(config: QuantumConfig) -> nn.Sequential:
     torch.manual_seed(0)
     return nn.Sequential(

@@ -9,16 +9,26 @@ Every writer goes to a temporary file in the destination directory, flushes and 
   behind. Its name records the writer's process id (``.<name>.qcnn-<pid>-<random>.tmp``), so
   :func:`remove_stale_temp_files` can remove exactly the ones whose writer is gone; the commands
   call it on their output folder at start.
+
+One writer per folder (:class:`DirectoryLock`): a command holds an exclusive ``flock`` on the
+file :data:`LOCK_NAME` inside its output folder for as long as it runs; the lock dies with the
+process (a killed holder leaves the file, never the lock), and the file records who holds it.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
 import re
+import shlex
+import socket
+import stat
+import sys
 import tempfile
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any, cast
@@ -31,6 +41,9 @@ __all__ = [
     "atomic_write_text",
     "atomic_write_json",
     "atomic_savez",
+    "DirectoryLock",
+    "DirectoryLocked",
+    "LOCK_NAME",
     "json_differences",
     "remove_stale_temp_files",
     "to_jsonable",
@@ -40,6 +53,15 @@ _TEMP_MARK = "qcnn-"
 # .<target name>.qcnn-<pid>-<mkstemp's random part>.tmp
 _TEMP_RE = re.compile(r"^\..+\.qcnn-(?P<pid>\d+)-[A-Za-z0-9_]+\.tmp$")
 _umask_lock = threading.Lock()
+
+try:  # POSIX; elsewhere (Windows) folders are not locked
+    import fcntl
+except ImportError:  # pragma: no cover
+    fcntl = None  # type: ignore[assignment]
+
+# The lock file of an output folder: hidden, and not a file of any run (every check that looks
+# at a folder's contents leaves it out: a folder holding only this file is empty).
+LOCK_NAME = ".qcnn-out.lock"
 
 
 def current_umask() -> int:
@@ -229,3 +251,93 @@ def atomic_savez(path: str | os.PathLike, arrays: dict[str, np.ndarray]) -> None
     with atomic_open(path, "wb") as fh:
         # cast: numpy's stub types **kwds as its own keyword arguments (allow_pickle: bool)
         np.savez(fh, **cast(dict[str, Any], arrays))
+
+
+class DirectoryLocked(RuntimeError):
+    """Another live process holds the lock of the folder; the message names it (one line)."""
+
+
+class DirectoryLock:
+    """An exclusive lock on a directory, held while this object is (``flock`` on the file
+    :data:`LOCK_NAME` inside it).
+
+    The file is created once and never removed or replaced (removing it would let a second
+    writer lock a new file while the first still holds the old one); it holds a small JSON
+    record of the holder (pid, command line, start time, host) written after locking and
+    cleared at :meth:`release`. A ``flock`` belongs to the open file and dies with the process,
+    so a file left by a killed process does not block anyone. The file is opened without
+    following a symlink (a planted link cannot redirect the record outside the folder).
+    """
+
+    def __init__(self, fd: int, path: Path) -> None:
+        self._fd: int | None = fd
+        self.path = path
+
+    @classmethod
+    def acquire(cls, directory: str | os.PathLike) -> DirectoryLock:
+        """Lock ``directory`` (which must exist) without waiting.
+
+        Raises :class:`DirectoryLocked` naming the holder when another process holds it, and
+        OSError when the lock file cannot be created or opened (``ELOOP``: it is a symlink).
+        """
+        path = Path(directory) / LOCK_NAME
+        flags = os.O_RDWR | os.O_CREAT | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_NOFOLLOW", 0)
+        fd = os.open(path, flags, 0o666)
+        try:
+            if not stat.S_ISREG(os.fstat(fd).st_mode):
+                raise OSError(errno.EINVAL, "not a regular file", str(path))
+            if fcntl is not None:
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                except BlockingIOError:
+                    raise DirectoryLocked(_describe_holder(os.pread(fd, 4096, 0))) from None
+            argv = list(getattr(sys, "orig_argv", sys.argv)) or ["?"]
+            argv[0] = Path(argv[0]).name  # python -m qcnn.experiments.mnist ...
+            record = {
+                "pid": os.getpid(),
+                "command": shlex.join(argv),
+                "started": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime()),
+                "host": socket.gethostname(),
+            }
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, json.dumps(record).encode(), 0)
+        except BaseException:
+            os.close(fd)
+            raise
+        return cls(fd, path)
+
+    def release(self) -> None:
+        """Clear the holder record and unlock (closing the file unlocks); idempotent."""
+        if self._fd is None:
+            return
+        fd, self._fd = self._fd, None
+        with contextlib.suppress(OSError):
+            os.ftruncate(fd, 0)
+        os.close(fd)
+
+    def __enter__(self) -> DirectoryLock:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()
+
+
+def _describe_holder(raw: bytes) -> str:
+    """``pid 123 on host, started ..., command: ...`` from a lock file's record (which anyone
+    may have written: only well-typed fields are shown, the command cut and kept on one line)."""
+    try:
+        rec = json.loads(raw.decode())
+    except (UnicodeDecodeError, ValueError, RecursionError):
+        rec = None
+    if not isinstance(rec, dict) or not isinstance(rec.get("pid"), int):
+        return "another process (it has not recorded itself yet)"
+    text = f"pid {rec['pid']}"
+    if isinstance(rec.get("host"), str):
+        text += f" on {rec['host'][:64]!r}"
+    if isinstance(rec.get("started"), str):
+        text += f", started {rec['started'][:40]}"
+    if isinstance(rec.get("command"), str):
+        command = rec["command"]
+        command = command if len(command) <= 300 else command[:300] + "..."
+        text += f", command: {command!r}"
+    return text

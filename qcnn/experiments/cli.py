@@ -14,7 +14,8 @@ Rules every command follows (docs/reliability.md):
   checked by :func:`check_sampling_memory` before any data is loaded;
 - output folder policy (:func:`check_output_dir`): ``--out`` must be new or empty, unless the
   command resumes (``--resume``, which needs a folder with runs in it); the default is a fresh
-  ``runs/<command>-<timestamp>`` folder (:func:`default_out`);
+  ``runs/<command>-<timestamp>`` folder (:func:`default_out`); one command at a time writes
+  to a folder (it is locked until the command ends; a second one is refused, naming the first);
 - a data directory the user names (``--data-dir``, ``$QCNN_DATA_DIR``) must exist
   (:func:`check_data_dir`), and hold the data (checked when loading);
 - known failures end in one ``error: ...`` message, never a traceback (:func:`cli_errors`):
@@ -33,6 +34,7 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any, NoReturn
 
+from qcnn.io import DirectoryLock
 from qcnn.quantum import QuantumConfig
 from qcnn.quantum.settings import GROUPS, settings_of
 
@@ -55,6 +57,7 @@ __all__ = [
     "int_in",
     "float_in",
     "check_output_dir",
+    "release_output_locks",
     "check_data_dir",
     "check_sampling_memory",
     "default_out",
@@ -170,35 +173,64 @@ def default_out(command: str) -> Path:
     return out
 
 
+# The output folders this process has locked (resolved path -> lock), released by cli_errors when
+# the command that locked them ends (the process ending releases them too).
+_held_out_locks: dict[Path, DirectoryLock] = {}
+
+
+def _entries(out: Path) -> list[str]:
+    """The names in ``out`` that count as contents (not the lock file)."""
+    from qcnn.io import LOCK_NAME
+
+    return sorted(p.name for p in out.iterdir() if p.name != LOCK_NAME) if out.is_dir() else []
+
+
 def check_output_dir(out: Path, resume: bool = False, *, can_resume: bool = True) -> None:
     """The output-folder policy, checked before any work; raises ValueError (one line).
 
     - ``out`` must be a directory or not exist, and be writable;
-    - without ``resume`` it must be new or empty: a second run never writes over (or next to)
-      the results of a first one;
+    - one writer at a time: the folder is locked (:class:`qcnn.io.DirectoryLock`) until the
+      command ends (:func:`cli_errors` releases it; so does the process ending, also when
+      killed); a folder another live process holds is refused, naming that process;
+    - without ``resume`` it must be new or empty (checked again under the lock): a second run
+      never writes over (or next to) the results of a first one;
     - with ``resume`` it must hold a previous run; stale temporary files left there by a killed
       writer are removed (:func:`qcnn.io.remove_stale_temp_files`).
 
+    The lock file does not count as contents: a folder holding only it is empty.
     ``can_resume=False`` (commands without ``--resume``) words the advice accordingly.
     """
-    from qcnn.io import remove_stale_temp_files
+    from qcnn.io import DirectoryLock, DirectoryLocked, remove_stale_temp_files
+
+    def refuse_contents(entries: list[str]) -> None:
+        if resume and not entries:
+            state = "is empty" if out.is_dir() else "does not exist"
+            raise ValueError(f"--resume: {str(out)!r} {state}; nothing to resume")
+        if not resume and entries:
+            shown = ", ".join(entries[:4]) + (", ..." if len(entries) > 4 else "")
+            advice = (
+                "pass --resume to continue the runs in it, or choose a new --out"
+                if can_resume
+                else "choose a new --out (or remove it)"
+            )
+            raise ValueError(f"--out {str(out)!r} is not empty (it holds {shown}); {advice}")
 
     if out.exists() and not out.is_dir():
         raise ValueError(f"--out {str(out)!r} exists and is not a directory")
-    entries = sorted(p.name for p in out.iterdir()) if out.is_dir() else []
-    if resume and not entries:
-        state = "is empty" if out.is_dir() else "does not exist"
-        raise ValueError(f"--resume: {str(out)!r} {state}; nothing to resume")
-    if not resume and entries:
-        shown = ", ".join(entries[:4]) + (", ..." if len(entries) > 4 else "")
-        advice = (
-            "pass --resume to continue the runs in it, or choose a new --out"
-            if can_resume
-            else "choose a new --out (or remove it)"
-        )
-        raise ValueError(f"--out {str(out)!r} is not empty (it holds {shown}); {advice}")
+    refuse_contents(_entries(out))  # before touching the folder: a refused one stays as it was
     try:
         out.mkdir(parents=True, exist_ok=True)
+        key = out.resolve()
+        if key not in _held_out_locks:
+            _held_out_locks[key] = DirectoryLock.acquire(out)
+    except DirectoryLocked as exc:
+        raise ValueError(
+            f"--out {str(out)!r} is in use by {exc}; wait for it to end or choose another --out"
+        ) from None
+    except OSError as exc:
+        raise ValueError(f"--out {str(out)!r} is not writable: {exc.strerror or exc}") from None
+    refuse_contents(_entries(out))  # a writer that held the folder until now may have filled it
+    try:
         probe = out / f".write-test-{os.getpid()}"
         probe.write_bytes(b"")
         probe.unlink()
@@ -206,6 +238,13 @@ def check_output_dir(out: Path, resume: bool = False, *, can_resume: bool = True
         raise ValueError(f"--out {str(out)!r} is not writable: {exc.strerror or exc}") from None
     if resume:
         remove_stale_temp_files(out)
+
+
+def release_output_locks(keep: Iterable[Path] = ()) -> None:
+    """Release the output-folder locks this process holds, except those of ``keep``."""
+    kept = set(keep)
+    for key in [k for k in _held_out_locks if k not in kept]:
+        _held_out_locks.pop(key).release()
 
 
 def check_data_dir(data_dir: str | None) -> None:
@@ -295,6 +334,7 @@ def cli_errors(main: Callable[..., int]) -> Callable[..., int]:
 
     @functools.wraps(main)
     def wrapper(argv: list[str] | None = None) -> int:
+        held_before = set(_held_out_locks)
         try:
             with warnings.catch_warnings():
                 # the subset fallback prints its notice on stderr itself (qcnn.data.idx_dataset.loud):
@@ -315,6 +355,8 @@ def cli_errors(main: Callable[..., int]) -> Callable[..., int]:
         ) as exc:
             print(f"error: {exc}", file=sys.stderr)
             return 2
+        finally:  # the --out lock this command took (on an error, Ctrl-C or exit too)
+            release_output_locks(keep=held_before)
 
     return wrapper
 

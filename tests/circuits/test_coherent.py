@@ -38,7 +38,7 @@ from qcnn.circuits.coherent import (  # noqa: E402
 )
 from qcnn.quantum import QuantumConfig, ae_outcome_probabilities  # noqa: E402
 from qcnn.quantum.output_law import ae_output_law, conv_products  # noqa: E402
-from qcnn.quantum.per_shot import sample_per_shot  # noqa: E402
+from qcnn.quantum.per_shot import ShotProblem, sample_per_shot  # noqa: E402
 
 pytestmark = pytest.mark.circuits
 TOL = 1e-9
@@ -175,16 +175,8 @@ def test_sampler_shots_agree_with_circuit_law_chi_square():
     )
     y_nb, scale, _ = conv_products(x, weight)
     b = np.broadcast_to(bias[:, None], y_nb.shape)
-    ps = sample_per_shot(
-        "amplitude_estimation",
-        y_nb.reshape(1, -1),
-        (y_nb + b).reshape(1, -1),
-        scale.reshape(1, -1),
-        b.reshape(1, -1),
-        cfg,
-        shots,
-        np.random.default_rng(np.random.SeedSequence(15)),
-    )
+    problem = ShotProblem(y_nb.reshape(1, -1), b.reshape(1, -1), scale.reshape(1, -1))
+    ps = sample_per_shot(problem, cfg, shots, np.random.default_rng(np.random.SeedSequence(15)))
     counts = ps.counts[0]
     assert counts.sum() == shots
 

@@ -465,11 +465,15 @@ def main(argv: list[str]) -> int:
         "dataset": whole[0]["dataset"] if whole else runs[0]["dataset"],
         "environment": whole[0]["environment"] if whole else None,
         # the sources of records this script wrote, then the other files given
-        "sources": [src for f in files for src in f.get("sources", [])]
-        + portable_paths(
-            [str(p) for p, f in zip(paths, files, strict=True) if "sources" not in f]
-            + [str(p) for p in second_paths],
-            Path.cwd(),
+        "sources": list(  # each once, in order
+            dict.fromkeys(
+                [src for f in files for src in f.get("sources", [])]
+                + portable_paths(
+                    [str(p) for p, f in zip(paths, files, strict=True) if "sources" not in f]
+                    + [str(p) for p in second_paths],
+                    Path.cwd(),
+                )
+            )
         ),
         "runs": sorted(runs, key=run_id),
         "cnn_weights_quantum_forward": sorted(forward, key=lambda r: (forward_mode(r), cell(r))),

@@ -58,6 +58,7 @@ __all__ = [
     "float_in",
     "check_output_dir",
     "release_output_locks",
+    "refuse_symlinks",
     "check_data_dir",
     "check_sampling_memory",
     "default_out",
@@ -194,8 +195,9 @@ def check_output_dir(out: Path, resume: bool = False, *, can_resume: bool = True
       killed); a folder another live process holds is refused, naming that process;
     - without ``resume`` it must be new or empty (checked again under the lock): a second run
       never writes over (or next to) the results of a first one;
-    - with ``resume`` it must hold a previous run; stale temporary files left there by a killed
-      writer are removed (:func:`qcnn.io.remove_stale_temp_files`).
+    - with ``resume`` it must hold a previous run and no symlink (:func:`refuse_symlinks`: no
+      run folder or file is read or written outside ``out``); stale temporary files left there
+      by a killed writer are removed (:func:`qcnn.io.remove_stale_temp_files`).
 
     The lock file does not count as contents: a folder holding only it is empty.
     ``can_resume=False`` (commands without ``--resume``) words the advice accordingly.
@@ -237,7 +239,27 @@ def check_output_dir(out: Path, resume: bool = False, *, can_resume: bool = True
     except OSError as exc:
         raise ValueError(f"--out {str(out)!r} is not writable: {exc.strerror or exc}") from None
     if resume:
+        refuse_symlinks(out)
         remove_stale_temp_files(out)
+
+
+def refuse_symlinks(out: Path) -> None:
+    """Refuse a folder holding a symlink anywhere inside it (a run folder or a file linked to
+    somewhere else would be read and written through): nothing is read from or written to
+    outside ``--out``. Walks the tree without following links; raises ValueError (one line)."""
+    for root, dirs, files in os.walk(out, followlinks=False):
+        for name in sorted(dirs + files):
+            path = Path(root) / name
+            if path.is_symlink():
+                try:
+                    target = repr(os.readlink(path))
+                except OSError:
+                    target = "an unreadable target"
+                raise ValueError(
+                    f"--out {str(out)!r} holds a symlink, {str(path.relative_to(out))!r} -> "
+                    f"{target}; qcnn reads and writes only inside --out: put the folder or file "
+                    "itself there, or choose a new --out"
+                )
 
 
 def release_output_locks(keep: Iterable[Path] = ()) -> None:

@@ -181,3 +181,48 @@ def test_a_symlinked_lock_file_is_not_followed(tmp_path):
     with pytest.raises(ValueError, match="not writable"):
         cli.check_output_dir(out)
     assert not elsewhere.exists()
+
+
+# ----------------------------------------------------------------------------------------------
+# Symlinks inside --out (issue 21, class A): nothing is read or written outside --out
+# ----------------------------------------------------------------------------------------------
+
+
+def _snapshot(folder: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(folder)): p.read_bytes() for p in folder.rglob("*") if p.is_file()}
+
+
+@pytest.mark.parametrize("linked", ["runs/run-a", "runs/run-a/run.json", "results.json", "runs"])
+def test_a_symlink_inside_out_is_refused_on_resume(linked, tmp_path, monkeypatch, capsys):
+    def _forbid(*_a, **_k):
+        raise AssertionError("work started although the command should have stopped")
+
+    monkeypatch.setattr(mnist, "load_data", _forbid)
+    monkeypatch.setattr(mnist, "train_run", _forbid)
+    out, elsewhere = tmp_path / "out", tmp_path / "elsewhere"
+    (out / "runs" / "run-a").mkdir(parents=True)
+    (out / "runs" / "run-a" / "run.json").write_text("{}")
+    (out / "results.json").write_text('{"runs": []}')
+    # move the linked entry elsewhere and leave a symlink to it in its place
+    elsewhere.mkdir()
+    target = elsewhere / Path(linked).name
+    (out / linked).rename(target)
+    (out / linked).symlink_to(target, target_is_directory=target.is_dir())
+    before = _snapshot(elsewhere)
+    with pytest.raises(SystemExit) as info:
+        mnist.main(["--out", str(out), "--resume", *TINY])
+    assert info.value.code == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "holds a symlink" in err and repr(linked) in err
+    assert _snapshot(elsewhere) == before  # nothing read into a run, nothing written there
+    assert _unlocked(out)
+
+
+def test_a_folder_without_symlinks_passes(tmp_path):
+    out = tmp_path / "out"
+    (out / "runs" / "a").mkdir(parents=True)
+    (out / "runs" / "a" / "run.json").write_text("{}")
+    cli.refuse_symlinks(out)  # no error
+    (out / "runs" / "b").symlink_to(out / "runs" / "a")  # even one pointing inside --out
+    with pytest.raises(ValueError, match="'runs/b' -> "):
+        cli.refuse_symlinks(out)

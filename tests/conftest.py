@@ -30,6 +30,20 @@ import pytest
 from qcnn.data import mnist as mnist_data
 from qcnn.train import BatchCallback, BatchEnd
 
+# The smallest command run the experiment tests train (mnist/sweep flags): 100 training and 50
+# test images, one epoch of 4 batches, no progress output.
+TINY = [
+    "--train-size",
+    "100",
+    "--test-size",
+    "50",
+    "--epochs",
+    "1",
+    "--batch-size",
+    "25",
+    "--quiet",
+]
+
 MNIST_FILES = (
     "train-images-idx3-ubyte.gz",
     "train-labels-idx1-ubyte.gz",

@@ -22,20 +22,9 @@ import pytest
 
 from qcnn.experiments import cli, mnist
 from qcnn.io import LOCK_NAME, DirectoryLock, DirectoryLocked
-from tests.conftest import python_m
+from tests.conftest import TINY, python_m
 
 ROOT = Path(__file__).resolve().parents[2]
-TINY = [
-    "--train-size",
-    "100",
-    "--test-size",
-    "50",
-    "--epochs",
-    "1",
-    "--batch-size",
-    "25",
-    "--quiet",
-]
 # holds --out (argv[1]) the way a command does, says "ready", and waits until its stdin closes
 HOLDER = (
     "import sys; from pathlib import Path; from qcnn.experiments.cli import check_output_dir; "

@@ -28,19 +28,7 @@ from qcnn.experiments import cli, mnist, resources, sweep
 from qcnn.models import paper_cnn, paper_qcnn
 from qcnn.quantum import QuantumConfig
 from qcnn.train import TrainingDiverged
-from tests.conftest import REAL_DATA_DIR, needs_data
-
-TINY = [
-    "--train-size",
-    "100",
-    "--test-size",
-    "50",
-    "--epochs",
-    "1",
-    "--batch-size",
-    "25",
-    "--quiet",
-]
+from tests.conftest import REAL_DATA_DIR, TINY, needs_data
 
 
 def _forbid(*_a, **_k):

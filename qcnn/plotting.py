@@ -53,6 +53,33 @@ def _new_figure(width: float, height: float, layout: Literal["constrained"] | No
     return Figure(figsize=(width, height), layout=layout)
 
 
+def _kernel_row(axes_row: Any, maps: np.ndarray, label: str, vmax: float, fontsize: int) -> None:
+    """Draw ``maps`` ``(K, H', W')`` into ``axes_row[1:]``, one kernel per column, on ``[0, vmax]``."""
+    for q in range(maps.shape[0]):
+        ax = axes_row[q + 1]
+        ax.imshow(maps[q], cmap="viridis", vmin=0.0, vmax=vmax)
+        ax.set_title(f"{label}\nkernel {q}", fontsize=fontsize)
+
+
+def _save_image_grid(
+    fig: Any,
+    axes: np.ndarray,
+    path: str | os.PathLike,
+    title: str,
+    title_size: int | None = None,
+    dpi: int = 120,
+) -> None:
+    """The end of every image grid: no ticks, the title (matplotlib's default size unless
+    ``title_size``), written to ``path``."""
+    for ax in axes.ravel():
+        ax.set_xticks([])
+        ax.set_yticks([])
+    if title:
+        # fontsize=None would not mean "the default": suptitle then falls back to font.size
+        fig.suptitle(title, **({} if title_size is None else {"fontsize": title_size}))
+    save_figure(fig, path, dpi=dpi)
+
+
 def plot_training_curves(
     runs: Sequence[dict[str, Any]], path: str | os.PathLike, window: int = 12
 ) -> None:
@@ -122,12 +149,7 @@ def plot_feature_maps(
             ax.imshow(stages[key][0, c], cmap="RdBu_r", vmin=-vmax, vmax=vmax)
             ax.set_title(name if row == 0 else "")
         axes[row, 1].set_ylabel(f"channel {c}")
-    for ax in axes.ravel():
-        ax.set_xticks([])
-        ax.set_yticks([])
-    if title:
-        fig.suptitle(title)
-    save_figure(fig, path)
+    _save_image_grid(fig, axes, path, title)
 
 
 def plot_circuit_layer(
@@ -150,17 +172,9 @@ def plot_circuit_layer(
     for r in (1, 2):
         axes[r, 0].axis("off")
     labels = ("exact conv, capped", "circuit estimate, capped", "sampled (N shots)")
-    for q in range(k):
-        for r, (data, label) in enumerate(zip((exact, estimated, sampled), labels, strict=True)):
-            ax = axes[r, q + 1]
-            ax.imshow(data[q], cmap="viridis", vmin=0.0, vmax=vmax)
-            ax.set_title(f"{label}\nkernel {q}", fontsize=8)
-    for ax in axes.ravel():
-        ax.set_xticks([])
-        ax.set_yticks([])
-    if title:
-        fig.suptitle(title, fontsize=9)
-    save_figure(fig, path, dpi=110)
+    for r, (data, label) in enumerate(zip((exact, estimated, sampled), labels, strict=True)):
+        _kernel_row(axes[r], data, label, vmax, fontsize=8)
+    _save_image_grid(fig, axes, path, title, title_size=9, dpi=110)
 
 
 def plot_coherent_layer(
@@ -185,16 +199,8 @@ def plot_coherent_layer(
     vmax_map = max([float(m.max()) for m in maps] + [1e-12])
     for r, (label, data) in enumerate(rows):
         vmax = vmax_law if label.startswith("P(") else vmax_map
-        for q in range(k):
-            ax = axes[r, q + 1]
-            ax.imshow(data[q], cmap="viridis", vmin=0.0, vmax=vmax)
-            ax.set_title(f"{label}\nkernel {q}", fontsize=7)
-    for ax in axes.ravel():
-        ax.set_xticks([])
-        ax.set_yticks([])
-    if title:
-        fig.suptitle(title, fontsize=9)
-    save_figure(fig, path, dpi=110)
+        _kernel_row(axes[r], data, label, vmax, fontsize=7)
+    _save_image_grid(fig, axes, path, title, title_size=9, dpi=110)
 
 
 def plot_sigma_curves(
